@@ -1,0 +1,87 @@
+"""Environments for gtrxl_jax: every task behind one batched interface and one TimeStep.
+
+`make_env(task, num_envs)` builds either one of the project's own tasks (the
+passive T-maze, "TMaze-L<corridor_length>") or any envpool task with a pixel,
+vector or MiniGrid observation and a Discrete action space ("Pong-v5",
+"MyWayHome-v1", "MiniGrid-MemoryS7-v0", "MazeMemory-v0", "CartPole-v1", ...).
+All of them are `VectorEnv`s: a synchronous `reset`/`step`, an asynchronous
+`async_reset`/`send`/`recv` for actors, an `EnvSpec`, and episode statistics
+with the unclipped reward (`pop_episodes`). The conventions on first, last,
+discount and row order are in `gtrxl_jax.envs.base`.
+
+    env = make_env("TMaze-L10", num_envs=8, seed=0)
+    timestep = env.reset()                       # TimeStep, rows [8]
+    timestep = env.step(np.zeros(8, np.int32))
+    episodes = env.pop_episodes()                # completed episodes since last call
+"""
+
+from typing import Any
+
+import numpy as np
+
+from gtrxl_jax.envs.base import VectorEnv
+from gtrxl_jax.envs.envpool_env import EnvpoolEnv
+from gtrxl_jax.envs.episodes import Episode, summarize
+from gtrxl_jax.envs.registry import (
+    PROJECT_TASKS,
+    find_project_task,
+    is_envpool_task,
+    unknown_task_error,
+)
+from gtrxl_jax.envs.spec import EnvSpec
+from gtrxl_jax.envs.tmaze import TMaze
+from gtrxl_jax.envs.types import TimeStep
+
+__all__ = [
+    "PROJECT_TASKS",
+    "EnvSpec",
+    "EnvpoolEnv",
+    "Episode",
+    "TMaze",
+    "TimeStep",
+    "VectorEnv",
+    "make_env",
+    "summarize",
+]
+
+_MAX_SEED = 2**31
+
+
+def make_env(
+    task: str, num_envs: int, seed: int = 0, training: bool = True, **options: Any
+) -> VectorEnv:
+    """Make N environments of a task, by name.
+
+    Args:
+      task: a project task ("TMaze-L10": T-maze with corridor length 10) or an envpool
+        task name ("Pong-v5", "MiniGrid-MemoryS7-v0", ...).
+      num_envs: N >= 1, the number of environments stepped together.
+      seed: 0 <= seed < 2**31; the same seed gives the same episodes.
+      training: the training variant of the task (Atari: clipped rewards and episodic
+        life); False for evaluation. Episode statistics are unclipped either way.
+      **options: batch_size (rows per `recv`, default N) and task options: for envpool
+        tasks any envpool option (e.g. max_episode_steps), overriding gtrxl_jax's
+        per-family defaults.
+
+    Returns:
+      The environments, not yet reset.
+
+    Raises:
+      ValueError: unknown task (with close names), bad num_envs/seed/batch_size, an
+        unknown option, or an observation or action space gtrxl_jax does not support.
+    """
+    if not _is_int(num_envs) or num_envs < 1:
+        raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+    if not _is_int(seed) or not 0 <= seed < _MAX_SEED:
+        raise ValueError(f"seed must be an int in [0, 2**31), got {seed!r}")
+    found = find_project_task(task)
+    if found is not None:
+        project_task, match = found
+        return project_task.build(match, num_envs, seed, training, options)
+    if is_envpool_task(task):
+        return EnvpoolEnv(task, num_envs, seed=seed, training=training, **options)
+    raise unknown_task_error(task)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)

@@ -1,0 +1,40 @@
+"""Pure-functional Flax memory cores: GTrXL / TrXL / TrXL-I, the LSTM baseline, gates, attention."""
+
+from gtrxl_jax.nn.attention import RelativeMultiHeadAttention, relative_shift, sinusoid_embedding
+from gtrxl_jax.nn.config import (
+    GATES,
+    VARIANTS,
+    CoreConfig,
+    FeedForwardConfig,
+    GTrXLConfig,
+    LSTMConfig,
+)
+from gtrxl_jax.nn.cores import init_memory, make_core
+from gtrxl_jax.nn.gates import GATE_FUNCTIONS, Gate
+from gtrxl_jax.nn.gtrxl import GTrXL, TransformerBlock
+from gtrxl_jax.nn.memory import KVCache, Memory
+from gtrxl_jax.nn.recurrent import FeedForwardCore, LSTMCore, LSTMState, NoState
+
+__all__ = [
+    "GATES",
+    "GATE_FUNCTIONS",
+    "VARIANTS",
+    "CoreConfig",
+    "FeedForwardConfig",
+    "FeedForwardCore",
+    "GTrXL",
+    "GTrXLConfig",
+    "Gate",
+    "KVCache",
+    "LSTMConfig",
+    "LSTMCore",
+    "LSTMState",
+    "Memory",
+    "NoState",
+    "RelativeMultiHeadAttention",
+    "TransformerBlock",
+    "init_memory",
+    "make_core",
+    "relative_shift",
+    "sinusoid_embedding",
+]

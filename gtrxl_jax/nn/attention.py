@@ -1,0 +1,121 @@
+"""Relative multi-head attention over [memory ; segment] (Transformer-XL, Dai et al. 2019).
+
+Transformer-XL (arXiv:1901.02860, section 3.3) scores query i against key j as
+  (q_i + u) . k_j  +  (q_i + v) . r_{i-j},   r_delta = W_R R_delta,
+with R the sinusoidal embedding of the distance delta and learned biases u, v. The sliding
+window of gtrxl_jax (see memory.attention_mask) only admits delta in [0, M], so only M + 1
+relative embeddings are ever projected.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+
+def sinusoid_embedding(num_positions: int, width: int) -> jax.Array:
+    """Sinusoidal embeddings of the distances 0 .. num_positions - 1.
+
+    Args:
+      num_positions: how many distances (M + 1).
+      width: embedding width (even).
+
+    Returns:
+      [num_positions, width] float32: [sin(delta * w_k) ; cos(delta * w_k)],
+      w_k = 10000^(-2k / width).
+    """
+    inv_freq = 1.0 / (10000.0 ** (jnp.arange(0, width, 2, dtype=jnp.float32) / width))
+    angles = jnp.arange(num_positions, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)[:, :width]
+
+
+def relative_shift(scores_by_distance: jax.Array, num_keys: int) -> jax.Array:
+    """Lays scores indexed by distance onto the key axis, without a gather.
+
+    Query i (at position M + i of [memory ; segment]) sits at distance delta = M + i - j from
+    key j. Reversing the distance axis gives k = j - i, then each row is skewed right by i
+    with the pad-and-reshape trick of Transformer-XL.
+
+    Args:
+      scores_by_distance: [..., T, M + 1], entry [i, delta].
+      num_keys: S = M + T.
+
+    Returns:
+      [..., T, S] with entry [i, j] = scores_by_distance[i, M + i - j] for i <= j <= M + i.
+      Entries outside that band hold arbitrary values and must be masked.
+    """
+    *lead, T, num_distances = scores_by_distance.shape
+    by_offset = jnp.flip(scores_by_distance, axis=-1)  # [..., T, M + 1], entry [i, j - i]
+    padded = jnp.pad(by_offset, [(0, 0)] * len(lead) + [(0, 0), (0, num_keys + 1 - num_distances)])
+    flat = padded.reshape(*lead, T * (num_keys + 1))[..., : T * num_keys]
+    return flat.reshape(*lead, T, num_keys)
+
+
+class RelativeMultiHeadAttention(nn.Module):
+    """Multi-head attention of a segment over [memory ; segment] with relative positions.
+
+    Attributes:
+      num_heads: H.
+      head_dim: Dh.
+      out_dim: D, width of the output projection.
+      dtype: compute dtype of the projections and score matmuls; softmax runs in float32.
+      param_dtype: parameter dtype.
+    """
+
+    num_heads: int
+    head_dim: int
+    out_dim: int
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        """Declares the q, k/v, position and output projections and the biases u, v."""
+        dense = dict(use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype)
+        heads = (self.num_heads, self.head_dim)
+        self.query = nn.DenseGeneral(heads, name="query", **dense)
+        self.key_value = nn.DenseGeneral((2, *heads), name="key_value", **dense)
+        self.position = nn.DenseGeneral(heads, name="position", **dense)
+        self.output = nn.DenseGeneral(self.out_dim, axis=(-2, -1), name="output", **dense)
+        self.u = self.param("u", nn.initializers.zeros, heads, self.param_dtype)
+        self.v = self.param("v", nn.initializers.zeros, heads, self.param_dtype)
+
+    def keys_values(self, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Projects inputs [B, S, D] into keys and values, each [B, S, H, Dh]."""
+        kv = self.key_value(inputs)
+        return kv[:, :, 0], kv[:, :, 1]
+
+    def __call__(
+        self,
+        segment: jax.Array,
+        memory_kv: tuple[jax.Array, jax.Array],
+        mask: jax.Array,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """Attends from each segment step over the memory and the segment.
+
+        Args:
+          segment: [B, T, D] the current steps' inputs (already layer-normed if pre-LN).
+          memory_kv: (keys, values) of the memory, each [B, M, H, Dh]: projected from the
+            memory states by `keys_values`, or read from the acting cache.
+          mask: [B, T, M + T] bool, True where query i may attend to key j.
+
+        Returns:
+          outputs [B, T, D] in the compute dtype, and (keys, values) [B, M + T, H, Dh] of
+          [memory ; segment].
+        """
+        M = memory_kv[0].shape[1]
+        q = self.query(segment)
+        k_seg, v_seg = self.keys_values(segment)
+        k = jnp.concatenate([memory_kv[0].astype(k_seg.dtype), k_seg], axis=1)
+        v = jnp.concatenate([memory_kv[1].astype(v_seg.dtype), v_seg], axis=1)
+        r = self.position(sinusoid_embedding(M + 1, segment.shape[-1]).astype(self.dtype))
+
+        u = self.u.astype(q.dtype)
+        v_bias = self.v.astype(q.dtype)
+        content = jnp.einsum("bihd,bjhd->bhij", q + u, k, preferred_element_type=jnp.float32)
+        by_distance = jnp.einsum(
+            "bihd,rhd->bhir", q + v_bias, r, preferred_element_type=jnp.float32
+        )
+        logits = (content + relative_shift(by_distance, k.shape[1])) / jnp.sqrt(self.head_dim)
+        logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
+        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+        attended = jnp.einsum("bhij,bjhd->bihd", weights, v)
+        return self.output(attended), (k, v)

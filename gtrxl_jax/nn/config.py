@@ -1,0 +1,171 @@
+"""Frozen, validated configurations of the memory cores (GTrXL, LSTM, feed-forward)."""
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+VARIANTS = ("trxl", "trxl_i", "gtrxl")
+GATES = ("input", "output", "highway", "sigmoid_tanh", "gru")
+# The paper's gate biases b_g (section 3.2 / appendix): 2 for the GRU gate, 1 for the others
+# that have one. The input gate has no bias.
+PAPER_GATE_BIAS = {"input": 0.0, "output": 1.0, "highway": 1.0, "sigmoid_tanh": 1.0, "gru": 2.0}
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def _check_positive_int(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}.{name} must be a positive int, got {value!r}.")
+
+
+def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{owner}.{name}={value!r} is not one of {allowed}.")
+
+
+def resolve_dtype(owner: str, name: str, value: Any) -> Any:
+    """Returns the jnp dtype named by `value` ("float32", "bfloat16", ... or a dtype)."""
+    if isinstance(value, str):
+        if value not in _DTYPES:
+            raise ValueError(f"{owner}.{name}={value!r} is not one of {tuple(_DTYPES)}.")
+        return _DTYPES[value]
+    if jnp.dtype(value) not in {jnp.dtype(d) for d in _DTYPES.values()}:
+        raise ValueError(f"{owner}.{name}={value!r} is not one of {tuple(_DTYPES)}.")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class GTrXLConfig:
+    """Configuration of a (Gated) Transformer-XL core.
+
+    Attributes:
+      num_layers: L, the number of transformer blocks.
+      d_model: D, the width of the residual stream (the core's input and output width).
+      num_heads: H, attention heads.
+      memory_len: M, how many earlier steps each query may attend to (the sliding window).
+      variant: "trxl" (canonical post-LN), "trxl_i" (identity map reordering) or
+        "gtrxl" (identity map reordering with gating layers).
+      gate: the gating layer of "gtrxl": "input", "output", "highway", "sigmoid_tanh" or "gru".
+      head_dim: per-head width Dh; None means d_model // num_heads. H * Dh may differ
+        from d_model (the paper's GTrXL uses a wider attention than its embedding).
+      d_ff: hidden width of the position-wise MLP; None means 4 * d_model.
+      gate_bias: b_g; None means the paper's value for the gate (2.0 for "gru", 1.0 for
+        "output", "highway", "sigmoid_tanh"; the "input" gate has no bias).
+      dtype: compute dtype of matmuls ("float32" or "bfloat16"); the residual stream,
+        layer norms, softmax and memory stay float32.
+      param_dtype: dtype of the parameters.
+    """
+
+    num_layers: int = 4
+    d_model: int = 256
+    num_heads: int = 8
+    memory_len: int = 64
+    variant: str = "gtrxl"
+    gate: str = "gru"
+    head_dim: int | None = None
+    d_ff: int | None = None
+    gate_bias: float | None = None
+    dtype: Any = "float32"
+    param_dtype: Any = "float32"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the field and the allowed values."""
+        owner = type(self).__name__
+        for name in ("num_layers", "d_model", "num_heads", "memory_len"):
+            _check_positive_int(owner, name, getattr(self, name))
+        _check_choice(owner, "variant", self.variant, VARIANTS)
+        _check_choice(owner, "gate", self.gate, GATES)
+        if self.head_dim is None and self.d_model % self.num_heads:
+            raise ValueError(
+                f"{owner}.num_heads={self.num_heads} does not divide d_model={self.d_model}; "
+                "choose a divisor or set head_dim explicitly."
+            )
+        if self.head_dim is not None:
+            _check_positive_int(owner, "head_dim", self.head_dim)
+        if self.d_ff is not None:
+            _check_positive_int(owner, "d_ff", self.d_ff)
+        if self.gate_bias is not None and not isinstance(self.gate_bias, int | float):
+            raise ValueError(f"{owner}.gate_bias must be a number or None, got {self.gate_bias!r}.")
+        resolve_dtype(owner, "dtype", self.dtype)
+        resolve_dtype(owner, "param_dtype", self.param_dtype)
+
+    @property
+    def resolved_head_dim(self) -> int:
+        """Dh: head_dim, or d_model // num_heads when unset."""
+        return self.head_dim if self.head_dim is not None else self.d_model // self.num_heads
+
+    @property
+    def resolved_d_ff(self) -> int:
+        """The MLP's hidden width: d_ff, or 4 * d_model when unset."""
+        return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+    @property
+    def resolved_gate_bias(self) -> float:
+        """b_g: gate_bias, or the paper's value for this gate when unset."""
+        return float(self.gate_bias if self.gate_bias is not None else PAPER_GATE_BIAS[self.gate])
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the core's outputs [T, B, D]."""
+        return self.d_model
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMConfig:
+    """Configuration of the LSTM baseline core.
+
+    Attributes:
+      hidden_size: width of the LSTM state and of the core's outputs.
+      num_layers: stacked LSTM layers.
+      dtype: compute dtype of matmuls; param_dtype: dtype of the parameters.
+    """
+
+    hidden_size: int = 256
+    num_layers: int = 1
+    dtype: Any = "float32"
+    param_dtype: Any = "float32"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the field and the allowed values."""
+        owner = type(self).__name__
+        _check_positive_int(owner, "hidden_size", self.hidden_size)
+        _check_positive_int(owner, "num_layers", self.num_layers)
+        resolve_dtype(owner, "dtype", self.dtype)
+        resolve_dtype(owner, "param_dtype", self.param_dtype)
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the core's outputs [T, B, hidden_size]."""
+        return self.hidden_size
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedForwardConfig:
+    """Configuration of the memoryless pass-through core (a reactive baseline).
+
+    Attributes:
+      d_model: width of the inputs, passed through unchanged.
+    """
+
+    d_model: int = 256
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the field and the allowed values."""
+        _check_positive_int(type(self).__name__, "d_model", self.d_model)
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the core's outputs [T, B, d_model]."""
+        return self.d_model
+
+
+CoreConfig = GTrXLConfig | LSTMConfig | FeedForwardConfig

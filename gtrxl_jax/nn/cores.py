@@ -1,0 +1,47 @@
+"""One place that maps a core configuration to its module and its initial state."""
+
+from flax import linen as nn
+
+from gtrxl_jax.nn.config import CoreConfig, FeedForwardConfig, GTrXLConfig, LSTMConfig
+from gtrxl_jax.nn.gtrxl import GTrXL
+from gtrxl_jax.nn.memory import init_gtrxl_memory
+from gtrxl_jax.nn.recurrent import FeedForwardCore, LSTMCore, NoState, init_lstm_state
+
+
+def _unknown_config(config) -> TypeError:
+    return TypeError(
+        f"No core for {type(config).__name__}; "
+        "expected GTrXLConfig, LSTMConfig or FeedForwardConfig."
+    )
+
+
+def make_core(config: CoreConfig) -> nn.Module:
+    """The core module for a configuration (GTrXL / TrXL / TrXL-I, LSTM or feed-forward)."""
+    if isinstance(config, GTrXLConfig):
+        return GTrXL(config)
+    if isinstance(config, LSTMConfig):
+        return LSTMCore(config)
+    if isinstance(config, FeedForwardConfig):
+        return FeedForwardCore(config)
+    raise _unknown_config(config)
+
+
+def init_memory(config: CoreConfig, batch_size: int, cache: bool = False):
+    """The initial state of any core for `batch_size` sequences (batch on axis 0 of every leaf).
+
+    Args:
+      config: a GTrXLConfig, LSTMConfig or FeedForwardConfig.
+      batch_size: B.
+      cache: GTrXL only: allocate the acting cache (keys and values of the memory).
+
+    Returns:
+      gtrxl: Memory(states [B, L, M, D], valid [B, M]); lstm: LSTMState(hidden, cell
+      [B, L, H]); feed-forward: NoState().
+    """
+    if isinstance(config, GTrXLConfig):
+        return init_gtrxl_memory(config, batch_size, cache=cache)
+    if isinstance(config, LSTMConfig):
+        return init_lstm_state(config, batch_size)
+    if isinstance(config, FeedForwardConfig):
+        return NoState()
+    raise _unknown_config(config)

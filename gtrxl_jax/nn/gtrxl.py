@@ -1,0 +1,200 @@
+"""TrXL, TrXL-I and GTrXL: the transformer memory core (Parisotto et al. 2019, arXiv:1910.06764).
+
+One block l maps its input x (the stream) with two submodules, relative multi-head attention
+over [memory ; segment] and a position-wise MLP (the paper's 1x1 temporal convolution):
+  TrXL    (canonical, post-LN)        y = LN(x + Sub(x))
+  TrXL-I  (identity map reordering)   y = x + ReLU(Sub(LN(x)))
+  GTrXL   (gated)                     y = g(x, ReLU(Sub(LN(x))))        (paper eq. 2-4)
+The memory of block l holds its raw (un-normalised) inputs at the M previous steps.
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from gtrxl_jax.nn.attention import RelativeMultiHeadAttention
+from gtrxl_jax.nn.config import GTrXLConfig, resolve_dtype
+from gtrxl_jax.nn.gates import Gate
+from gtrxl_jax.nn.memory import (
+    KVCache,
+    Memory,
+    attention_mask,
+    episode_ids,
+    next_valid,
+    shift_in,
+)
+
+
+class TransformerBlock(nn.Module):
+    """One TrXL / TrXL-I / GTrXL block (attention submodule, then MLP submodule)."""
+
+    config: GTrXLConfig
+
+    def setup(self):
+        """Declares the two submodules, their layer norms and (GTrXL) their gates."""
+        cfg = self.config
+        dtype = resolve_dtype("GTrXLConfig", "dtype", cfg.dtype)
+        param_dtype = resolve_dtype("GTrXLConfig", "param_dtype", cfg.param_dtype)
+        dense = dict(dtype=dtype, param_dtype=param_dtype)
+        norm = dict(dtype=jnp.float32, param_dtype=param_dtype)
+        self.attention = RelativeMultiHeadAttention(
+            cfg.num_heads, cfg.resolved_head_dim, cfg.d_model, **dense
+        )
+        self.mlp_hidden = nn.Dense(cfg.resolved_d_ff, **dense)
+        self.mlp_output = nn.Dense(cfg.d_model, **dense)
+        self.norm_attention = nn.LayerNorm(**norm)
+        self.norm_mlp = nn.LayerNorm(**norm)
+        if cfg.variant == "gtrxl":
+            gate = dict(kind=cfg.gate, bias=cfg.resolved_gate_bias, **dense)
+            self.gate_attention = Gate(**gate)
+            self.gate_mlp = Gate(**gate)
+
+    @property
+    def _pre_norm(self) -> bool:
+        return self.config.variant != "trxl"
+
+    def memory_keys_values(self, memory_states: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Keys and values [B, M, H, Dh] of this block's memory states [B, M, D]."""
+        if self._pre_norm:  # TrXL-I / GTrXL normalise [memory ; segment] alike.
+            memory_states = self.norm_attention(memory_states)
+        return self.attention.keys_values(memory_states)
+
+    def _mlp(self, x: jax.Array) -> jax.Array:
+        hidden = nn.relu(self.mlp_hidden(x))
+        return self.mlp_output(hidden).astype(jnp.float32)
+
+    def _combine(self, gate: str, x: jax.Array, y: jax.Array) -> jax.Array:
+        if self.config.variant == "gtrxl":
+            return getattr(self, gate)(x, y)
+        return x + y
+
+    def __call__(
+        self, x: jax.Array, memory_kv: tuple[jax.Array, jax.Array], mask: jax.Array
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """Applies the block.
+
+        Args:
+          x: [B, T, D] float32, the block's input stream.
+          memory_kv: keys and values [B, M, H, Dh] of the block's memory.
+          mask: [B, T, M + T] attention mask.
+
+        Returns:
+          y [B, T, D] float32, and the keys and values [B, M + T, H, Dh] it attended to.
+        """
+        if not self._pre_norm:  # TrXL: y = LN(x + Sub(x)).
+            attended, kv = self.attention(x, memory_kv, mask)
+            x = self.norm_attention(x + attended.astype(jnp.float32))
+            return self.norm_mlp(x + self._mlp(x)), kv
+        attended, kv = self.attention(self.norm_attention(x), memory_kv, mask)
+        x = self._combine("gate_attention", x, nn.relu(attended.astype(jnp.float32)))
+        x = self._combine("gate_mlp", x, nn.relu(self._mlp(self.norm_mlp(x))))
+        return x, kv
+
+
+class GTrXL(nn.Module):
+    """The GTrXL core (also TrXL and TrXL-I, by `config.variant`).
+
+    Usage (the same call acts, T = 1, and learns, T steps):
+      core = GTrXL(config)
+      memory = init_memory(config, batch_size)
+      params = core.init(key, inputs, first, memory)
+      outputs, memory = core.apply(params, inputs, first, memory)
+
+    Acting with the cache (`init_memory(config, B, cache=True)`) reads the memory's keys and
+    values instead of projecting them again; after the parameters change, refresh the cache
+    with `core.apply(params, memory, method=GTrXL.refresh_cache)`.
+    """
+
+    config: GTrXLConfig
+
+    def setup(self):
+        """Declares the L blocks."""
+        self.blocks = [
+            TransformerBlock(self.config, name=f"block_{l}") for l in range(self.config.num_layers)
+        ]
+
+    def _check(self, inputs: jax.Array, first: jax.Array, memory: Memory) -> None:
+        cfg = self.config
+        if not isinstance(memory, Memory):
+            raise TypeError(f"memory must be a gtrxl_jax Memory, got {type(memory).__name__}.")
+        chex.assert_rank(inputs, 3, custom_message="inputs must be [T, B, D].")
+        chex.assert_rank(first, 2, custom_message="first must be [T, B].")
+        chex.assert_type(inputs, float)
+        T, B, D = inputs.shape
+        if D != cfg.d_model:
+            raise ValueError(
+                f"inputs are [T, B, D] = {inputs.shape}; D must be d_model={cfg.d_model}."
+            )
+        if first.shape != (T, B):
+            raise ValueError(f"first has shape {first.shape}; expected [T, B] = {(T, B)}.")
+        expected = (B, cfg.num_layers, cfg.memory_len, cfg.d_model)
+        if memory.states.shape != expected:
+            raise ValueError(
+                f"memory.states has shape {memory.states.shape}; this config and batch need "
+                f"[B, L, M, D] = {expected}. Was the memory made by init_memory for this config?"
+            )
+        if memory.valid.shape != (B, cfg.memory_len):
+            raise ValueError(
+                f"memory.valid has shape {memory.valid.shape}; expected {(B, cfg.memory_len)}."
+            )
+
+    def refresh_cache(self, memory: Memory) -> Memory:
+        """Recomputes the acting cache from memory.states under the current parameters.
+
+        Args:
+          memory: Memory with states [B, L, M, D].
+
+        Returns:
+          The same memory with cache keys/values [B, L, M, H, Dh].
+        """
+        states = jax.lax.stop_gradient(memory.states)
+        kvs = [block.memory_keys_values(states[:, l]) for l, block in enumerate(self.blocks)]
+        keys = jnp.stack([k for k, _ in kvs], axis=1)
+        values = jnp.stack([v for _, v in kvs], axis=1)
+        return memory.replace(cache=KVCache(keys=keys, values=values))
+
+    def __call__(
+        self, inputs: jax.Array, first: jax.Array, memory: Memory
+    ) -> tuple[jax.Array, Memory]:
+        """Runs T steps, carrying the memory.
+
+        Args:
+          inputs: [T, B, D] float, the steps' embeddings (D = d_model).
+          first: [T, B] bool, True on an episode's first step (no attention before it).
+          memory: Memory from init_memory or a previous call; never differentiated.
+
+        Returns:
+          outputs [T, B, D] float32 and the memory after the T steps (with an updated
+          cache if the input memory had one).
+        """
+        self._check(inputs, first, memory)
+        cfg = self.config
+        T, M = inputs.shape[0], cfg.memory_len
+        x = jnp.swapaxes(inputs, 0, 1).astype(jnp.float32)  # [B, T, D]
+        ids = episode_ids(memory.valid, jnp.swapaxes(first, 0, 1))
+        mask = attention_mask(ids, M)
+        memory = jax.lax.stop_gradient(memory)
+
+        new_states, new_keys, new_values = [], [], []
+        for l, block in enumerate(self.blocks):
+            states = memory.states[:, l]
+            new_states.append(shift_in(states, x))
+            if memory.cache is None:
+                memory_kv = block.memory_keys_values(states)
+            else:
+                memory_kv = (memory.cache.keys[:, l], memory.cache.values[:, l])
+            x, (k, v) = block(x, memory_kv, mask)
+            new_keys.append(k[:, T:])
+            new_values.append(v[:, T:])
+
+        cache = None
+        if memory.cache is not None:
+            cache = KVCache(
+                keys=jnp.stack(new_keys, 1).astype(memory.cache.keys.dtype),
+                values=jnp.stack(new_values, 1).astype(memory.cache.values.dtype),
+            )
+        new_memory = Memory(
+            states=jnp.stack(new_states, axis=1), valid=next_valid(ids, M), cache=cache
+        )
+        return jnp.swapaxes(x, 0, 1), new_memory

@@ -1,0 +1,36 @@
+"""Small builders shared by the core tests."""
+
+import jax
+import jax.numpy as jnp
+
+import gtrxl_jax as gx
+
+
+def random_sequence(T, B, D, seed=0, reset_prob=0.25):
+    """Inputs [T, B, D] and first [T, B] with random episode starts."""
+    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    inputs = jax.random.normal(k1, (T, B, D))
+    first = jax.random.bernoulli(k2, reset_prob, (T, B))
+    return inputs, first
+
+
+def init_core(config, T=6, B=3, seed=0):
+    """The core, its params, a sequence and an empty memory."""
+    core = gx.make_core(config)
+    D = config.d_model if hasattr(config, "d_model") else 8
+    inputs, first = random_sequence(T, B, D, seed)
+    memory = gx.init_memory(config, B)
+    params = core.init(jax.random.PRNGKey(seed + 1), inputs, first, memory)
+    return core, params, inputs, first, memory
+
+
+def run_chunks(core, params, inputs, first, memory, sizes):
+    """Runs the core over consecutive chunks of the given sizes, carrying the memory."""
+    outputs, start = [], 0
+    for size in sizes:
+        out, memory = core.apply(
+            params, inputs[start : start + size], first[start : start + size], memory
+        )
+        outputs.append(out)
+        start += size
+    return jnp.concatenate(outputs), memory
