@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates ./.venv with the pinned requirements and the package (idempotent; re-runs when
+# requirements.txt or setup.cfg change). Sourced by train.sh and test.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+stamp=.venv/.installed-$(cat requirements.txt setup.cfg | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "Setting up .venv (pinned requirements; first run takes a few minutes)..." >&2
+  "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r requirements.txt
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
