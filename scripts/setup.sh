@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
+# Procgen (envpool) loads Qt 5 at run time: install Debian's runtime where we can.
+if ! ldconfig -p 2>/dev/null | grep -q libQt5Gui.so.5 && command -v apt-get >/dev/null \
+    && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq libqt5gui5 >/dev/null) \
+    || echo "warning: could not install libqt5gui5; Procgen tasks will not load" >&2
+fi
 stamp=.venv/.installed-$(cat requirements.txt setup.cfg | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "Setting up .venv (pinned requirements; first run takes a few minutes)..." >&2

@@ -1,0 +1,363 @@
+"""The IMPALA V-trace actor-critic loss on rlax, with optional multi-task PopArt.
+
+V-trace and the loss follow Espeholt et al. 2018, "IMPALA: Scalable Distributed Deep-RL with
+Importance Weighted Actor-Learner Architectures", section 4 (https://arxiv.org/abs/1802.01561).
+PopArt value normalisation follows Hessel et al. 2018, "Multi-task Deep Reinforcement Learning
+with PopArt" (https://arxiv.org/abs/1809.04474), on rlax's PopArt.
+
+Inputs are time-major transitions built by the learner from T+1 environment steps: transition
+s goes from step s to step s+1, so `rewards[s]` and `discounts[s]` (gamma times the
+environment's discount) come from step s+1, and `values` [T+1, B] holds V(x_0)..V(x_T), the
+last being the bootstrap.
+
+Masking. `mask[s]` is False where the action at step s was taken on an episode's last step:
+the environment ignored it and reset, so transition s crosses an episode boundary and is not
+a transition at all. Such a transition contributes nothing to any loss term, and it must not
+reach the V-trace recursion of earlier steps either: after a truncation (discount 1 on the
+last step) the recursion from s-1 reads v_s - V(x_s). Setting rho_s = c_s = 0 (and r_s =
+gamma_s = 0) there makes v_s = V(x_s) exactly, so step s-1 bootstraps from the value of the
+truncated step, as it would in a trajectory that ended there. rlax's `sample_mask` is not
+used for this: it carries the correction of step s+1 (the next episode) through step s.
+
+Normalisation. Each term is a mean over the unmasked transitions of the batch, where IMPALA
+(scalable_agent) sums over [T, B]. A mean keeps the loss scale, the gradient-norm clip and the
+learning rate independent of the unroll length, the batch size and the share of masked
+transitions; the sum scales them all with T x B.
+"""
+
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import rlax
+
+PopArtState = rlax.PopArtState
+
+
+class VTraceTargets(NamedTuple):
+    """V-trace targets of a batch of trajectories, all [T, B] and without gradient.
+
+    Attributes:
+      vs: v_s, the V-trace value targets (IMPALA eq. (1)); V(x_s) where the mask is False.
+      pg_advantages: rho_s (r_s + gamma_s v_{s+1} - V(x_s)), the policy-gradient advantages
+        with rho_s = min(rho_bar, pi/mu) (IMPALA section 4.2); 0 where the mask is False.
+    """
+
+    vs: jax.Array
+    pg_advantages: jax.Array
+
+
+def importance_ratios(
+    target_logits: jax.Array,
+    behaviour_logits: jax.Array,
+    actions: jax.Array,
+    mask: jax.Array,
+) -> jax.Array:
+    """Unclipped importance ratios pi(a_s|x_s) / mu(a_s|x_s) of the taken actions.
+
+    Args:
+      target_logits: [T, B, A] logits of the learner's policy pi at steps 0..T-1.
+      behaviour_logits: [T, B, A] logits of the actors' policy mu at steps 0..T-1.
+      actions: [T, B] int, the actions a_s taken by the actors.
+      mask: [T, B] bool, False for transitions that cross an episode boundary.
+
+    Returns:
+      [T, B] float ratios, without gradient; 0 where the mask is False.
+    """
+    chex.assert_rank([target_logits, behaviour_logits, actions, mask], [3, 3, 2, 2])
+    chex.assert_equal_shape([target_logits, behaviour_logits])
+    chex.assert_equal_shape([actions, mask])
+    chex.assert_equal_shape_prefix([target_logits, actions], 2)
+    chex.assert_type([actions, mask], [int, bool])
+    log_rhos = _log_prob(target_logits, actions) - _log_prob(behaviour_logits, actions)
+    rhos = jnp.where(mask, jnp.exp(log_rhos), 0.0)
+    return jax.lax.stop_gradient(rhos)
+
+
+def vtrace_targets(
+    values: jax.Array,
+    rewards: jax.Array,
+    discounts: jax.Array,
+    rhos: jax.Array,
+    mask: jax.Array,
+    *,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+    lambda_: float = 1.0,
+) -> VTraceTargets:
+    """V-trace value targets and policy-gradient advantages (IMPALA section 4), on rlax.
+
+    Args:
+      values: [T+1, B] V(x_0)..V(x_T) in return units; values[T] is the bootstrap.
+      rewards: [T, B] r_s, the reward received on entering step s+1.
+      discounts: [T, B] gamma_s, gamma times the environment's discount of step s+1.
+      rhos: [T, B] unclipped importance ratios pi/mu of the taken actions.
+      mask: [T, B] bool, False for transitions that cross an episode boundary.
+      rho_bar: truncation level of rho_s, in the TD errors and in the advantages.
+      c_bar: truncation level of the trace coefficients c_s.
+      lambda_: the trace discount lambda in c_s = lambda min(c_bar, pi/mu).
+
+    Returns:
+      VTraceTargets, all [T, B] and without gradient.
+    """
+    _check_vtrace_levels(rho_bar, c_bar, lambda_)
+    chex.assert_rank([values, rewards, discounts, rhos, mask], 2)
+    chex.assert_equal_shape([rewards, discounts, rhos, mask])
+    chex.assert_shape(values, (rewards.shape[0] + 1, rewards.shape[1]))
+    chex.assert_type([values, rewards, discounts, rhos, mask], [float, float, float, float, bool])
+    values = jax.lax.stop_gradient(values)
+    # A masked transition becomes a null one: rho_s = c_s = 0, so v_s = V(x_s).
+    rhos = jnp.where(mask, rhos, 0.0)
+    rewards = jnp.where(mask, rewards, 0.0)
+    discounts = jnp.where(mask, discounts, 0.0)
+    # rlax fixes c_s = lambda_s min(1, rho_s); this per-step lambda_s turns it into the
+    # paper's c_s = lambda min(c_bar, rho_s) (and 0 where rho_s = 0).
+    lambdas = lambda_ * jnp.minimum(c_bar, rhos) / jnp.maximum(
+        jnp.minimum(1.0, rhos), jnp.finfo(rhos.dtype).tiny)
+    vtrace = jax.vmap(rlax.vtrace, in_axes=(1, 1, 1, 1, 1, 1, None), out_axes=1)
+    errors = vtrace(values[:-1], values[1:], rewards, discounts, rhos, lambdas, rho_bar)
+    vs = values[:-1] + errors
+    # IMPALA section 4.2: the advantage bootstraps from the next V-trace target v_{s+1}.
+    vs_tp1 = jnp.concatenate([vs[1:], values[-1:]], axis=0)
+    pg_advantages = jnp.minimum(rho_bar, rhos) * (rewards + discounts * vs_tp1 - values[:-1])
+    return jax.lax.stop_gradient(VTraceTargets(vs=vs, pg_advantages=pg_advantages))
+
+
+def impala_loss(
+    target_logits: jax.Array,
+    values: jax.Array,
+    actions: jax.Array,
+    behaviour_logits: jax.Array,
+    rewards: jax.Array,
+    discounts: jax.Array,
+    mask: jax.Array,
+    *,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+    lambda_: float = 1.0,
+    baseline_cost: float = 0.5,
+    entropy_cost: float = 0.01,
+    popart: PopArtState | None = None,
+    task_ids: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Compute the IMPALA loss: V-trace policy gradient, value loss and entropy bonus.
+
+    loss = pg_loss + baseline_cost * baseline_loss - entropy_cost * entropy, with
+      pg_loss = -mean[rho_s (r_s + gamma_s v_{s+1} - V(x_s)) log pi(a_s|x_s)],
+      baseline_loss = mean[0.5 (v_s - V(x_s))^2],
+      entropy = mean[-sum_a pi(a|x_s) log pi(a|x_s)],
+    means over the unmasked transitions (see the module docstring), the targets v_s and the
+    advantages held constant (IMPALA section 4.2).
+
+    With PopArt (Hessel et al. 2018, section 3), `values` are the normalised outputs n(x) of
+    each environment's task: V(x) = sigma n(x) + mu with the statistics of `task_ids`. V-trace
+    runs on V; the value loss regresses n(x_s) onto (v_s - mu) / sigma, and the advantages
+    are divided by sigma, so every task's updates have a similar scale.
+
+    Args:
+      target_logits: [T, B, A] logits of the learner's policy pi at steps 0..T-1.
+      values: [T+1, B] the learner's values at steps 0..T (values[T] is the bootstrap);
+        normalised values n(x) when `popart` is given.
+      actions: [T, B] int, the actions a_s taken by the actors.
+      behaviour_logits: [T, B, A] logits of the actors' policy mu at steps 0..T-1.
+      rewards: [T, B] r_s, the reward received on entering step s+1.
+      discounts: [T, B] gamma_s, gamma times the environment's discount of step s+1.
+      mask: [T, B] bool, False for transitions that cross an episode boundary.
+      rho_bar: truncation level of the importance ratios rho_s (IMPALA default 1).
+      c_bar: truncation level of the trace coefficients c_s (IMPALA default 1).
+      lambda_: the trace discount lambda in c_s = lambda min(c_bar, pi/mu) (default 1).
+      baseline_cost: weight of the value loss (IMPALA default 0.5).
+      entropy_cost: weight of the entropy bonus (default 0.01).
+      popart: PopArt statistics [N] per task (from `popart_init`), or None for no PopArt.
+      task_ids: [B] int in [0, N), each environment's task; required with `popart`.
+
+    Returns:
+      loss: scalar.
+      metrics: dict of scalars: loss, pg_loss, baseline_loss, entropy, rho_mean,
+        rho_clipped_fraction (share of rho_s above rho_bar), value_mean and vs_mean (in
+        return units), pg_advantage_mean (as used, so normalised with PopArt) and
+        valid_fraction (share of unmasked transitions).
+    """
+    chex.assert_rank([target_logits, values, actions], [3, 2, 2])
+    chex.assert_equal_shape_prefix([target_logits, actions], 2)
+    rhos = importance_ratios(target_logits, behaviour_logits, actions, mask)
+    if popart is None:
+        unnormalised_values = values
+    else:
+        _check_task_ids(task_ids, values.shape[1])
+        unnormalised_values = popart_unnormalize(popart, values, task_ids)
+    targets = vtrace_targets(unnormalised_values, rewards, discounts, rhos, mask,
+                             rho_bar=rho_bar, c_bar=c_bar, lambda_=lambda_)
+    value_targets, pg_advantages = targets.vs, targets.pg_advantages
+    if popart is not None:
+        value_targets = popart_normalize(popart, value_targets, task_ids)
+        pg_advantages = pg_advantages / popart.scale[task_ids]
+
+    log_pi = jax.nn.log_softmax(target_logits)
+    pg_loss = _masked_mean(-pg_advantages * _log_prob(target_logits, actions), mask)
+    baseline_loss = _masked_mean(0.5 * jnp.square(value_targets - values[:-1]), mask)
+    entropy = _masked_mean(-jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1), mask)
+    loss = pg_loss + baseline_cost * baseline_loss - entropy_cost * entropy
+
+    metrics = {
+        "loss": loss,
+        "pg_loss": pg_loss,
+        "baseline_loss": baseline_loss,
+        "entropy": entropy,
+        "rho_mean": _masked_mean(rhos, mask),
+        "rho_clipped_fraction": _masked_mean((rhos > rho_bar).astype(rhos.dtype), mask),
+        "value_mean": _masked_mean(jax.lax.stop_gradient(unnormalised_values[:-1]), mask),
+        "vs_mean": _masked_mean(targets.vs, mask),
+        "pg_advantage_mean": _masked_mean(pg_advantages, mask),
+        "valid_fraction": jnp.mean(mask.astype(rhos.dtype)),
+    }
+    return loss, metrics
+
+
+def popart_init(num_tasks: int) -> PopArtState:
+    """Make the initial PopArt statistics: shift mu = 0, scale sigma = 1 for each of N tasks.
+
+    The statistics are state: the learner carries them (and checkpoints them) beside the
+    parameters, identical on every device. Per learner update:
+      1. the gradient step uses them as they are (`impala_loss(..., popart=state,
+         task_ids=task_ids)`, `values` being the value head's normalised outputs);
+      2. `popart_update` moves them toward the batch's targets in return units,
+         `vtrace_targets(popart_unnormalize(state, values, task_ids), rewards, discounts,
+         importance_ratios(...), mask, <the loss's rho_bar, c_bar, lambda_>).vs`;
+      3. `popart_preserve_outputs` rescales the updated value layer so V(x) is unchanged.
+
+    Args:
+      num_tasks: N, the number of tasks (1 for single-task PopArt).
+
+    Returns:
+      PopArtState with shift, scale and second_moment, each [N] float32.
+    """
+    if num_tasks < 1:
+        raise ValueError(f"popart_init: num_tasks must be >= 1, got {num_tasks}.")
+    return PopArtState(shift=jnp.zeros([num_tasks]), scale=jnp.ones([num_tasks]),
+                       second_moment=jnp.ones([num_tasks]))
+
+
+def popart_normalize(state: PopArtState, values: jax.Array, task_ids: jax.Array) -> jax.Array:
+    """Normalise values in return units: (values - mu) / sigma, per environment's task.
+
+    Args:
+      state: PopArt statistics, each [N].
+      values: [..., B] values in return units, e.g. [T, B] targets.
+      task_ids: [B] int in [0, N), the task of each environment.
+
+    Returns:
+      [..., B] normalised values.
+    """
+    _check_task_ids(task_ids, values.shape[-1])
+    return rlax.normalize(state, values, jnp.broadcast_to(task_ids, values.shape))
+
+
+def popart_unnormalize(state: PopArtState, values: jax.Array, task_ids: jax.Array) -> jax.Array:
+    """Map normalised values back to return units: sigma n + mu, per environment's task.
+
+    Args:
+      state: PopArt statistics, each [N].
+      values: [..., B] normalised values, e.g. the value head's [T+1, B] outputs.
+      task_ids: [B] int in [0, N), the task of each environment.
+
+    Returns:
+      [..., B] values in return units.
+    """
+    _check_task_ids(task_ids, values.shape[-1])
+    return rlax.unnormalize(state, values, jnp.broadcast_to(task_ids, values.shape))
+
+
+def popart_update(
+    state: PopArtState,
+    targets: jax.Array,
+    task_ids: jax.Array,
+    mask: jax.Array,
+    *,
+    step_size: float = 3e-4,
+    scale_lb: float = 1e-4,
+    scale_ub: float = 1e6,
+    axis_name: Any = None,
+) -> PopArtState:
+    """Move each task's statistics one step toward the first two moments of its targets.
+
+    For each task i present in the batch (PopArt's ART step, with beta = step_size):
+      mu_i <- mu_i + beta (mean_i[v_s] - mu_i),  nu_i <- nu_i + beta (mean_i[v_s^2] - nu_i),
+      sigma_i = sqrt(clip(nu_i - mu_i^2, scale_lb^2, scale_ub^2)),
+    means over the task's unmasked targets. rlax.art sums one beta-step per target, so its
+    step would grow with T x B; each target is weighted by 1 / (its task's count) here, which
+    makes beta a per-update rate whatever the batch size. Tasks absent from the batch keep
+    their statistics. Follow with `popart_preserve_outputs` on the value layer.
+
+    Args:
+      state: PopArt statistics, each [N].
+      targets: [T, B] value targets v_s in return units (`vtrace_targets(...).vs`).
+      task_ids: [B] int in [0, N), the task of each environment.
+      mask: [T, B] bool, False for transitions that cross an episode boundary (ignored).
+      step_size: beta, the rate of the moving moments.
+      scale_lb: lower bound of sigma.
+      scale_ub: upper bound of sigma.
+      axis_name: pmap/vmap axis name(s) over which to pool the batch (devices), or None.
+
+    Returns:
+      The new PopArtState, without gradient.
+    """
+    chex.assert_rank([targets, task_ids, mask], [2, 1, 2])
+    chex.assert_equal_shape([targets, mask])
+    _check_task_ids(task_ids, targets.shape[1])
+    indices = jnp.broadcast_to(task_ids, targets.shape)
+    counts = jnp.zeros_like(state.shift).at[indices].add(mask.astype(state.shift.dtype))
+    if axis_name is not None:
+        counts = jax.lax.psum(counts, axis_name)
+    step_sizes = jnp.where(mask, step_size / jnp.maximum(counts[indices], 1.0), 0.0)
+    targets = jnp.where(mask, jax.lax.stop_gradient(targets), 0.0)
+    return rlax.art(state, targets, indices, step_sizes, scale_lb, scale_ub, axis_name)
+
+
+def popart_preserve_outputs(
+    params: dict[str, jax.Array], old_state: PopArtState, new_state: PopArtState
+) -> dict[str, jax.Array]:
+    """Rescale the value layer so that its unnormalised outputs are unchanged (PopArt's POP).
+
+    Args:
+      params: a flax Dense layer's parameters, {"kernel": [D, N], "bias": [N]}, whose N
+        outputs are the normalised values of the N tasks.
+      old_state: the statistics the layer was trained under.
+      new_state: the statistics from `popart_update`.
+
+    Returns:
+      {"kernel": [D, N], "bias": [N]} such that sigma' n'(x) + mu' = sigma n(x) + mu.
+    """
+    chex.assert_rank([params["kernel"], params["bias"]], [2, 1])
+    chex.assert_equal_shape([params["bias"], old_state.shift, new_state.shift])
+    new = rlax.pop({"w": params["kernel"], "b": params["bias"]}, old_state, new_state)
+    return {"kernel": new["w"], "bias": new["b"]}
+
+
+def _log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
+    """Return log pi(a) for [T, B, A] logits and [T, B] actions."""
+    log_probs = jax.nn.log_softmax(logits)
+    return jnp.take_along_axis(log_probs, actions[..., None], axis=-1)[..., 0]
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Average x over the True entries of mask (0 when there are none)."""
+    total = jnp.sum(jnp.where(mask, x, 0.0))
+    return total / jnp.maximum(jnp.sum(mask), 1).astype(total.dtype)
+
+
+def _check_vtrace_levels(rho_bar: float, c_bar: float, lambda_: float) -> None:
+    if not rho_bar > 0:
+        raise ValueError(f"rho_bar must be > 0, got {rho_bar}.")
+    if not c_bar > 0:
+        raise ValueError(f"c_bar must be > 0, got {c_bar}.")
+    if not 0 <= lambda_ <= 1:
+        raise ValueError(f"lambda_ must be in [0, 1], got {lambda_}.")
+
+
+def _check_task_ids(task_ids: jax.Array | None, batch_size: int) -> None:
+    if task_ids is None:
+        raise ValueError("PopArt needs task_ids [B], the task of each environment; got None.")
+    chex.assert_shape(task_ids, (batch_size,))
+    chex.assert_type(task_ids, int)
