@@ -27,8 +27,10 @@ def demo_main(argv: list[str] | None = None) -> None:
     unroll = jax.jit(core.apply)
     start = time.perf_counter()
     outputs, final = jax.block_until_ready(unroll(params, inputs, first, memory))
-    print(f"unroll [T={T}, B={B}] -> outputs {outputs.shape} in {time.perf_counter() - start:.2f}s "
-          f"(with compile); memory states {final.states.shape}, valid slots {int(final.valid[0].sum())}")
+    print(
+        f"unroll [T={T}, B={B}] -> outputs {outputs.shape} in {time.perf_counter() - start:.2f}s "
+        f"(with compile); memory states {final.states.shape}, valid slots {int(final.valid[0].sum())}"
+    )
     step = jax.jit(core.apply)
     acting = init_memory(config, B, cache=True)
     steps = []

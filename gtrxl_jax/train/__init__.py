@@ -1,0 +1,1 @@
+"""The actor-learner training system (Sebulba-style): actors, learner, loop, checkpoints."""

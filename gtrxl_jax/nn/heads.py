@@ -1,0 +1,81 @@
+"""Policy and value heads: the agent's core outputs turned into action logits and a value.
+
+The heads act on the last axis only, so they take the core's time-major outputs [T, B, D]
+as they are (or one acting step's [B, D]). The policy's logits layer starts small, so the
+initial policy is close to uniform, a common choice for actor-critic agents (e.g. the
+PPO implementation study of Andrychowicz et al., 2020, https://arxiv.org/abs/2006.05990).
+"""
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# As in torsos.py: compute in `dtype`, accumulate in float32, keep float32 parameters.
+_dot_general_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+
+class PolicyValueHead(nn.Module):
+    """Maps features to policy logits and a state value, through an optional shared MLP.
+
+    Attributes:
+      num_actions: A, the number of discrete actions.
+      hidden_sizes: widths of the shared relu MLP before the two output layers; empty (the
+        default) puts the output layers directly on the features.
+      logits_init_scale: the logits layer's kernel is drawn from a truncated normal of
+        standard deviation logits_init_scale / sqrt(D') (D' its input width), so the initial
+        logits have a spread of about logits_init_scale x the inputs' root mean square and the
+        initial policy is near uniform. 0 makes it exactly uniform.
+      dtype: compute dtype (e.g. jnp.bfloat16); parameters and outputs stay float32.
+    """
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = ()
+    logits_init_scale: float = 0.01
+    dtype: Any = jnp.float32
+
+    def __post_init__(self) -> None:
+        if self.num_actions < 1:
+            raise ValueError(f"PolicyValueHead.num_actions must be >= 1, got {self.num_actions}.")
+        if any(size <= 0 for size in self.hidden_sizes):
+            raise ValueError("PolicyValueHead.hidden_sizes must hold positive ints, got "
+                             f"{self.hidden_sizes!r}.")
+        if self.logits_init_scale < 0:
+            raise ValueError("PolicyValueHead.logits_init_scale must be >= 0, got "
+                             f"{self.logits_init_scale}.")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Compute the policy logits and the value.
+
+        Args:
+          features: [..., D] floating, e.g. the core's outputs [T, B, D] or [B, D].
+
+        Returns:
+          logits: [..., A] float32, unnormalised log-probabilities of the actions.
+          value: [...] float32, the state-value estimate.
+        """
+        if features.ndim < 1:
+            raise ValueError("PolicyValueHead takes features [..., D] with a feature axis, got "
+                             f"a scalar of shape {features.shape}.")
+        chex.assert_type(features, float, custom_message=(
+            "PolicyValueHead takes floating features; encode observations with a torso first."))
+        x = features
+        for i, size in enumerate(self.hidden_sizes):
+            x = nn.relu(nn.Dense(size, dtype=self.dtype, dot_general=_dot_general_f32,
+                                 name=f"hidden_{i}")(x))
+        logits = nn.Dense(
+            self.num_actions,
+            dtype=self.dtype,
+            dot_general=_dot_general_f32,
+            kernel_init=nn.initializers.variance_scaling(
+                self.logits_init_scale**2, "fan_in", "truncated_normal"),
+            name="logits",
+        )(x)
+        value = nn.Dense(1, dtype=self.dtype, dot_general=_dot_general_f32, name="value")(x)
+        return logits.astype(jnp.float32), value[..., 0].astype(jnp.float32)
