@@ -27,9 +27,11 @@ def demo_main(argv: list[str] | None = None) -> None:
     unroll = jax.jit(core.apply)
     start = time.perf_counter()
     outputs, final = jax.block_until_ready(unroll(params, inputs, first, memory))
+    seconds = time.perf_counter() - start
+    valid_slots = int(final.valid[0].sum())
     print(
-        f"unroll [T={T}, B={B}] -> outputs {outputs.shape} in {time.perf_counter() - start:.2f}s "
-        f"(with compile); memory states {final.states.shape}, valid slots {int(final.valid[0].sum())}"
+        f"unroll [T={T}, B={B}] -> outputs {outputs.shape} in {seconds:.2f}s (with compile); "
+        f"memory states {final.states.shape}, valid slots {valid_slots}"
     )
     step = jax.jit(core.apply)
     acting = init_memory(config, B, cache=True)

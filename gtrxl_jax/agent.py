@@ -1,0 +1,233 @@
+"""The agent: torso + memory core + policy/value heads, as pure functions of explicit state.
+
+    agent = Agent(observation_spec, num_actions, core_config)
+    params = agent.init(key)
+    state = agent.initial_state(batch_size)
+    outputs, state = agent.unroll(params, inputs, state)                    # [T, B] (learning)
+    outputs, state = agent.unroll(params, inputs, state, segment_len=32)    # K segments, scanned
+    outputs, state = agent.step(params, step_inputs, state)                 # [B] (acting)
+
+The torso runs once over the whole [T * B] batch, outside any scan (XLA:CPU runs
+convolutions inside `lax.scan` ~20x slower); only the core carries state through time.
+"""
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+from flax import struct
+
+from gtrxl_jax.nn.config import CoreConfig, GTrXLConfig, resolve_dtype
+from gtrxl_jax.nn.cores import init_memory, make_core
+from gtrxl_jax.nn.gtrxl import GTrXL
+from gtrxl_jax.nn.heads import PolicyValueHead
+from gtrxl_jax.nn.torsos import make_torso
+
+
+@struct.dataclass
+class AgentInput:
+    """What the agent sees at each step, time-major [T, B] (or [B] for one acting step).
+
+    Attributes:
+      observation: pytree of arrays [T, B, ...] (uint8 pixels are scaled inside jit).
+      first: [T, B] bool, True on an episode's first step.
+      prev_action: [T, B] int32, the action taken at the previous step (ignored on first steps).
+      prev_reward: [T, B] float32, the reward received on entering this step.
+    """
+
+    observation: Any
+    first: jax.Array
+    prev_action: jax.Array
+    prev_reward: jax.Array
+
+
+@struct.dataclass
+class AgentOutput:
+    """The agent's outputs, time-major.
+
+    Attributes:
+      logits: [T, B, A] float32 policy logits.
+      values: [T, B] float32 state values.
+    """
+
+    logits: jax.Array
+    values: jax.Array
+
+
+class Embedding(nn.Module):
+    """Torso features, plus the previous action (one-hot) and reward, projected to the core width.
+
+    Attributes:
+      torso: the observation torso (maps [N, ...] to [N, F]).
+      num_actions: A.
+      width: the core's input width.
+      use_prev_action_reward: feed the previous action and reward to the core (IMPALA, GTrXL).
+      dtype: compute dtype of the projection.
+    """
+
+    torso: nn.Module
+    num_actions: int
+    width: int
+    use_prev_action_reward: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, inputs: AgentInput) -> jax.Array:
+        """Embeds inputs [T, B, ...] into [T, B, width] float32."""
+        T, B = inputs.first.shape
+        flat = jax.tree.map(lambda x: x.reshape((T * B, *x.shape[2:])), inputs.observation)
+        features = [self.torso(flat).reshape(T, B, -1)]
+        if self.use_prev_action_reward:
+            not_first = (~inputs.first)[..., None]
+            features.append(jax.nn.one_hot(inputs.prev_action, self.num_actions) * not_first)
+            features.append(inputs.prev_reward.astype(jnp.float32)[..., None] * not_first)
+        x = jnp.concatenate(features, axis=-1)
+        return nn.relu(nn.Dense(self.width, dtype=self.dtype)(x)).astype(jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """An actor-critic agent over any core, with explicit parameters and state.
+
+    Attributes:
+      observation_spec: one environment's observation (no batch axis), a pytree of
+        jax.ShapeDtypeStruct, e.g. `EnvSpec.observation`.
+      num_actions: A, the number of discrete actions.
+      core_config: GTrXLConfig, LSTMConfig or FeedForwardConfig.
+      torso_options: options of the torso chosen by `make_torso` (e.g. channels_first).
+      use_prev_action_reward: feed the previous action and reward to the core.
+      head_hidden_sizes: a shared MLP before the policy and value outputs.
+    """
+
+    observation_spec: Any
+    num_actions: int
+    core_config: CoreConfig
+    torso_options: tuple[tuple[str, Any], ...] = ()
+    use_prev_action_reward: bool = True
+    head_hidden_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if (
+            isinstance(self.num_actions, bool)
+            or not isinstance(self.num_actions, int)
+            or (self.num_actions < 1)
+        ):
+            raise ValueError(f"num_actions must be a positive int, got {self.num_actions!r}.")
+        self.embedding  # noqa: B018  (builds the torso now: a bad spec fails before any work)
+
+    @functools.cached_property
+    def _dtype(self) -> Any:
+        return resolve_dtype("core_config", "dtype", getattr(self.core_config, "dtype", "float32"))
+
+    @functools.cached_property
+    def embedding(self) -> Embedding:
+        """The torso and input projection module."""
+        torso = make_torso(self.observation_spec, **dict(self.torso_options))
+        return Embedding(
+            torso,
+            self.num_actions,
+            self.core_config.output_dim,
+            self.use_prev_action_reward,
+            self._dtype,
+        )
+
+    @functools.cached_property
+    def core(self) -> nn.Module:
+        """The memory core module."""
+        return make_core(self.core_config)
+
+    @functools.cached_property
+    def head(self) -> PolicyValueHead:
+        """The policy/value head module."""
+        return PolicyValueHead(self.num_actions, self.head_hidden_sizes, dtype=self._dtype)
+
+    def initial_state(self, batch_size: int, cache: bool = False):
+        """The core's initial state for `batch_size` environments (batch on axis 0 of every leaf).
+
+        Args:
+          batch_size: B.
+          cache: GTrXL only: allocate the acting cache, for actors (see `refresh_state`).
+        """
+        return init_memory(self.core_config, batch_size, cache=cache)
+
+    def dummy_inputs(self, T: int, B: int) -> AgentInput:
+        """Zero inputs [T, B] that match the observation spec (for init and compilation)."""
+        observation = jax.tree.map(
+            lambda s: jnp.zeros((T, B, *s.shape), s.dtype), self.observation_spec
+        )
+        return AgentInput(
+            observation=observation,
+            first=jnp.ones((T, B), bool),
+            prev_action=jnp.zeros((T, B), jnp.int32),
+            prev_reward=jnp.zeros((T, B), jnp.float32),
+        )
+
+    def init(self, key: jax.Array) -> dict:
+        """Initial parameters {"embedding", "core", "head"}."""
+        k1, k2, k3 = jax.random.split(key, 3)
+        inputs = self.dummy_inputs(1, 1)
+        embedding_params = self.embedding.init(k1, inputs)
+        x = self.embedding.apply(embedding_params, inputs)
+        core_params = self.core.init(k2, x, inputs.first, self.initial_state(1))
+        head_params = self.head.init(k3, jnp.zeros((1, 1, self.core_config.output_dim)))
+        return {"embedding": embedding_params, "core": core_params, "head": head_params}
+
+    def _core_unroll(self, params: dict, x: jax.Array, first: jax.Array, state, segment_len):
+        """Runs the core over x [N, B, D] in ceil(N / segment_len) calls, scanning full segments."""
+        N = x.shape[0]
+        if segment_len is None or segment_len >= N:
+            return self.core.apply(params["core"], x, first, state)
+        K, rest = divmod(N, segment_len)
+
+        def segment(state, xs):
+            y, state = self.core.apply(params["core"], *xs, state)
+            return state, y
+
+        head = lambda a: a[: K * segment_len].reshape(K, segment_len, *a.shape[1:])  # noqa: E731
+        state, y = jax.lax.scan(segment, state, (head(x), head(first)))
+        y = y.reshape(K * segment_len, *y.shape[2:])
+        if rest:
+            y_rest, state = self.core.apply(params["core"], x[-rest:], first[-rest:], state)
+            y = jnp.concatenate([y, y_rest])
+        return y, state
+
+    def unroll(
+        self, params: dict, inputs: AgentInput, state, segment_len: int | None = None
+    ) -> tuple[AgentOutput, Any]:
+        """Runs the agent over N steps, carrying the core state.
+
+        With `segment_len`, the core runs as a `lax.scan` over the N // segment_len full
+        segments (the memory the scan's carry, under stop_gradient between segments as in
+        Transformer-XL), then one call for any remaining steps; compute and activation memory
+        then grow linearly in N. The result equals a single call over all N steps.
+
+        Args:
+          params: from `init`.
+          inputs: AgentInput [N, B, ...].
+          state: the core state at step 0 (from `initial_state` or a trajectory).
+          segment_len: T, the core's segment length; None runs one call over all N steps.
+
+        Returns:
+          AgentOutput (logits [N, B, A], values [N, B]) and the core state after step N-1.
+        """
+        if segment_len is not None and (isinstance(segment_len, bool) or segment_len < 1):
+            raise ValueError(f"segment_len must be a positive int or None, got {segment_len!r}.")
+        x = self.embedding.apply(params["embedding"], inputs)
+        y, state = self._core_unroll(params, x, inputs.first, state, segment_len)
+        logits, values = self.head.apply(params["head"], y)
+        return AgentOutput(logits=logits, values=values), state
+
+    def step(self, params: dict, inputs: AgentInput, state) -> tuple[AgentOutput, Any]:
+        """One acting step: inputs [B, ...] -> AgentOutput (logits [B, A], values [B]), state."""
+        batched = jax.tree.map(lambda a: a[None], inputs)
+        outputs, state = self.unroll(params, batched, state)
+        return jax.tree.map(lambda a: a[0], outputs), state
+
+    def refresh_state(self, params: dict, state):
+        """Recomputes the acting cache of a GTrXL state under `params` (other cores: as is)."""
+        if isinstance(self.core_config, GTrXLConfig) and state.cache is not None:
+            return self.core.apply(params["core"], state, method=GTrXL.refresh_cache)
+        return state
