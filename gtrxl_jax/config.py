@@ -1,0 +1,465 @@
+"""Training configuration: frozen dataclasses with defaults, validation and key=value overrides.
+
+    config = TrainConfig()                                    # the defaults
+    config = apply_overrides(config, ["agent.core=lstm", "env.task=TMaze-L20"])
+    config = load_config("experiments/configs/tmaze.py", ["learner.batch_size=16"])
+
+Every user error (an unknown key, a wrong type, an impossible value) raises ConfigError
+naming the key and what is allowed, before any expensive work starts.
+"""
+
+import dataclasses
+import difflib
+import importlib.util
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from gtrxl_jax.nn.config import (
+    VARIANTS,
+    CoreConfig,
+    FeedForwardConfig,
+    GTrXLConfig,
+    LSTMConfig,
+)
+
+CORES = (*VARIANTS, "lstm", "feedforward")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key a user gave is not valid."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Which task to train on, and how many environments each actor steps.
+
+    Attributes:
+      task: a task name for `gtrxl_jax.envs.make_env` (envpool's, or the project's
+        "TMaze-L<N>"); several comma-separated names train one multi-task agent (each task
+        gets a task id; with loss.popart its own value normalisation).
+      num_envs: environments per actor thread.
+      options: extra keyword options for make_env (e.g. {"max_episode_steps": 1000}).
+    """
+
+    task: str = "TMaze-L16"
+    num_envs: int = 32
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        _require(isinstance(self.task, str) and self.task != "", "env.task must be a task name.")
+        _require(self.num_envs >= 1, f"env.num_envs must be >= 1, got {self.num_envs}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """The agent's core and inputs.
+
+    Attributes:
+      core: "gtrxl", "trxl_i", "trxl" (transformer variants, configured by `transformer`;
+        its `variant` is set from `core`), "lstm" (configured by `lstm`) or "feedforward".
+      transformer: the GTrXL / TrXL / TrXL-I configuration.
+      lstm: the LSTM configuration.
+      use_prev_action_reward: feed the previous action and reward to the core.
+      torso_options: options of the torso (see gtrxl_jax.nn.torsos.make_torso).
+    """
+
+    core: str = "gtrxl"
+    transformer: GTrXLConfig = dataclasses.field(
+        default_factory=lambda: GTrXLConfig(num_layers=2, d_model=64, num_heads=4, memory_len=32)
+    )
+    lstm: LSTMConfig = dataclasses.field(default_factory=lambda: LSTMConfig(hidden_size=64))
+    use_prev_action_reward: bool = True
+    torso_options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        _require(self.core in CORES, f"agent.core={self.core!r} is not one of {CORES}.")
+        if self.core in VARIANTS and self.transformer.variant != self.core:
+            object.__setattr__(
+                self, "transformer", dataclasses.replace(self.transformer, variant=self.core)
+            )
+
+    def core_config(self) -> CoreConfig:
+        """The configuration of the chosen core."""
+        if self.core in VARIANTS:
+            return self.transformer
+        if self.core == "lstm":
+            return self.lstm
+        return FeedForwardConfig(d_model=self.transformer.d_model)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The IMPALA V-trace loss (gtrxl_jax.losses.impala_loss).
+
+    Attributes:
+      discount: gamma.
+      rho_bar, c_bar, lambda_: V-trace truncation levels and trace discount.
+      baseline_cost: weight of the value loss.
+      entropy_cost: weight of the entropy bonus.
+      popart: normalise values per task with PopArt.
+    """
+
+    discount: float = 0.99
+    rho_bar: float = 1.0
+    c_bar: float = 1.0
+    lambda_: float = 1.0
+    baseline_cost: float = 0.5
+    entropy_cost: float = 0.01
+    popart: bool = False
+
+    def __post_init__(self):
+        _require(
+            0.0 <= self.discount <= 1.0, f"loss.discount must be in [0, 1], got {self.discount}."
+        )
+        for name in ("rho_bar", "c_bar"):
+            value = getattr(self, name)
+            _require(value > 0, f"loss.{name} must be > 0, got {value}.")
+        _require(0.0 <= self.lambda_ <= 1.0, f"loss.lambda_ must be in [0, 1], got {self.lambda_}.")
+        for name in ("baseline_cost", "entropy_cost"):
+            value = getattr(self, name)
+            _require(value >= 0, f"loss.{name} must be >= 0, got {value}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimiser (gtrxl_jax.train.optimizer.make_optimizer).
+
+    Attributes:
+      name: "adam" or "rmsprop".
+      learning_rate: the initial learning rate.
+      max_grad_norm: global-norm gradient clipping (None: no clipping).
+      schedule: "constant" or "linear" (decay to 0 over the run).
+    """
+
+    name: str = "adam"
+    learning_rate: float = 5e-4
+    max_grad_norm: float | None = 40.0
+    schedule: str = "constant"
+
+    def __post_init__(self):
+        _require(
+            self.name in ("adam", "rmsprop"),
+            f"optimizer.name={self.name!r} is not one of ('adam', 'rmsprop').",
+        )
+        _require(
+            self.learning_rate > 0,
+            f"optimizer.learning_rate must be > 0, got {self.learning_rate}.",
+        )
+        _require(
+            self.schedule in ("constant", "linear"),
+            f"optimizer.schedule={self.schedule!r} is not one of ('constant', 'linear').",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+    """The learner's batches and the actor-learner coupling.
+
+    Attributes:
+      trajectory_len: steps per trajectory (the V-trace horizon), a multiple of segment_len.
+      segment_len: the core's segment length T; the learner scans trajectory_len / T segments.
+        None means one segment of trajectory_len.
+      batch_size: trajectories per update, across all learner devices and hosts.
+      total_env_steps: the run's length in environment steps.
+      num_actor_threads: actor threads per host.
+      reproducible: actors act with the parameters of exactly one update before the one their
+        data feeds (a fixed policy lag), so the learning curve does not depend on speed.
+      queue_size: trajectories the actor-learner queue holds in free-running mode.
+      actor_devices, learner_devices: indices into jax.local_devices() (None: all devices learn;
+        actors use the first device).
+      max_nonfinite_updates: stop after this many consecutive skipped non-finite updates.
+    """
+
+    trajectory_len: int = 32
+    segment_len: int | None = None
+    batch_size: int = 32
+    total_env_steps: int = 200_000
+    num_actor_threads: int = 1
+    reproducible: bool = True
+    queue_size: int = 2
+    actor_devices: tuple[int, ...] | None = None
+    learner_devices: tuple[int, ...] | None = None
+    max_nonfinite_updates: int = 10
+
+    def __post_init__(self):
+        for name in (
+            "trajectory_len",
+            "batch_size",
+            "total_env_steps",
+            "num_actor_threads",
+            "queue_size",
+            "max_nonfinite_updates",
+        ):
+            value = getattr(self, name)
+            _require(value >= 1, f"learner.{name} must be >= 1, got {value}.")
+        if self.segment_len is not None:
+            _require(
+                self.segment_len >= 1, f"learner.segment_len must be >= 1, got {self.segment_len}."
+            )
+            _require(
+                self.trajectory_len % self.segment_len == 0,
+                f"learner.trajectory_len={self.trajectory_len} must be a multiple of "
+                f"learner.segment_len={self.segment_len}.",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    """Multi-host settings for jax.distributed (None: a single process).
+
+    Attributes:
+      coordinator_address: "host:port" of process 0.
+      num_processes: how many processes (hosts) take part.
+      process_id: this process's index in [0, num_processes).
+    """
+
+    coordinator_address: str | None = None
+    num_processes: int = 1
+    process_id: int = 0
+
+    def __post_init__(self):
+        _require(
+            self.num_processes >= 1,
+            f"distributed.num_processes must be >= 1, got {self.num_processes}.",
+        )
+        _require(
+            0 <= self.process_id < self.num_processes,
+            f"distributed.process_id={self.process_id} must be in [0, {self.num_processes}).",
+        )
+        _require(
+            self.num_processes == 1 or bool(self.coordinator_address),
+            "distributed.coordinator_address is required when num_processes > 1.",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Where a run writes, how often, and its seed.
+
+    Attributes:
+      seed: seeds parameters, environments and action sampling.
+      log_dir: the run's folder (metrics, checkpoints, config); resumed if it holds a checkpoint
+        and `resume` is set.
+      resume: continue from the latest checkpoint in log_dir.
+      log_interval_updates: updates between metric records.
+      checkpoint_interval_updates: updates between checkpoints.
+      keep_checkpoints: how many of the latest checkpoints to keep.
+      eval_episodes: greedy and sampled evaluation episodes at the end (0: none).
+      progress: show a progress bar on the console.
+    """
+
+    seed: int = 0
+    log_dir: str = "runs/default"
+    resume: bool = False
+    log_interval_updates: int = 10
+    checkpoint_interval_updates: int = 100
+    keep_checkpoints: int = 3
+    eval_episodes: int = 100
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("log_interval_updates", "checkpoint_interval_updates", "keep_checkpoints"):
+            value = getattr(self, name)
+            _require(value >= 1, f"run.{name} must be >= 1, got {value}.")
+        _require(
+            self.eval_episodes >= 0, f"run.eval_episodes must be >= 0, got {self.eval_episodes}."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; the one place for defaults."""
+
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    agent: AgentConfig = dataclasses.field(default_factory=AgentConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+
+def to_dict(config: Any) -> dict:
+    """The config as nested plain dicts (for saving and for comparing with a checkpoint's)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict) -> Any:
+    """Builds a (nested) config dataclass from plain dicts, checking keys and types."""
+    return _build(cls, values, prefix="")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _unknown_key(key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ConfigError(f"Unknown config key {key!r}.{hint} Valid keys here: {sorted(known)}.")
+
+
+def _build(cls: type, values: dict, prefix: str) -> Any:
+    types_ = _field_types(cls)
+    kwargs = {}
+    for name, value in values.items():
+        key = prefix + name
+        if name not in types_:
+            raise _unknown_key(key, list(types_))
+        kwargs[name] = _coerce(types_[name], value, key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as error:  # the core configs raise ValueError with the field named
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {error}") from error
+
+
+def _coerce(annotation: Any, value: Any, key: str) -> Any:
+    """Converts `value` (possibly a string from the command line) to the annotated type."""
+    if dataclasses.is_dataclass(annotation):
+        if dataclasses.is_dataclass(value):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} is a section; set its fields as {key}.<field>=<value>.")
+        return _build(annotation, value, key + ".")
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{key} cannot be {value!r}.")
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{key} must be a comma-separated list, got {value!r}.")
+        item_type = args[0] if args else str
+        return tuple(_coerce(item_type, item, key) for item in items if item != "")
+    if annotation is dict or origin is dict:
+        if isinstance(value, str):
+            raise ConfigError(f"{key} is a dict; set its entries as {key}.<name>=<value>.")
+        return dict(value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key} must be true or false, got {value!r}.")
+    if annotation in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a {annotation.__name__}, got {value!r}.")
+        try:
+            number = annotation(value) if isinstance(value, str) else value
+        except ValueError:
+            raise ConfigError(f"{key} must be a {annotation.__name__}, got {value!r}.") from None
+        if annotation is int and (not isinstance(number, int) or isinstance(number, bool)):
+            if isinstance(number, float) and number.is_integer():
+                return int(number)
+            raise ConfigError(f"{key} must be an int, got {value!r}.")
+        if annotation is float and isinstance(number, int):
+            return float(number)
+        if not isinstance(number, annotation):
+            raise ConfigError(f"{key} must be a {annotation.__name__}, got {value!r}.")
+        return number
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}.")
+        return value
+    return value  # Any: taken as given.
+
+
+def _parse_scalar(text: str) -> Any:
+    """Command-line values stay strings, except that dict entries guess int/float/bool."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Applies `section.field=value` overrides (nested with dots) and re-validates.
+
+    Args:
+      config: the base configuration.
+      overrides: strings like "agent.transformer.memory_len=64" or
+        "env.options.max_episode_steps=500".
+
+    Returns:
+      The new, validated TrainConfig.
+
+    Raises:
+      ConfigError: a malformed override, an unknown key (with close matches), a value of the
+        wrong type or an impossible value, naming the key.
+    """
+    values = to_dict(config)
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"Override {override!r} must look like section.field=value.")
+        key, text = override.split("=", 1)
+        path = key.strip().split(".")
+        node, cls = values, TrainConfig
+        for depth, part in enumerate(path[:-1]):
+            if cls is dict:  # inside a free-form dict such as env.options
+                node = node.setdefault(part, {})
+                continue
+            types_ = _field_types(cls)
+            if part not in types_:
+                raise _unknown_key(".".join(path[: depth + 1]), list(types_))
+            annotation = types_[part]
+            if not (dataclasses.is_dataclass(annotation) or annotation is dict):
+                raise ConfigError(f"{'.'.join(path[: depth + 1])} is a value, not a section.")
+            cls = annotation
+            node = node[part]
+        leaf = path[-1]
+        if cls is dict:
+            node[leaf] = _parse_scalar(text)
+        else:
+            types_ = _field_types(cls)
+            if leaf not in types_:
+                raise _unknown_key(key, list(types_))
+            node[leaf] = text
+    return from_dict(TrainConfig, values)
+
+
+def load_config(path: str | None, overrides: list[str] = ()) -> TrainConfig:
+    """Loads a config file (a Python file defining `get_config() -> TrainConfig`) and overrides.
+
+    Args:
+      path: the config file, or None for the defaults.
+      overrides: key=value strings (see apply_overrides).
+    """
+    config = TrainConfig()
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"Config file {path!r} does not exist.")
+        spec = importlib.util.spec_from_file_location(f"gtrxl_config_{file.stem}", file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise ConfigError(f"Config file {path!r} must define get_config() -> TrainConfig.")
+        config = module.get_config()
+        if not isinstance(config, TrainConfig):
+            raise ConfigError(
+                f"{path}: get_config() returned {type(config).__name__}, not TrainConfig."
+            )
+    return apply_overrides(config, list(overrides))
