@@ -25,6 +25,7 @@ from gtrxl_jax.nn.config import (
 )
 
 CORES = (*VARIANTS, "lstm", "feedforward")
+_ARTICLE_TYPE = {int: "an int", float: "a float"}
 
 
 class ConfigError(ValueError):
@@ -362,11 +363,11 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
         raise ConfigError(f"{key} must be true or false, got {value!r}.")
     if annotation in (int, float):
         if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a {annotation.__name__}, got {value!r}.")
+            raise ConfigError(f"{key} must be {_ARTICLE_TYPE[annotation]}, got {value!r}.")
         try:
             number = annotation(value) if isinstance(value, str) else value
         except ValueError:
-            raise ConfigError(f"{key} must be a {annotation.__name__}, got {value!r}.") from None
+            raise ConfigError(f"{key} must be {_ARTICLE_TYPE[annotation]}, got {value!r}.") from None
         if annotation is int and (not isinstance(number, int) or isinstance(number, bool)):
             if isinstance(number, float) and number.is_integer():
                 return int(number)
@@ -374,7 +375,7 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
         if annotation is float and isinstance(number, int):
             return float(number)
         if not isinstance(number, annotation):
-            raise ConfigError(f"{key} must be a {annotation.__name__}, got {value!r}.")
+            raise ConfigError(f"{key} must be {_ARTICLE_TYPE[annotation]}, got {value!r}.")
         return number
     if annotation is str:
         if not isinstance(value, str):
