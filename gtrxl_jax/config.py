@@ -367,7 +367,9 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
         try:
             number = annotation(value) if isinstance(value, str) else value
         except ValueError:
-            raise ConfigError(f"{key} must be {_ARTICLE_TYPE[annotation]}, got {value!r}.") from None
+            raise ConfigError(
+                f"{key} must be {_ARTICLE_TYPE[annotation]}, got {value!r}."
+            ) from None
         if annotation is int and (not isinstance(number, int) or isinstance(number, bool)):
             if isinstance(number, float) and number.is_integer():
                 return int(number)
