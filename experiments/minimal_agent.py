@@ -27,7 +27,7 @@ class CueRecallAgent(nn.Module):
 
     @nn.compact
     def __call__(self, observations, first, memory):
-        """Maps observations [T, B, 1] and first [T, B] to logits [T, B, A], values [T, B], memory."""
+        """Maps observations [T, B, 1], first [T, B] to logits [T, B, A], values [T, B], memory."""
         x = nn.Dense(self.core_config.d_model)(observations)
         y, memory = gnn.GTrXL(self.core_config)(x, first, memory)
         return nn.Dense(self.num_actions)(y), nn.Dense(1)(y)[..., 0], memory
