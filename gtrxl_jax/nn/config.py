@@ -34,8 +34,19 @@ def resolve_dtype(owner: str, name: str, value: Any) -> Any:
     return value
 
 
+class _Validated:
+    """Validates a config dataclass as soon as it is built."""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the field and the allowed values."""
+        raise NotImplementedError
+
+
 @dataclasses.dataclass(frozen=True)
-class GTrXLConfig:
+class GTrXLConfig(_Validated):
     """Configuration of a (Gated) Transformer-XL core.
 
     Attributes:
@@ -67,9 +78,6 @@ class GTrXLConfig:
     gate_bias: float | None = None
     dtype: Any = "float32"
     param_dtype: Any = "float32"
-
-    def __post_init__(self):
-        self.validate()
 
     def validate(self) -> None:
         """Raises ValueError naming the field and the allowed values."""
@@ -114,7 +122,7 @@ class GTrXLConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTMConfig:
+class LSTMConfig(_Validated):
     """Configuration of the LSTM baseline core.
 
     Attributes:
@@ -127,9 +135,6 @@ class LSTMConfig:
     num_layers: int = 1
     dtype: Any = "float32"
     param_dtype: Any = "float32"
-
-    def __post_init__(self):
-        self.validate()
 
     def validate(self) -> None:
         """Raises ValueError naming the field and the allowed values."""
@@ -146,7 +151,7 @@ class LSTMConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class FeedForwardConfig:
+class FeedForwardConfig(_Validated):
     """Configuration of the memoryless pass-through core (a reactive baseline).
 
     Attributes:
@@ -154,9 +159,6 @@ class FeedForwardConfig:
     """
 
     d_model: int = 256
-
-    def __post_init__(self):
-        self.validate()
 
     def validate(self) -> None:
         """Raises ValueError naming the field and the allowed values."""
