@@ -1,7 +1,8 @@
 """Environments for gtrxl_jax: every task behind one batched interface and one TimeStep.
 
 `make_env(task, num_envs)` builds either one of the project's own tasks (the
-passive T-maze, "TMaze-L<corridor_length>") or any envpool task with a pixel,
+passive T-maze, "TMaze-L<corridor_length>"; Memory Maze, "MemoryMaze-9x9" .. "-15x15",
+an optional extra) or any envpool task with a pixel,
 vector or MiniGrid observation and a Discrete action space ("Pong-v5",
 "MyWayHome-v1", "MiniGrid-MemoryS7-v0", "MazeMemory-v0", "CartPole-v1", ...).
 All of them are `VectorEnv`s: a synchronous `reset`/`step`, an asynchronous
@@ -22,6 +23,7 @@ import numpy as np
 from gtrxl_jax.envs.base import VectorEnv
 from gtrxl_jax.envs.envpool_env import EnvpoolEnv
 from gtrxl_jax.envs.episodes import Episode, summarize
+from gtrxl_jax.envs.memory_maze import MemoryMaze
 from gtrxl_jax.envs.registry import (
     PROJECT_TASKS,
     find_project_task,
@@ -37,6 +39,7 @@ __all__ = [
     "EnvSpec",
     "EnvpoolEnv",
     "Episode",
+    "MemoryMaze",
     "TMaze",
     "TimeStep",
     "VectorEnv",

@@ -1,8 +1,9 @@
 """Task names: the project's own tasks, envpool's tasks, and errors that suggest close names.
 
 The project's own tasks are families of names matched by a pattern, e.g.
-"TMaze-L<corridor_length>" ("TMaze-L10", "TMaze-L100"). Every other name must be
-one of `envpool.list_all_envs()`.
+"TMaze-L<corridor_length>" ("TMaze-L10", "TMaze-L100") and "MemoryMaze-<size>"
+("MemoryMaze-9x9", an optional extra). Every other name must be one of
+`envpool.list_all_envs()`.
 """
 
 import dataclasses
@@ -14,6 +15,7 @@ from typing import Any
 import envpool
 
 from gtrxl_jax.envs.base import VectorEnv
+from gtrxl_jax.envs.memory_maze import MemoryMaze
 from gtrxl_jax.envs.tmaze import TMaze
 
 
@@ -49,11 +51,24 @@ def _build_tmaze(
     return TMaze(int(match[1]), num_envs, seed=seed, task=match[0], **options)
 
 
+def _build_memory_maze(
+    match: re.Match[str], num_envs: int, seed: int, training: bool, options: dict[str, Any]
+) -> VectorEnv:
+    del training  # the same mazes in training and evaluation
+    check_options(match[0], options, allowed=("batch_size", "mujoco_gl"))
+    return MemoryMaze(match[1], num_envs, seed=seed, task=match[0], **options)
+
+
 _PROJECT_TASKS = (
     ProjectTask(
         pattern=re.compile(r"TMaze-L(\d+)"),
         examples=("TMaze-L10", "TMaze-L50", "TMaze-L100", "TMaze-L250", "TMaze-L500"),
         build=_build_tmaze,
+    ),
+    ProjectTask(
+        pattern=re.compile(r"MemoryMaze-(9x9|11x11|13x13|15x15)"),
+        examples=("MemoryMaze-9x9", "MemoryMaze-11x11", "MemoryMaze-13x13", "MemoryMaze-15x15"),
+        build=_build_memory_maze,
     ),
 )
 

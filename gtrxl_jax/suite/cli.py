@@ -1,0 +1,136 @@
+"""`gtrxl-suite`: run a named benchmark suite, resumably, and write its tables and plots.
+
+    gtrxl-suite --list                                  # the suites, their size and cost
+    gtrxl-suite fast                                    # train every run, then the report
+    gtrxl-suite fast --dry-run                          # the runs it would train
+    gtrxl-suite fast --cores gtrxl_gru,lstm --seeds 0   # a slice
+    gtrxl-suite fast --set learner.total_env_steps=20000 --out runs/suites/smoke
+    gtrxl-suite fast --report-only                      # tables and plots from what finished
+
+Outputs go to --out (default runs/suites/<suite>); see gtrxl_jax.suite.runner. Runs that
+already finished are not trained again, so an interrupted suite continues where it stopped
+(changing --set does not re-run finished runs: use another --out).
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from gtrxl_jax.suite.runner import run_suite, write_report
+from gtrxl_jax.suite.suites import SUITES, expand
+
+logger = logging.getLogger(__name__)
+
+
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gtrxl-suite",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    parser.add_argument("suite", nargs="?", choices=sorted(SUITES), help="the suite to run")
+    parser.add_argument("--list", action="store_true", help="list the suites and exit")
+    parser.add_argument("--out", type=Path, help="output folder (default runs/suites/<suite>)")
+    parser.add_argument(
+        "--tasks", type=_csv_list, help="only these tasks (comma-separated, as in --dry-run)"
+    )
+    parser.add_argument("--cores", type=_csv_list, help="only these core variants")
+    parser.add_argument(
+        "--seeds", type=lambda s: tuple(int(x) for x in _csv_list(s)), help="only these seeds"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run (repeatable)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the tables and plots from finished runs; train nothing",
+    )
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    parser.add_argument(
+        "--compile-cache",
+        type=Path,
+        help="JAX persistent compilation cache (default <out>/jax_cache): runs "
+        "with the same shapes compile once",
+    )
+    parser.add_argument("--no-compile-cache", action="store_true")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log everything at INFO (default: the suite's progress, and "
+        "warnings from everything else)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (1 if any run failed)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
+    logging.getLogger("gtrxl_jax.suite").setLevel(logging.INFO)
+    if args.list:
+        for suite in SUITES.values():
+            print(
+                f"{suite.name:12s} {len(expand(suite, '.')):4d} runs  {suite.description}\n"
+                f"{'':12s} cost: {suite.cost}\n"
+            )
+        return 0
+    if args.suite is None:
+        parser.error("name a suite (or use --list)")
+    suite = SUITES[args.suite]
+    out = args.out or Path("runs/suites") / suite.name
+    specs = expand(suite, out, args.overrides, args.tasks, args.cores, args.seeds)
+    if args.dry_run:
+        for spec in specs:
+            print(f"{spec.run_id:60s} {spec.config.learner.total_env_steps:>12,d} env steps")
+        print(
+            f"{len(specs)} runs, "
+            f"{sum(s.config.learner.total_env_steps for s in specs):,d} env steps; "
+            f"cost: {suite.cost}"
+        )
+        return 0
+    if args.report_only:
+        for path in write_report(suite, out, specs):
+            print(path)
+        return 0
+    if not args.no_compile_cache:
+        _enable_compile_cache(args.compile_cache or out / "jax_cache")
+    report = run_suite(suite, out, specs=specs, keep_going=not args.fail_fast)
+    logger.info(
+        "%s: %d trained, %d already finished, %d failed; report: %s",
+        suite.name,
+        len(report.trained),
+        len(report.skipped),
+        len(report.failed),
+        out / "results.md",
+    )
+    for run_id, error in report.failed.items():
+        logger.error("failed: %s: %s", run_id, error)
+    return 1 if report.failed else 0
+
+
+def _enable_compile_cache(directory: Path) -> None:
+    import jax
+
+    directory.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(directory.absolute()))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

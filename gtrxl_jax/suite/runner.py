@@ -1,0 +1,239 @@
+"""Run a suite: every (task, core, seed) as a training run, then the tables and plots.
+
+    report = run_suite(SUITES["fast"], "runs/suites/fast")             # train() of the loop
+    report = run_suite(suite, out, train_fn=my_train)                   # any TrainConfig -> _
+
+Resumable: a finished run (summary.json present, not marked interrupted) is skipped; a run
+that stopped part-way resumes from its latest checkpoint (run.resume=true); a run folder with
+output but no checkpoint is moved aside (<run>.stale-<n>) and the run starts afresh. A run
+that raises is logged, its traceback saved as suite_error.txt in its folder, and the suite
+goes on with the next run (unless keep_going=False). The report is written from whatever
+has finished, so it can be regenerated at any time with `write_report`.
+
+Outputs in the suite's folder:
+    suite.json                  the suite, its cost note, and every run with its status
+    results.md, results.csv     per task and core (see gtrxl_jax.suite.tables)
+    aggregates.csv              per core, over tasks
+    ablation.md, ablation.csv   ablation suites only
+    curves_return.png, curves_success.png   learning curves (see gtrxl_jax.suite.plots)
+    runs/<task>/<core>/seed<k>/ each run's own folder (train's outputs)
+"""
+
+import dataclasses
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gtrxl_jax.config import TrainConfig, to_dict
+from gtrxl_jax.suite.plots import plot_learning_curves
+from gtrxl_jax.suite.references import References, load_references
+from gtrxl_jax.suite.results import CURVE_KEYS, is_finished, read_curve, task_results
+from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
+from gtrxl_jax.suite.tables import result_rows, write_ablation, write_results
+
+logger = logging.getLogger(__name__)
+
+TrainFn = Callable[[TrainConfig], Any]
+CURVE_FILES = {"episode_return": "curves_return.png", "success": "curves_success.png"}
+
+
+@dataclasses.dataclass
+class SuiteReport:
+    """What a call of `run_suite` did.
+
+    Attributes:
+      suite: the suite's name.
+      output_dir: its folder.
+      trained: run ids trained (to the end) by this call.
+      skipped: run ids already finished before this call.
+      failed: run id -> error message, for runs that raised or did not finish.
+      files: the report files written.
+    """
+
+    suite: str
+    output_dir: Path
+    trained: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    files: list[Path] = dataclasses.field(default_factory=list)
+
+
+def default_train_fn() -> TrainFn:
+    """The project's training entry point, `gtrxl_jax.train.loop.train`."""
+    from gtrxl_jax.train.loop import train
+
+    return train
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether a run folder holds a checkpoint to resume from (a numbered checkpoints/ entry)."""
+    directory = run_dir / "checkpoints"
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
+def prepare_run(spec: RunSpec) -> TrainConfig:
+    """The config to train a not-yet-finished run with: resuming, or fresh in an empty folder."""
+    run_dir = spec.run_dir
+    if has_checkpoint(run_dir):
+        logger.info("%s: resuming from its latest checkpoint", spec.run_id)
+        return dataclasses.replace(
+            spec.config, run=dataclasses.replace(spec.config.run, resume=True)
+        )
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        n = 1
+        while run_dir.with_name(f"{run_dir.name}.stale-{n}").exists():
+            n += 1
+        stale = run_dir.with_name(f"{run_dir.name}.stale-{n}")
+        logger.warning(
+            "%s: output without a checkpoint; moved to %s, starting afresh", spec.run_id, stale
+        )
+        run_dir.rename(stale)
+    return spec.config
+
+
+def run_suite(
+    suite: Suite,
+    output_dir: str | Path,
+    train_fn: TrainFn | None = None,
+    specs: list[RunSpec] | None = None,
+    keep_going: bool = True,
+    references: References | None = None,
+) -> SuiteReport:
+    """Train every unfinished run of a suite, then write the report.
+
+    Args:
+      suite: the suite.
+      output_dir: its folder (created).
+      train_fn: called with each run's TrainConfig; it must leave summary.json (and
+        metrics.jsonl) in config.run.log_dir. Default: gtrxl_jax.train.loop.train.
+      specs: the runs (default: every run of `expand(suite, output_dir)`).
+      keep_going: go on with the next run after a failure.
+      references: the reference data (default: gtrxl_jax/suite/references.json).
+
+    Returns:
+      The SuiteReport.
+    """
+    output_dir = Path(output_dir)
+    specs = expand(suite, output_dir) if specs is None else specs
+    report = SuiteReport(suite.name, output_dir)
+    pending = [s for s in specs if not is_finished(s.run_dir)]
+    report.skipped = [s.run_id for s in specs if is_finished(s.run_dir)]
+    if report.skipped:
+        logger.info(
+            "%s: %d of %d runs already finished", suite.name, len(report.skipped), len(specs)
+        )
+    if pending and train_fn is None:
+        train_fn = default_train_fn()
+    _write_plan(suite, output_dir, specs, report)
+    for index, spec in enumerate(pending, start=1):
+        logger.info("[%d/%d] %s: training", index, len(pending), spec.run_id)
+        start = time.perf_counter()
+        try:
+            train_fn(prepare_run(spec))
+        except Exception as error:  # noqa: BLE001  (one failed run must not stop the suite)
+            report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
+            spec.run_dir.mkdir(parents=True, exist_ok=True)
+            (spec.run_dir / "suite_error.txt").write_text(traceback.format_exc())
+            logger.error("%s failed: %s", spec.run_id, report.failed[spec.run_id])
+            if not keep_going:
+                break
+            continue
+        if is_finished(spec.run_dir):
+            report.trained.append(spec.run_id)
+            logger.info(
+                "[%d/%d] %s: done in %.0f s",
+                index,
+                len(pending),
+                spec.run_id,
+                time.perf_counter() - start,
+            )
+        else:
+            report.failed[spec.run_id] = "train returned without a finished summary.json"
+            logger.error("%s: %s", spec.run_id, report.failed[spec.run_id])
+    _write_plan(suite, output_dir, specs, report)
+    report.files = write_report(suite, output_dir, specs, references)
+    return report
+
+
+def write_report(
+    suite: Suite,
+    output_dir: str | Path,
+    specs: list[RunSpec] | None = None,
+    references: References | None = None,
+) -> list[Path]:
+    """Write the tables and plots of a suite from its finished runs; return the files.
+
+    Args:
+      suite: the suite.
+      output_dir: its folder.
+      specs: its runs (default: every run of `expand(suite, output_dir)`).
+      references: the reference data (default: gtrxl_jax/suite/references.json).
+    """
+    output_dir = Path(output_dir)
+    specs = expand(suite, output_dir) if specs is None else specs
+    references = references or load_references()
+    results = [result for spec in specs for result in task_results(spec)]
+    spec_tasks = {t for spec in specs for t in split_tasks(spec.task)}
+    tasks = tuple(t for t in suite.scored_tasks() if t in spec_tasks)
+    variants = tuple(v for v in suite.variants if any(s.variant == v for s in specs))
+    rows = result_rows(results, references, tasks, variants)
+    title = f"Suite {suite.name!r}: {suite.description}"
+    write_results(rows, output_dir, suite.score_mode, title)
+    files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
+    if suite.ablation:
+        write_ablation(rows, references, output_dir, suite.score_mode)
+        files += [output_dir / "ablation.md", output_dir / "ablation.csv"]
+    for metric in CURVE_KEYS:
+        curves = _curves(specs, tasks, metric)
+        path = output_dir / CURVE_FILES[metric]
+        if plot_learning_curves(curves, metric, path, f"Suite {suite.name!r}"):
+            files.append(path)
+    logger.info("%s: report written to %s", suite.name, output_dir)
+    return files
+
+
+def _curves(specs: list[RunSpec], tasks: tuple[str, ...], metric: str) -> dict:
+    curves: dict[str, dict[str, list]] = {task: {} for task in tasks}
+    for spec in specs:
+        if not is_finished(spec.run_dir):
+            continue
+        run_tasks = split_tasks(spec.task)
+        for task in run_tasks:
+            if task not in curves:
+                continue
+            curve = read_curve(spec.run_dir, task, multi_task=len(run_tasks) > 1)
+            curves[task].setdefault(spec.variant, []).append((curve["env_steps"], curve[metric]))
+    return curves
+
+
+def _write_plan(suite: Suite, output_dir: Path, specs: list[RunSpec], report: SuiteReport):
+    def status(spec: RunSpec) -> str:
+        if spec.run_id in report.failed:
+            return "failed"
+        return "finished" if is_finished(spec.run_dir) else "pending"
+
+    plan = {
+        "suite": suite.name,
+        "description": suite.description,
+        "cost": suite.cost,
+        "score_mode": suite.score_mode,
+        "runs": [
+            {
+                "run_id": s.run_id,
+                "task": s.task,
+                "variant": s.variant,
+                "seed": s.seed,
+                "total_env_steps": s.config.learner.total_env_steps,
+                "status": status(s),
+                "error": report.failed.get(s.run_id),
+            }
+            for s in specs
+        ],
+        "configs": {s.run_id: to_dict(s.config) for s in specs},
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "suite.json").write_text(json.dumps(plan, indent=2, default=str))

@@ -1,0 +1,264 @@
+"""Results tables (Markdown and CSV): per task and core, aggregates per core, the ablation.
+
+- results.md / results.csv: one row per (task, core): seeds, greedy and sampled return and
+  success (mean ± std over seeds), and the normalised score of each evaluation mode.
+- aggregates.csv (and a section of results.md): per core, the mean, median and capped mean
+  over tasks of the seed-averaged normalised score (the suite's headline mode).
+- ablation.md / ablation.csv (ablation suites): the GTrXL paper's layout, variant x mean /
+  capped normalised score, the share of runs that failed to learn, and the paper's
+  DMLab-30 numbers beside them.
+"""
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+from gtrxl_jax.suite.references import References
+from gtrxl_jax.suite.results import MODES, TaskResult
+from gtrxl_jax.suite.scores import (
+    FAILED_TO_LEARN_BELOW,
+    aggregate,
+    failure_share,
+    mean_std,
+)
+from gtrxl_jax.suite.suites import VARIANTS
+
+_STATS = ("episode_return", "success")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultRow:
+    """The results of one (task, core) over its seeds.
+
+    Attributes:
+      task: the task.
+      variant: the core variant.
+      seeds: the seeds that finished.
+      metric: the metric the normalised score uses.
+      values: {"<mode>_<stat>": (mean, std)} for stat in episode_return, success.
+      scores: {mode: [normalised score of each seed]}.
+      env_steps: mean environment steps per run.
+      wall_clock_s: mean training seconds per run.
+    """
+
+    task: str
+    variant: str
+    seeds: tuple[int, ...]
+    metric: str
+    values: dict[str, tuple[float, float]]
+    scores: dict[str, list[float]]
+    env_steps: float
+    wall_clock_s: float
+
+    def score(self, mode: str) -> tuple[float, float]:
+        """Mean and std over seeds of the normalised score in one mode."""
+        return mean_std(self.scores[mode])
+
+
+def result_rows(
+    results: list[TaskResult],
+    references: References,
+    tasks: tuple[str, ...],
+    variants: tuple[str, ...],
+) -> list[ResultRow]:
+    """Group task results by (task, core), in the given order, with normalised scores.
+
+    Args:
+      results: every finished task result.
+      references: the reference data (every task must have an entry).
+      tasks: the scored tasks, in table order.
+      variants: the core variants, in table order.
+
+    Returns:
+      One row per (task, variant) that has at least one result.
+    """
+    rows = []
+    for task in tasks:
+        ref = references.for_task(task)
+        for variant in variants:
+            group = sorted(
+                (r for r in results if r.task == task and r.variant == variant),
+                key=lambda r: r.seed,
+            )
+            if not group:
+                continue
+            values = {
+                f"{mode}_{stat}": mean_std(r.evals[mode].metric(stat) for r in group)
+                for mode in MODES
+                for stat in _STATS
+            }
+            scores = {
+                mode: [ref.normalize(r.evals[mode].metric(ref.metric)) for r in group]
+                for mode in MODES
+            }
+            rows.append(
+                ResultRow(
+                    task=task,
+                    variant=variant,
+                    seeds=tuple(r.seed for r in group),
+                    metric=ref.metric,
+                    values=values,
+                    scores=scores,
+                    env_steps=mean_std(r.env_steps for r in group)[0],
+                    wall_clock_s=mean_std(r.wall_clock_s for r in group)[0],
+                )
+            )
+    return rows
+
+
+def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
+    """Per core: mean, median and capped mean over tasks of the seed-averaged score."""
+    by_variant: dict[str, list[float]] = {}
+    for row in rows:
+        by_variant.setdefault(row.variant, []).append(row.score(mode)[0])
+    return {variant: aggregate(scores) for variant, scores in by_variant.items()}
+
+
+def write_results(rows: list[ResultRow], out_dir: Path, mode: str, title: str) -> None:
+    """Write results.md, results.csv and aggregates.csv into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header = ["task", "core", "seeds", "metric"]
+    for mode_ in MODES:
+        for stat in _STATS:
+            header += [f"{mode_}_{stat}_mean", f"{mode_}_{stat}_std"]
+    for mode_ in MODES:
+        header += [f"{mode_}_score_mean", f"{mode_}_score_std"]
+    header += ["env_steps", "wall_clock_s", "seed_list"]
+    with open(out_dir / "results.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for row in rows:
+            line = [row.task, row.variant, len(row.seeds), row.metric]
+            for mode_ in MODES:
+                for stat in _STATS:
+                    line += list(row.values[f"{mode_}_{stat}"])
+            for mode_ in MODES:
+                line += list(row.score(mode_))
+            line += [row.env_steps, row.wall_clock_s, " ".join(map(str, row.seeds))]
+            writer.writerow([_csv(v) for v in line])
+
+    summary = aggregates(rows, mode)
+    with open(out_dir / "aggregates.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["core", "mode", "mean", "median", "capped_mean", "tasks", "missing"])
+        for variant, agg in summary.items():
+            writer.writerow(
+                [
+                    variant,
+                    mode,
+                    *(_csv(agg[k]) for k in ("mean", "median", "capped_mean")),
+                    agg["tasks"],
+                    agg["missing"],
+                ]
+            )
+
+    lines = [
+        f"# {title}",
+        "",
+        "Mean ± std over seeds. Score: 100 × (agent − random) / (reference − random) on the "
+        "task's metric (see gtrxl_jax/suite/references.json).",
+        "",
+        "| task | core | seeds | greedy return | greedy success | sampled return | "
+        "sampled success | score (greedy) | score (sampled) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [row.task, row.variant, str(len(row.seeds))]
+        cells += [_pm(*row.values[f"{m}_{s}"]) for m in MODES for s in _STATS]
+        cells += [_pm(*row.score(m)) for m in MODES]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"## Aggregates over tasks ({mode} evaluation)",
+        "",
+        "Capped mean: each task's score capped at 100 first (DMLab-30's convention).",
+        "",
+        "| core | tasks | mean | median | capped mean |",
+        "|---|---|---|---|---|",
+    ]
+    for variant, agg in summary.items():
+        tasks = f"{agg['tasks']}" + (f" ({agg['missing']} missing)" if agg["missing"] else "")
+        lines.append(
+            f"| {variant} | {tasks} | {_fmt(agg['mean'])} | {_fmt(agg['median'])} | "
+            f"{_fmt(agg['capped_mean'])} |"
+        )
+    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def write_ablation(rows: list[ResultRow], references: References, out_dir: Path, mode: str) -> None:
+    """Write ablation.md and ablation.csv in the GTrXL paper's layout."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paper = references.ablation_paper.get("variants", {})
+    summary = aggregates(rows, mode)
+    table = []
+    for variant, agg in summary.items():
+        run_scores = [s for row in rows if row.variant == variant for s in row.scores[mode]]
+        ref = paper.get(variant, {})
+        table.append(
+            {
+                "variant": variant,
+                "label": VARIANTS[variant].label if variant in VARIANTS else variant,
+                "runs": len(run_scores),
+                "failed_pct": 100.0 * failure_share(run_scores),
+                "mean": agg["mean"],
+                "median": agg["median"],
+                "capped_mean": agg["capped_mean"],
+                "paper_mean": ref.get("mean", math.nan),
+                "paper_capped": ref.get("capped", math.nan),
+                "paper_divergence_pct": ref.get("divergence_pct", math.nan),
+            }
+        )
+    with open(out_dir / "ablation.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(table[0]) if table else ["variant"])
+        writer.writeheader()
+        for entry in table:
+            writer.writerow({k: _csv(v) for k, v in entry.items()})
+    lines = [
+        "# Ablation (the GTrXL paper's layout)",
+        "",
+        f"Scores: {mode} evaluation, normalised per task, averaged over seeds, then over "
+        "tasks. A run (one task, one seed) *failed to learn* when its final normalised "
+        f"score is below {FAILED_TO_LEARN_BELOW:g} or missing.",
+        "Paper columns: DMLab-30 after 10B steps (V-MPO), and the share of 25 hyperparameter "
+        "samples that diverged on DMLab's Memory Maze (Parisotto et al. 2019).",
+        "",
+        "| model | runs | mean | median | capped mean | failed to learn | paper mean | "
+        "paper capped | paper divergence |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in table:
+        lines.append(
+            f"| {e['label']} | {e['runs']} | {_fmt(e['mean'])} | {_fmt(e['median'])} | "
+            f"{_fmt(e['capped_mean'])} | {_fmt(e['failed_pct'])}% | {_fmt(e['paper_mean'])} | "
+            f"{_fmt(e['paper_capped'])} | {_pct(e['paper_divergence_pct'])} |"
+        )
+    (out_dir / "ablation.md").write_text("\n".join(lines) + "\n")
+
+
+def _decimals(x: float) -> int:
+    x = abs(round(x, 2))
+    return 0 if x >= 100 else 1 if x >= 10 else 2
+
+
+def _fmt(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:.{_decimals(x)}f}"
+
+
+def _pm(mean: float, std: float) -> str:
+    """Mean ± std, both with the decimals that suit the mean."""
+    if not math.isfinite(mean):
+        return "—"
+    return f"{mean:.{_decimals(mean)}f} ± {std:.{_decimals(mean)}f}"
+
+
+def _pct(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{x:.0f}%"
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else ""
+    return value

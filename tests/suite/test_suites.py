@@ -1,0 +1,104 @@
+import pytest
+
+from gtrxl_jax.config import ConfigError, TrainConfig
+from gtrxl_jax.suite.suites import (
+    ALL_CORES,
+    PAPER_ABLATION,
+    SUITES,
+    VARIANTS,
+    Suite,
+    expand,
+    split_tasks,
+    task_slug,
+)
+
+
+@pytest.mark.parametrize("name", sorted(SUITES))
+def test_every_suite_expands_to_validated_configs(tmp_path, name):
+    suite = SUITES[name]
+    specs = expand(suite, tmp_path)
+    assert len(specs) == len(suite.tasks) * len(suite.variants) * len(suite.seeds)
+    assert len({s.run_dir for s in specs}) == len(specs)
+    for spec in specs:
+        config = spec.config
+        assert isinstance(config, TrainConfig)
+        assert config.env.task == spec.task
+        assert config.run.seed == spec.seed
+        assert config.run.log_dir == str(tmp_path / "runs" / spec.run_id)
+        assert not config.run.resume
+    assert suite.cost
+
+
+def test_fast_suite_covers_every_core_on_two_tmaze_lengths(tmp_path):
+    specs = expand(SUITES["fast"], tmp_path)
+    assert {s.task for s in specs} == {"TMaze-L4", "TMaze-L16"}
+    assert {s.variant for s in specs} == set(ALL_CORES)
+    by_id = {s.run_id: s.config for s in specs}
+    gru = by_id["TMaze-L16/gtrxl_gru/seed1"]
+    assert gru.agent.core == "gtrxl" and gru.agent.transformer.gate == "gru"
+    assert gru.agent.transformer.variant == "gtrxl"
+    assert gru.learner.total_env_steps == 250_000
+    assert by_id["TMaze-L4/lstm/seed0"].agent.core == "lstm"
+    assert by_id["TMaze-L4/lstm/seed0"].learner.total_env_steps == 150_000
+    assert by_id["TMaze-L4/trxl_i/seed0"].agent.transformer.variant == "trxl_i"
+    assert by_id["TMaze-L4/feedforward/seed0"].agent.core == "feedforward"
+    total = sum(s.config.learner.total_env_steps for s in specs)
+    assert total == 4_000_000
+
+
+def test_ablation_suite_is_the_paper_configuration(tmp_path):
+    specs = expand(SUITES["ablation"], tmp_path)
+    assert {s.variant for s in specs} == set(PAPER_ABLATION)
+    gates = {s.config.agent.transformer.gate for s in specs if s.config.agent.core == "gtrxl"}
+    assert gates == {"input", "output", "highway", "sigmoid_tanh", "gru"}
+    for spec in specs:
+        t = spec.config.agent.transformer
+        assert (t.num_layers, t.d_model, t.memory_len, t.num_heads, t.head_dim) == (
+            12,
+            256,
+            512,
+            8,
+            64,
+        )
+    assert SUITES["ablation"].ablation
+
+
+def test_multitask_suite_trains_tasks_together_with_popart(tmp_path):
+    suite = SUITES["multitask"]
+    specs = expand(suite, tmp_path)
+    assert all(s.config.loss.popart for s in specs)
+    assert {split_tasks(s.task) for s in specs} == {("TMaze-L4", "TMaze-L16")}
+    assert suite.scored_tasks() == ("TMaze-L4", "TMaze-L16")
+    assert specs[0].run_id.startswith("TMaze-L4+TMaze-L16/")
+
+
+def test_filters_and_extra_overrides(tmp_path):
+    specs = expand(
+        SUITES["fast"],
+        tmp_path,
+        ["learner.total_env_steps=1000"],
+        tasks=("TMaze-L4",),
+        variants=("lstm", "gtrxl_gru"),
+        seeds=(1,),
+    )
+    assert [s.run_id for s in specs] == ["TMaze-L4/gtrxl_gru/seed1", "TMaze-L4/lstm/seed1"]
+    assert all(s.config.learner.total_env_steps == 1000 for s in specs)
+    with pytest.raises(ValueError, match="not in this suite"):
+        expand(SUITES["fast"], tmp_path, variants=("gru",))
+    with pytest.raises(ConfigError, match="learner.total_env_step"):
+        expand(SUITES["fast"], tmp_path, ["learner.total_env_step=5"])
+
+
+def test_suite_definitions_are_checked():
+    with pytest.raises(ValueError, match="unknown variants"):
+        Suite("x", "", ("TMaze-L4",), ("gtrxl",), (0,), (), {}, "")
+    with pytest.raises(ValueError, match="not in the suite"):
+        Suite("x", "", ("TMaze-L4",), ("lstm",), (0,), (), {"TMaze-L5": ()}, "")
+    bad = Suite("x", "", ("TMaze-L4", "Pongg-v5"), ("lstm",), (0,), (), {}, "")
+    with pytest.raises(ValueError, match="unknown task"):
+        expand(bad, "out")
+
+
+def test_variants_and_slugs():
+    assert VARIANTS["gtrxl_sigmoid_tanh"].label == "GTrXL (sigmoid-tanh)"
+    assert task_slug(" TMaze-L4, TMaze-L16") == "TMaze-L4+TMaze-L16"
