@@ -206,6 +206,9 @@ class EnvpoolEnv(VectorEnv):
             has_success=has_success(family, envpool_spec.config),
         )
         super().__init__(spec)
+        # envpool's ViZDoom reward counts game-variable changes only, so MyWayHome's vest
+        # pays 0; there, ending before the time limit is the success.
+        self._success_needs_reward = family != "vizdoom"
         # Atari's info carries the unclipped reward and whether the game (not a life) ended.
         self._atari = family == "atari"
         self._pool = envpool.make_gymnasium(task, **make_kwargs)
@@ -248,8 +251,13 @@ class EnvpoolEnv(VectorEnv):
             env_ids=env_ids,
             score=score,
             episode_over=episode_over,
-            success=terminated & (score > 0) if self._spec.has_success else None,
+            success=self._success(terminated, score),
         )
+
+    def _success(self, terminated: np.ndarray, score: np.ndarray) -> np.ndarray | None:
+        if not self._spec.has_success:
+            return None
+        return terminated & (score > 0) if self._success_needs_reward else terminated
 
     def _convert_observation(self, observation: Any) -> Any:
         if self._spec.observation_kind == MINIGRID:
