@@ -7,13 +7,24 @@ window of gtrxl_jax (see memory.attention_mask) only admits delta in [0, M], so 
 relative embeddings are ever projected.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
+
+from gtrxl_jax.nn.precision import dense_options
+
+# Score and value matmuls: compute-dtype inputs, float32 accumulation and result.
+_matmul = functools.partial(jnp.einsum, preferred_element_type=jnp.float32)
 
 
 def sinusoid_embedding(num_positions: int, width: int) -> jax.Array:
     """Sinusoidal embeddings of the distances 0 .. num_positions - 1.
+
+    Computed with NumPy when traced, so a jitted core embeds it as a constant instead of
+    evaluating M + 1 sines and cosines per call.
 
     Args:
       num_positions: how many distances (M + 1).
@@ -23,9 +34,10 @@ def sinusoid_embedding(num_positions: int, width: int) -> jax.Array:
       [num_positions, width] float32: [sin(delta * w_k) ; cos(delta * w_k)],
       w_k = 10000^(-2k / width).
     """
-    inv_freq = 1.0 / (10000.0 ** (jnp.arange(0, width, 2, dtype=jnp.float32) / width))
-    angles = jnp.arange(num_positions, dtype=jnp.float32)[:, None] * inv_freq[None, :]
-    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)[:, :width]
+    inv_freq = 1.0 / (10000.0 ** (np.arange(0, width, 2, dtype=np.float32) / width))
+    angles = np.arange(num_positions, dtype=np.float32)[:, None] * inv_freq[None, :]
+    embedding = np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)[:, :width]
+    return jnp.asarray(embedding, jnp.float32)
 
 
 def relative_shift(scores_by_distance: jax.Array, num_keys: int) -> jax.Array:
@@ -53,11 +65,16 @@ def relative_shift(scores_by_distance: jax.Array, num_keys: int) -> jax.Array:
 class RelativeMultiHeadAttention(nn.Module):
     """Multi-head attention of a segment over [memory ; segment] with relative positions.
 
+    Keys and values are head-major, [B, H, S, Dh]: the score and value matmuls read them
+    without a transpose, so an acting step reads its cached memory once and copies none of
+    it. The memory's keys and the segment's are scored apart, never concatenated.
+
     Attributes:
       num_heads: H.
       head_dim: Dh.
       out_dim: D, width of the output projection.
-      dtype: compute dtype of the projections and score matmuls; softmax runs in float32.
+      dtype: compute dtype of the projections and score matmuls, which accumulate in
+        float32; softmax runs in float32.
       param_dtype: parameter dtype.
     """
 
@@ -69,7 +86,7 @@ class RelativeMultiHeadAttention(nn.Module):
 
     def setup(self):
         """Declares the q, k/v, position and output projections and the biases u, v."""
-        dense = dict(use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype)
+        dense = dict(use_bias=False, **dense_options(self.dtype, self.param_dtype))
         heads = (self.num_heads, self.head_dim)
         self.query = nn.DenseGeneral(heads, name="query", **dense)
         self.key_value = nn.DenseGeneral((2, *heads), name="key_value", **dense)
@@ -79,9 +96,10 @@ class RelativeMultiHeadAttention(nn.Module):
         self.v = self.param("v", nn.initializers.zeros, heads, self.param_dtype)
 
     def keys_values(self, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Projects inputs [B, S, D] into keys and values, each [B, S, H, Dh]."""
-        kv = self.key_value(inputs)
-        return kv[:, :, 0], kv[:, :, 1]
+        """Projects inputs [B, S, D] into keys and values, each [B, H, S, Dh] (compute dtype)."""
+        kv = self.key_value(inputs).astype(self.dtype)  # [B, S, 2, H, Dh]
+        kv = jnp.transpose(kv, (2, 0, 3, 1, 4))  # [2, B, H, S, Dh]
+        return kv[0], kv[1]
 
     def __call__(
         self,
@@ -93,29 +111,29 @@ class RelativeMultiHeadAttention(nn.Module):
 
         Args:
           segment: [B, T, D] the current steps' inputs (already layer-normed if pre-LN).
-          memory_kv: (keys, values) of the memory, each [B, M, H, Dh]: projected from the
+          memory_kv: (keys, values) of the memory, each [B, H, M, Dh]: projected from the
             memory states by `keys_values`, or read from the acting cache.
           mask: [B, T, M + T] bool, True where query i may attend to key j.
 
         Returns:
-          outputs [B, T, D] in the compute dtype, and (keys, values) [B, M + T, H, Dh] of
-          [memory ; segment].
+          outputs [B, T, D] float32, and the segment's own (keys, values), each
+          [B, H, T, Dh] in the compute dtype.
         """
-        M = memory_kv[0].shape[1]
-        q = self.query(segment)
+        k_mem, v_mem = (x.astype(self.dtype) for x in memory_kv)
+        M, T = k_mem.shape[2], segment.shape[1]
+        q = jnp.swapaxes(self.query(segment), 1, 2)  # [B, H, T, Dh]
         k_seg, v_seg = self.keys_values(segment)
-        k = jnp.concatenate([memory_kv[0].astype(k_seg.dtype), k_seg], axis=1)
-        v = jnp.concatenate([memory_kv[1].astype(v_seg.dtype), v_seg], axis=1)
-        r = self.position(sinusoid_embedding(M + 1, segment.shape[-1]).astype(self.dtype))
+        positions = sinusoid_embedding(M + 1, segment.shape[-1]).astype(self.dtype)
+        r = self.position(positions).astype(self.dtype)  # W_R R: [M + 1, H, Dh]
 
-        u = self.u.astype(q.dtype)
-        v_bias = self.v.astype(q.dtype)
-        content = jnp.einsum("bihd,bjhd->bhij", q + u, k, preferred_element_type=jnp.float32)
-        by_distance = jnp.einsum(
-            "bihd,rhd->bhir", q + v_bias, r, preferred_element_type=jnp.float32
-        )
-        logits = (content + relative_shift(by_distance, k.shape[1])) / jnp.sqrt(self.head_dim)
+        q_u = (q + self.u[:, None]).astype(self.dtype)
+        q_v = (q + self.v[:, None]).astype(self.dtype)
+        content = jnp.concatenate([_matmul("bhid,bhjd->bhij", q_u, k) for k in (k_mem, k_seg)], -1)
+        position = relative_shift(_matmul("bhid,rhd->bhir", q_v, r), M + T)
+        logits = (content + position) / jnp.sqrt(self.head_dim)  # [B, H, T, M + T]
         logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-        attended = jnp.einsum("bhij,bjhd->bihd", weights, v)
-        return self.output(attended), (k, v)
+        attended = _matmul("bhij,bhjd->bihd", weights[..., :M], v_mem) + _matmul(
+            "bhij,bhjd->bihd", weights[..., M:], v_seg
+        )
+        return self.output(attended.astype(self.dtype)), (k_seg, v_seg)

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gtrxl_jax.nn.precision import dense_options
+
 Project = Callable[[str, jax.Array, int], tuple[jax.Array, ...]]
 
 
@@ -88,9 +90,8 @@ class Gate(nn.Module):
         width = x.shape[-1]
 
         def project(name: str, inputs: jax.Array, n: int) -> tuple[jax.Array, ...]:
-            dense = nn.Dense(
-                n * width, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name
-            )
-            return tuple(jnp.split(dense(inputs).astype(jnp.float32), n, axis=-1))
+            options = dense_options(self.dtype, self.param_dtype)
+            dense = nn.Dense(n * width, use_bias=False, name=name, **options)
+            return tuple(jnp.split(dense(inputs), n, axis=-1))
 
         return GATE_FUNCTIONS[self.kind](x, y, self.bias, project)

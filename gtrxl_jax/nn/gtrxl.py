@@ -8,6 +8,8 @@ over [memory ; segment] and a position-wise MLP (the paper's 1x1 temporal convol
 The memory of block l holds its raw (un-normalised) inputs at the M previous steps.
 """
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -24,6 +26,7 @@ from gtrxl_jax.nn.memory import (
     next_valid,
     shift_in,
 )
+from gtrxl_jax.nn.precision import dense_options
 
 
 class TransformerBlock(nn.Module):
@@ -41,8 +44,9 @@ class TransformerBlock(nn.Module):
         self.attention = RelativeMultiHeadAttention(
             cfg.num_heads, cfg.resolved_head_dim, cfg.d_model, **dense
         )
-        self.mlp_hidden = nn.Dense(cfg.resolved_d_ff, **dense)
-        self.mlp_output = nn.Dense(cfg.d_model, **dense)
+        mlp = dense_options(dtype, param_dtype)
+        self.mlp_hidden = nn.Dense(cfg.resolved_d_ff, **mlp)
+        self.mlp_output = nn.Dense(cfg.d_model, **mlp)
         self.norm_attention = nn.LayerNorm(**norm)
         self.norm_mlp = nn.LayerNorm(**norm)
         if cfg.variant == "gtrxl":
@@ -55,7 +59,7 @@ class TransformerBlock(nn.Module):
         return self.config.variant != "trxl"
 
     def memory_keys_values(self, memory_states: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Keys and values [B, M, H, Dh] of this block's memory states [B, M, D]."""
+        """Keys and values [B, H, M, Dh] of this block's memory states [B, M, D]."""
         if self._pre_norm:  # TrXL-I / GTrXL normalise [memory ; segment] alike.
             memory_states = self.norm_attention(memory_states)
         return self.attention.keys_values(memory_states)
@@ -76,11 +80,11 @@ class TransformerBlock(nn.Module):
 
         Args:
           x: [B, T, D] float32, the block's input stream.
-          memory_kv: keys and values [B, M, H, Dh] of the block's memory.
+          memory_kv: keys and values [B, H, M, Dh] of the block's memory.
           mask: [B, T, M + T] attention mask.
 
         Returns:
-          y [B, T, D] float32, and the keys and values [B, M + T, H, Dh] it attended to.
+          y [B, T, D] float32, and the segment's keys and values [B, H, T, Dh].
         """
         if not self._pre_norm:  # TrXL: y = LN(x + Sub(x)).
             attended, kv = self.attention(x, memory_kv, mask)
@@ -146,12 +150,11 @@ class GTrXL(nn.Module):
           memory: Memory with states [B, L, M, D].
 
         Returns:
-          The same memory with cache keys/values [B, L, M, H, Dh].
+          The same memory with cache keys/values: per layer [B, H, M, Dh].
         """
         states = jax.lax.stop_gradient(memory.states)
         kvs = [block.memory_keys_values(states[:, l]) for l, block in enumerate(self.blocks)]
-        keys = jnp.stack([k for k, _ in kvs], axis=1)
-        values = jnp.stack([v for _, v in kvs], axis=1)
+        keys, values = zip(*kvs, strict=True)
         return memory.replace(cache=KVCache(keys=keys, values=values))
 
     def __call__(
@@ -169,32 +172,33 @@ class GTrXL(nn.Module):
           cache if the input memory had one).
         """
         self._check(inputs, first, memory)
-        cfg = self.config
-        T, M = inputs.shape[0], cfg.memory_len
+        M = self.config.memory_len
         x = jnp.swapaxes(inputs, 0, 1).astype(jnp.float32)  # [B, T, D]
         ids = episode_ids(memory.valid, jnp.swapaxes(first, 0, 1))
         mask = attention_mask(ids, M)
         memory = jax.lax.stop_gradient(memory)
 
-        new_states, new_keys, new_values = [], [], []
+        block_inputs, segment_keys, segment_values = [], [], []
         for l, block in enumerate(self.blocks):
-            states = memory.states[:, l]
-            new_states.append(shift_in(states, x))
+            block_inputs.append(x)
             if memory.cache is None:
-                memory_kv = block.memory_keys_values(states)
+                memory_kv = block.memory_keys_values(memory.states[:, l])
             else:
-                memory_kv = (memory.cache.keys[:, l], memory.cache.values[:, l])
+                memory_kv = (memory.cache.keys[l], memory.cache.values[l])
             x, (k, v) = block(x, memory_kv, mask)
-            new_keys.append(k[:, T:])
-            new_values.append(v[:, T:])
+            segment_keys.append(k)
+            segment_values.append(v)
 
         cache = None
         if memory.cache is not None:
+            shift = functools.partial(shift_in, axis=2)  # [B, H, M, Dh], time on axis 2
             cache = KVCache(
-                keys=jnp.stack(new_keys, 1).astype(memory.cache.keys.dtype),
-                values=jnp.stack(new_values, 1).astype(memory.cache.values.dtype),
+                keys=tuple(map(shift, memory.cache.keys, segment_keys)),
+                values=tuple(map(shift, memory.cache.values, segment_values)),
             )
         new_memory = Memory(
-            states=jnp.stack(new_states, axis=1), valid=next_valid(ids, M), cache=cache
+            states=shift_in(memory.states, jnp.stack(block_inputs, 1), axis=2),
+            valid=next_valid(ids, M),
+            cache=cache,
         )
         return jnp.swapaxes(x, 0, 1), new_memory

@@ -42,11 +42,13 @@ class PolicyValueHead(nn.Module):
         if self.num_actions < 1:
             raise ValueError(f"PolicyValueHead.num_actions must be >= 1, got {self.num_actions}.")
         if any(size <= 0 for size in self.hidden_sizes):
-            raise ValueError("PolicyValueHead.hidden_sizes must hold positive ints, got "
-                             f"{self.hidden_sizes!r}.")
+            raise ValueError(
+                f"PolicyValueHead.hidden_sizes must hold positive ints, got {self.hidden_sizes!r}."
+            )
         if self.logits_init_scale < 0:
-            raise ValueError("PolicyValueHead.logits_init_scale must be >= 0, got "
-                             f"{self.logits_init_scale}.")
+            raise ValueError(
+                f"PolicyValueHead.logits_init_scale must be >= 0, got {self.logits_init_scale}."
+            )
         super().__post_init__()
 
     @nn.compact
@@ -61,20 +63,31 @@ class PolicyValueHead(nn.Module):
           value: [...] float32, the state-value estimate.
         """
         if features.ndim < 1:
-            raise ValueError("PolicyValueHead takes features [..., D] with a feature axis, got "
-                             f"a scalar of shape {features.shape}.")
-        chex.assert_type(features, float, custom_message=(
-            "PolicyValueHead takes floating features; encode observations with a torso first."))
+            raise ValueError(
+                "PolicyValueHead takes features [..., D] with a feature axis, got "
+                f"a scalar of shape {features.shape}."
+            )
+        chex.assert_type(
+            features,
+            float,
+            custom_message=(
+                "PolicyValueHead takes floating features; encode observations with a torso first."
+            ),
+        )
         x = features
         for i, size in enumerate(self.hidden_sizes):
-            x = nn.relu(nn.Dense(size, dtype=self.dtype, dot_general=_dot_general_f32,
-                                 name=f"hidden_{i}")(x))
+            x = nn.relu(
+                nn.Dense(size, dtype=self.dtype, dot_general=_dot_general_f32, name=f"hidden_{i}")(
+                    x
+                )
+            )
         logits = nn.Dense(
             self.num_actions,
             dtype=self.dtype,
             dot_general=_dot_general_f32,
             kernel_init=nn.initializers.variance_scaling(
-                self.logits_init_scale**2, "fan_in", "truncated_normal"),
+                self.logits_init_scale**2, "fan_in", "truncated_normal"
+            ),
             name="logits",
         )(x)
         value = nn.Dense(1, dtype=self.dtype, dot_general=_dot_general_f32, name="value")(x)

@@ -16,13 +16,16 @@ from gtrxl_jax.nn.config import GTrXLConfig, resolve_dtype
 class KVCache:
     """Keys and values of the memory under the acting parameters (an acting-only cache).
 
+    One array per layer, head-major, so that a layer's attention reads its keys and values
+    in place: no per-step slice or transpose copy of the whole cache.
+
     Attributes:
-      keys: [B, L, M, H, Dh] per layer, the attention keys of the memory slots.
-      values: [B, L, M, H, Dh] per layer, the attention values of the memory slots.
+      keys: L arrays [B, H, M, Dh], layer l's attention keys of the memory slots.
+      values: L arrays [B, H, M, Dh], layer l's attention values of the memory slots.
     """
 
-    keys: jax.Array
-    values: jax.Array
+    keys: tuple[jax.Array, ...]
+    values: tuple[jax.Array, ...]
 
 
 @struct.dataclass
@@ -64,9 +67,10 @@ def init_gtrxl_memory(config: GTrXLConfig, batch_size: int, cache: bool = False)
     B, L, M = batch_size, config.num_layers, config.memory_len
     kv_cache = None
     if cache:
-        shape = (B, L, M, config.num_heads, config.resolved_head_dim)
+        shape = (B, config.num_heads, M, config.resolved_head_dim)
         dtype = resolve_dtype("GTrXLConfig", "dtype", config.dtype)
-        kv_cache = KVCache(keys=jnp.zeros(shape, dtype), values=jnp.zeros(shape, dtype))
+        zeros = [jnp.zeros(shape, dtype) for _ in range(2 * L)]  # distinct buffers
+        kv_cache = KVCache(keys=tuple(zeros[:L]), values=tuple(zeros[L:]))
     return Memory(
         states=jnp.zeros((B, L, M, config.d_model), jnp.float32),
         valid=jnp.zeros((B, M), bool),
@@ -131,15 +135,17 @@ def next_valid(ids: jax.Array, memory_len: int) -> jax.Array:
     return (last_m == ids[:, -1:]) & (last_m >= 0)
 
 
-def shift_in(memory_slots: jax.Array, segment: jax.Array) -> jax.Array:
-    """Appends a segment along time and keeps the most recent M entries.
+def shift_in(memory_slots: jax.Array, segment: jax.Array, axis: int = 1) -> jax.Array:
+    """Appends a segment along the time axis and keeps the most recent M entries.
 
     Args:
-      memory_slots: [B, M, ...], oldest first.
-      segment: [B, T, ...] the new steps.
+      memory_slots: [..., M, ...] with time on `axis`, oldest first.
+      segment: the new steps, shaped like memory_slots but with T entries on `axis`.
+      axis: the time axis.
 
     Returns:
-      [B, M, ...], the last M of [memory_slots ; segment].
+      memory_slots' shape: the last M of [memory_slots ; segment] along `axis`.
     """
-    M = memory_slots.shape[1]
-    return jnp.concatenate([memory_slots, segment.astype(memory_slots.dtype)], axis=1)[:, -M:]
+    M = memory_slots.shape[axis]
+    joined = jnp.concatenate([memory_slots, segment.astype(memory_slots.dtype)], axis=axis)
+    return jax.lax.slice_in_dim(joined, joined.shape[axis] - M, joined.shape[axis], axis=axis)

@@ -69,8 +69,9 @@ def _conv(features: int, dtype: Any, padding: str = "SAME", name: str | None = N
 def _check_sizes(owner: str, field: str, sizes: Sequence[int]) -> None:
     """Raise ValueError unless `sizes` is a non-empty sequence of positive ints."""
     if len(sizes) == 0 or any(int(size) <= 0 for size in sizes):
-        raise ValueError(f"{owner}.{field} must be a non-empty sequence of positive ints, got "
-                         f"{sizes!r}.")
+        raise ValueError(
+            f"{owner}.{field} must be a non-empty sequence of positive ints, got {sizes!r}."
+        )
 
 
 class ImpalaResidualBlock(nn.Module):
@@ -136,9 +137,14 @@ class ImpalaResNet(nn.Module):
           features: [N, output_size] float32.
         """
         layout = "[N, C, H, W]" if self.channels_first else "[N, H, W, C]"
-        chex.assert_rank(pixels, 4, custom_message=(
-            f"ImpalaResNet takes a flat batch of images {layout}; merge the time and batch "
-            "axes (reshape [T, B, ...] to [T * B, ...]) before the torso."))
+        chex.assert_rank(
+            pixels,
+            4,
+            custom_message=(
+                f"ImpalaResNet takes a flat batch of images {layout}; merge the time and batch "
+                "axes (reshape [T, B, ...] to [T * B, ...]) before the torso."
+            ),
+        )
         if pixels.dtype != jnp.uint8 and not jnp.issubdtype(pixels.dtype, jnp.floating):
             raise TypeError(f"ImpalaResNet takes uint8 or floating pixels, got {pixels.dtype}.")
         if self.channels_first:
@@ -181,9 +187,14 @@ class MLPTorso(nn.Module):
         Returns:
           features: [N, hidden_sizes[-1]] float32.
         """
-        chex.assert_rank(observation, 2, custom_message=(
-            "MLPTorso takes a flat batch of vectors [N, D]; merge the time and batch axes "
-            "(reshape [T, B, D] to [T * B, D]) before the torso."))
+        chex.assert_rank(
+            observation,
+            2,
+            custom_message=(
+                "MLPTorso takes a flat batch of vectors [N, D]; merge the time and batch axes "
+                "(reshape [T, B, D] to [T * B, D]) before the torso."
+            ),
+        )
         x = observation.astype(jnp.float32)
         for i, size in enumerate(self.hidden_sizes):
             x = nn.relu(_dense(size, self.dtype, name=f"dense_{i}")(x))
@@ -218,11 +229,15 @@ class MiniGridEncoder(nn.Module):
 
     def __post_init__(self) -> None:
         if self.cell_encoding not in MINIGRID_CELL_ENCODINGS:
-            raise ValueError(f"MiniGridEncoder.cell_encoding must be one of "
-                             f"{MINIGRID_CELL_ENCODINGS}, got {self.cell_encoding!r}.")
+            raise ValueError(
+                f"MiniGridEncoder.cell_encoding must be one of "
+                f"{MINIGRID_CELL_ENCODINGS}, got {self.cell_encoding!r}."
+            )
         if len(self.num_codes) != 3:
-            raise ValueError("MiniGridEncoder.num_codes must give 3 counts (object, colour, "
-                             f"state), got {self.num_codes!r}.")
+            raise ValueError(
+                "MiniGridEncoder.num_codes must give 3 counts (object, colour, "
+                f"state), got {self.num_codes!r}."
+            )
         _check_sizes("MiniGridEncoder", "num_codes", self.num_codes)
         _check_sizes("MiniGridEncoder", "conv_channels", self.conv_channels)
         _check_sizes("MiniGridEncoder", "output_size", (self.output_size,))
@@ -248,33 +263,53 @@ class MiniGridEncoder(nn.Module):
           features: [N, output_size] float32.
         """
         if "image" not in observation or "direction" not in observation:
-            raise KeyError("MiniGridEncoder takes a mapping with 'image' and 'direction', got "
-                           f"keys {sorted(observation)}.")
+            raise KeyError(
+                "MiniGridEncoder takes a mapping with 'image' and 'direction', got "
+                f"keys {sorted(observation)}."
+            )
         image, direction = observation["image"], observation["direction"]
-        chex.assert_rank([image, direction], [4, 1], custom_message=(
-            "MiniGridEncoder takes image [N, H, W, 3] and direction [N]; merge the time and "
-            "batch axes (reshape [T, B, ...] to [T * B, ...]) before the torso."))
-        chex.assert_type([image, direction], int, custom_message=(
-            "MiniGrid's image and direction hold integer codes."))
-        chex.assert_axis_dimension(image, 3, 3, custom_message=(
-            "MiniGrid's image has 3 codes per cell (object, colour, state)."))
+        chex.assert_rank(
+            [image, direction],
+            [4, 1],
+            custom_message=(
+                "MiniGridEncoder takes image [N, H, W, 3] and direction [N]; merge the time and "
+                "batch axes (reshape [T, B, ...] to [T * B, ...]) before the torso."
+            ),
+        )
+        chex.assert_type(
+            [image, direction],
+            int,
+            custom_message=("MiniGrid's image and direction hold integer codes."),
+        )
+        chex.assert_axis_dimension(
+            image,
+            3,
+            3,
+            custom_message=("MiniGrid's image has 3 codes per cell (object, colour, state)."),
+        )
         chex.assert_equal_shape_prefix([image, direction], 1)
         min_side = 2 * len(self.conv_channels) + 1
         if min(image.shape[1:3]) < min_side:
-            raise ValueError(f"MiniGridEncoder's {len(self.conv_channels)} VALID 3x3 convs need "
-                             f"a grid of at least {min_side}x{min_side}, got {image.shape[1:3]}.")
+            raise ValueError(
+                f"MiniGridEncoder's {len(self.conv_channels)} VALID 3x3 convs need "
+                f"a grid of at least {min_side}x{min_side}, got {image.shape[1:3]}."
+            )
 
         codes = image.astype(jnp.int32)
         if self.cell_encoding == "embed":
             cells = [
                 nn.Embed(count, self.embed_dim, dtype=self.dtype, name=f"embed_{name}")(
-                    codes[..., k])
-                for k, (name, count) in enumerate(zip(("object", "colour", "state"),
-                                                      self.num_codes, strict=True))
+                    codes[..., k]
+                )
+                for k, (name, count) in enumerate(
+                    zip(("object", "colour", "state"), self.num_codes, strict=True)
+                )
             ]
         else:
-            cells = [jax.nn.one_hot(codes[..., k], count, dtype=self.dtype)
-                     for k, count in enumerate(self.num_codes)]
+            cells = [
+                jax.nn.one_hot(codes[..., k], count, dtype=self.dtype)
+                for k, count in enumerate(self.num_codes)
+            ]
         x = jnp.concatenate(cells, axis=-1)
         for i, channels in enumerate(self.conv_channels):
             x = nn.relu(_conv(channels, self.dtype, padding="VALID", name=f"conv_{i}")(x))
@@ -329,10 +364,13 @@ def _is_minigrid(spec: Any) -> bool:
     image, direction = spec["image"], spec["direction"]
     if not all(hasattr(leaf, "shape") and hasattr(leaf, "dtype") for leaf in (image, direction)):
         return False
-    return (len(image.shape) == 3 and image.shape[-1] == 3
-            and np.issubdtype(np.dtype(image.dtype), np.integer)
-            and len(direction.shape) == 0
-            and np.issubdtype(np.dtype(direction.dtype), np.integer))
+    return (
+        len(image.shape) == 3
+        and image.shape[-1] == 3
+        and np.issubdtype(np.dtype(image.dtype), np.integer)
+        and len(direction.shape) == 0
+        and np.issubdtype(np.dtype(direction.dtype), np.integer)
+    )
 
 
 def make_torso(observation_spec: ObservationSpec, **options: Any) -> Torso:
@@ -359,8 +397,9 @@ def make_torso(observation_spec: ObservationSpec, **options: Any) -> Torso:
     if _is_minigrid(observation_spec):
         torso_cls: type[nn.Module] = MiniGridEncoder
     elif isinstance(observation_spec, Mapping) or not hasattr(observation_spec, "shape"):
-        raise ValueError(f"make_torso cannot encode observation {_describe(observation_spec)}; "
-                         f"{_SUPPORTED}.")
+        raise ValueError(
+            f"make_torso cannot encode observation {_describe(observation_spec)}; {_SUPPORTED}."
+        )
     else:
         shape, dtype = tuple(observation_spec.shape), np.dtype(observation_spec.dtype)
         if len(shape) == 3 and dtype == np.uint8:
@@ -369,12 +408,15 @@ def make_torso(observation_spec: ObservationSpec, **options: Any) -> Torso:
         elif len(shape) == 1 and np.issubdtype(dtype, np.floating):
             torso_cls = MLPTorso
         else:
-            raise ValueError(f"make_torso cannot encode observation "
-                             f"{_describe(observation_spec)}; {_SUPPORTED}.")
+            raise ValueError(
+                f"make_torso cannot encode observation {_describe(observation_spec)}; {_SUPPORTED}."
+            )
     fields = [name for name in torso_cls.__dataclass_fields__ if name not in ("parent", "name")]
     unknown = sorted(set(options) - set(fields))
     if unknown:
-        raise ValueError(f"make_torso chose {torso_cls.__name__} for observation "
-                         f"{_describe(observation_spec)}, which has no option(s) {unknown}; "
-                         f"its options are {fields}.")
+        raise ValueError(
+            f"make_torso chose {torso_cls.__name__} for observation "
+            f"{_describe(observation_spec)}, which has no option(s) {unknown}; "
+            f"its options are {fields}."
+        )
     return torso_cls(**options)

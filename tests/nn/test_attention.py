@@ -49,7 +49,7 @@ def test_matches_naive_loop():
         kv = module.apply(params, memory, method=module.keys_values)
         return module.apply(params, segment, kv, mask)[0]
 
-    dummy_kv = (jnp.zeros((B, M, H, Dh)), jnp.zeros((B, M, H, Dh)))
+    dummy_kv = (jnp.zeros((B, H, M, Dh)), jnp.zeros((B, H, M, Dh)))  # head-major
     params = module.init(jax.random.PRNGKey(0), segment, dummy_kv, mask)
     # Non-zero u and v so the bias terms are exercised.
     params["params"]["u"] = jnp.asarray(rng.normal(size=(H, Dh)), jnp.float32)

@@ -1,0 +1,12 @@
+"""Performance measurements of gtrxl_jax (the `gtrxl-bench` command).
+
+Each measurement is a named entry of `registry.MEASUREMENTS` that yields JSON records; the
+modules imported here register theirs. To add one, write a module with a function decorated
+by `registry.register(...)` and import it below.
+"""
+
+from gtrxl_jax.bench import ceiling, core  # noqa: F401  (imported to register measurements)
+from gtrxl_jax.bench.registry import MEASUREMENTS, Session, register, run_measurements
+from gtrxl_jax.bench.workloads import WORKLOADS, Workload
+
+__all__ = ["MEASUREMENTS", "WORKLOADS", "Session", "Workload", "register", "run_measurements"]

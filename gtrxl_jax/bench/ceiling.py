@@ -1,0 +1,68 @@
+"""The machine's matmul ceiling, measured in the same run as the model so figures compare.
+
+Two precisions: float32, and bfloat16 inputs accumulated in float32
+(`jnp.matmul(a, b, preferred_element_type=jnp.float32)`, what AMX and tensor cores run fast).
+Shapes: one large square matmul (the ceiling proper), and the shapes of the model's own
+projections at the learner's batch of N = T * B rows.
+"""
+
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+
+from gtrxl_jax.bench.registry import Record, Session, register
+from gtrxl_jax.bench.timing import compile_jit, time_calls
+
+PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def matmul_shapes(session: Session) -> dict[str, tuple[int, int, int]]:
+    """(m, k, n) of the square ceiling matmul and of the model's projections at N = T * B."""
+    workload = session.workload
+    cfg = workload.core
+    N, D, F = workload.unroll * workload.batch, cfg.d_model, cfg.resolved_d_ff
+    attention_width = cfg.num_heads * cfg.resolved_head_dim
+    return {
+        "square": (workload.square, workload.square, workload.square),
+        "query_projection": (N, D, attention_width),
+        "gate_projection": (N, D, 3 * D),
+        "mlp_hidden": (N, D, F),
+        "mlp_output": (N, F, D),
+    }
+
+
+def measure_matmul(session: Session, m: int, k: int, n: int, dtype: str) -> Record:
+    """Times [m, k] @ [k, n] with `dtype` inputs and float32 accumulation and output."""
+    key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
+    a = jax.random.normal(key_a, (m, k), PRECISIONS[dtype])
+    b = jax.random.normal(key_b, (k, n), PRECISIONS[dtype])
+    compiled, _ = compile_jit(
+        lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32), (a, b)
+    )
+    timing = time_calls(lambda: compiled(a, b), session.repeats, session.warmup)
+    flops = 2 * m * k * n
+    return {
+        "dtype": dtype,
+        "accumulation": "float32",
+        "m": m,
+        "k": k,
+        "n": n,
+        "flops": flops,
+        "gflop_per_s": flops / timing.median_s / 1e9,
+        **timing.fields(),
+    }
+
+
+@register("ceiling")
+def ceiling(session: Session) -> Iterator[Record]:
+    """Matmul FLOP/s of the machine: a large square and the model's shapes, in both precisions."""
+    for dtype in PRECISIONS:
+        for shape, (m, k, n) in matmul_shapes(session).items():
+            yield {"shape": shape, **measure_matmul(session, m, k, n, dtype)}
+
+
+def ceiling_gflops(session: Session, dtype: str) -> float | None:
+    """The square-matmul GFLOP/s measured for `dtype` in this session, if measured."""
+    record = session.find(measurement="ceiling", shape="square", dtype=dtype)
+    return record["gflop_per_s"] if record else None

@@ -1,0 +1,111 @@
+"""`gtrxl-bench`: times the GTrXL core and the machine's matmul ceiling, one JSON line per figure.
+
+  gtrxl-bench                                   # ceiling, learn, act, scaling on "reference"
+  gtrxl-bench --only learn,act --dtype bfloat16 --out runs/bench.jsonl
+  gtrxl-bench --config paper --only learn --repeats 2 --warmup 1
+  gtrxl-bench --list                            # the registered measurements
+
+The first line of a run is a machine record (CPU, cores, backend, versions, date); every
+record carries the run id. Figures are medians of repeated calls after warm-up; compile time
+is reported apart. Measurements that report a fraction of the ceiling run "ceiling" first.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+
+from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, run_measurements
+from gtrxl_jax.bench.machine import machine_info
+from gtrxl_jax.bench.registry import Record
+from gtrxl_jax.bench.workloads import Workload
+
+DEFAULT_MEASUREMENTS = ("ceiling", "learn", "act", "scaling")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part)
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    return tuple(MEASUREMENTS) if names == ("all",) else names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of gtrxl-bench."""
+    parser = argparse.ArgumentParser(
+        prog="gtrxl-bench",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only",
+        type=_name_list,
+        default=DEFAULT_MEASUREMENTS,
+        help=f"comma-separated measurements, or 'all' (default: {','.join(DEFAULT_MEASUREMENTS)})",
+    )
+    parser.add_argument("--config", choices=sorted(WORKLOADS), default="reference")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per learner figure")
+    parser.add_argument("--act-repeats", type=int, default=50, help="timed steps per act figure")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
+    parser.add_argument("--unroll", type=int, help="override the workload's unroll T")
+    parser.add_argument("--batch", type=int, help="override the workload's batch B")
+    parser.add_argument(
+        "--memory-lens", type=_int_list, help="override the scaling sweep, e.g. 32,64,128"
+    )
+    parser.add_argument("--out", help="append the JSON records to this JSONL file")
+    parser.add_argument("--list", action="store_true", help="list the measurements and exit")
+    return parser
+
+
+def make_workload(args: argparse.Namespace) -> Workload:
+    """The named workload with the command line's dtype and overrides applied."""
+    workload = WORKLOADS[args.config].with_dtype(args.dtype)
+    overrides = {
+        "unroll": args.unroll,
+        "batch": args.batch,
+        "memory_lens": args.memory_lens,
+    }
+    return dataclasses.replace(workload, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the selected measurements, printing (and optionally appending) JSON records."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        for measurement in MEASUREMENTS.values():
+            print(f"{measurement.name:10s} {measurement.description}")
+        return 0
+    unknown = [name for name in args.only if name not in MEASUREMENTS]
+    if unknown:
+        parser.error(f"unknown measurement(s) {unknown}; choose from {sorted(MEASUREMENTS)}")
+    session = Session(
+        make_workload(args),
+        repeats=args.repeats,
+        act_repeats=args.act_repeats,
+        warmup=args.warmup,
+    )
+    if args.out:
+        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a") if args.out else contextlib.nullcontext() as out:
+
+        def emit(record: Record) -> None:
+            line = json.dumps(record)
+            print(line, flush=True)
+            if out:
+                out.write(line + "\n")
+                out.flush()
+
+        emit({"run": session.run_id, "kind": "machine", **machine_info()})
+        run_measurements(session, args.only, emit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

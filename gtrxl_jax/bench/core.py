@@ -1,0 +1,198 @@
+"""Learner and actor steps of the GTrXL core: update time, acting step time, memory scaling.
+
+learn: one jitted update, jax.grad of a scalar loss of the core's outputs with respect to the
+  parameters, over an unroll [T, B] from a full memory (every slot valid, no episode start:
+  the most attention there can be); the memory is an input, not differentiated.
+act: one jitted step (T = 1) of B sequences carrying a full memory, as an actor runs it: each
+  step takes the memory the previous one returned. With the acting cache the memory's keys
+  and values are read; without it they are re-projected. The memory is not donated: every
+  step writes a shifted copy of it, and with donation XLA first copies each donated buffer
+  aside (a shift cannot run in place), which measured slower at large M.
+scaling: act (cached and not) and learn at each memory length of the workload's sweep.
+"""
+
+import dataclasses
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+
+from gtrxl_jax.bench import flops
+from gtrxl_jax.bench.ceiling import ceiling_gflops
+from gtrxl_jax.bench.machine import available_memory_bytes
+from gtrxl_jax.bench.registry import Record, Session, register
+from gtrxl_jax.bench.timing import compile_jit, memory_fields, time_calls, xla_flops
+from gtrxl_jax.bench.workloads import Workload
+from gtrxl_jax.nn.config import GTrXLConfig
+from gtrxl_jax.nn.gtrxl import GTrXL
+from gtrxl_jax.nn.memory import Memory, init_gtrxl_memory
+
+
+def config_fields(config: GTrXLConfig) -> dict:
+    """The configuration's figures as flat record fields."""
+    return {
+        "dtype": config.dtype,
+        "variant": config.variant,
+        "gate": config.gate,
+        "layers": config.num_layers,
+        "d_model": config.d_model,
+        "heads": config.num_heads,
+        "head_dim": config.resolved_head_dim,
+        "d_ff": config.resolved_d_ff,
+        "memory_len": config.memory_len,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A core with parameters, a sequence and a full memory to time it on.
+
+    Attributes:
+      core: the GTrXL module.
+      params: its parameters.
+      inputs: [T, B, D] float32 standard normal.
+      first: [T, B] bool, all False (no episode starts inside the unroll).
+      memory: Memory with states [B, L, M, D] standard normal and every slot valid.
+    """
+
+    core: GTrXL
+    params: dict
+    inputs: jax.Array
+    first: jax.Array
+    memory: Memory
+
+
+def make_problem(config: GTrXLConfig, T: int, B: int, seed: int = 0) -> Problem:
+    """Random inputs and a full memory for the core of `config` over [T, B]."""
+    key_inputs, key_states, key_params = jax.random.split(jax.random.PRNGKey(seed), 3)
+    core = GTrXL(config)
+    inputs = jax.random.normal(key_inputs, (T, B, config.d_model))
+    first = jnp.zeros((T, B), bool)
+    empty = init_gtrxl_memory(config, B)
+    memory = empty.replace(
+        states=jax.random.normal(key_states, empty.states.shape),
+        valid=jnp.ones_like(empty.valid),
+    )
+    params = core.init(key_params, inputs, first, memory)
+    return Problem(core, params, inputs, first, memory)
+
+
+def _too_big(compiled) -> str | None:
+    """Why the compiled step should not run here (its buffers exceed free memory), or None."""
+    planned = memory_fields(compiled)
+    if planned["temp_bytes"] is None:
+        return None
+    need = planned["argument_bytes"] + planned["output_bytes"] + planned["temp_bytes"]
+    free = available_memory_bytes()
+    if free is None or need <= free:
+        return None
+    return f"needs {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
+
+
+def _rates(session: Session, config: GTrXLConfig, flop_count: float, seconds: float) -> dict:
+    """Achieved GFLOP/s and its fraction of this run's matmul ceiling in the compute dtype."""
+    gflops = flop_count / seconds / 1e9
+    ceiling = ceiling_gflops(session, config.dtype)
+    return {
+        "gflop_per_s": gflops,
+        "ceiling_gflop_per_s": ceiling,
+        "fraction_of_ceiling": gflops / ceiling if ceiling else None,
+    }
+
+
+def measure_learn(session: Session, workload: Workload) -> Record:
+    """Times one learner update (forward and backward) over [T, B] from a full memory."""
+    config, T, B = workload.core, workload.unroll, workload.batch
+    problem = make_problem(config, T, B)
+    core = problem.core
+
+    def loss(params, inputs, first, memory):
+        outputs, _ = core.apply(params, inputs, first, memory)
+        return jnp.mean(jnp.square(outputs))
+
+    args = (problem.params, problem.inputs, problem.first, problem.memory)
+    update, compile_s = compile_jit(jax.grad(loss), args)
+    record = {
+        "kind": "learn",
+        **config_fields(config),
+        "unroll": T,
+        "batch": B,
+        "compile_s": compile_s,
+        **memory_fields(update),
+    }
+    if reason := _too_big(update):
+        return {**record, "skipped": reason}
+    timing = time_calls(lambda: update(*args), session.repeats, session.warmup)
+    analytic = flops.learn_flops(config, T, B)
+    counted = xla_flops(update)
+    return {
+        **record,
+        **timing.fields(),
+        "tokens_per_s": T * B / timing.median_s,
+        "flops": analytic,
+        "flops_source": "analytic (gtrxl_jax.bench.flops)",
+        "flops_xla": counted,
+        "gflop_per_s_xla": counted / timing.median_s / 1e9 if counted else None,
+        **_rates(session, config, analytic, timing.median_s),
+    }
+
+
+def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
+    """Times one acting step (T = 1) of B sequences carrying a full memory."""
+    config, B = workload.core, workload.batch
+    problem = make_problem(config, 1, B)
+    core, params = problem.core, problem.params
+    memory = problem.memory
+    if cached:
+        memory = core.apply(params, memory.replace(cache=None), method=GTrXL.refresh_cache)
+    inputs, first = problem.inputs, problem.first
+    step, compile_s = compile_jit(core.apply, (params, inputs, first, memory))
+    record = {
+        "kind": "act",
+        **config_fields(config),
+        "cached": cached,
+        "batch": B,
+        "compile_s": compile_s,
+        **memory_fields(step),
+    }
+    if reason := _too_big(step):
+        return {**record, "skipped": reason}
+
+    def act():
+        nonlocal memory
+        outputs, memory = step(params, inputs, first, memory)
+        return outputs
+
+    timing = time_calls(act, session.act_repeats, session.warmup)
+    analytic = flops.forward_flops(config, 1, B, cached=cached)
+    return {
+        **record,
+        **timing.fields(),
+        "steps_per_s": 1.0 / timing.median_s,
+        "flops": analytic,
+        "flops_source": "analytic (gtrxl_jax.bench.flops)",
+        **_rates(session, config, analytic, timing.median_s),
+    }
+
+
+@register("learn", requires=("ceiling",))
+def learn(session: Session) -> Iterator[Record]:
+    """Learner update on the workload: seconds, tokens/s, GFLOP/s and fraction of the ceiling."""
+    yield measure_learn(session, session.workload)
+
+
+@register("act", requires=("ceiling",))
+def act(session: Session) -> Iterator[Record]:
+    """Acting step on the workload, with the acting cache and without it."""
+    for cached in (True, False):
+        yield measure_act(session, session.workload, cached)
+
+
+@register("scaling", requires=("ceiling",))
+def scaling(session: Session) -> Iterator[Record]:
+    """Acting steps (cached and not) and the learner update at each memory length of the sweep."""
+    for memory_len in session.workload.memory_lens:
+        workload = session.workload.with_memory(memory_len)
+        for cached in (True, False):
+            yield measure_act(session, workload, cached)
+        yield measure_learn(session, workload)

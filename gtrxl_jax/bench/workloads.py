@@ -1,0 +1,68 @@
+"""Named benchmark workloads: a core configuration with the unroll, batch and sweep to time."""
+
+import dataclasses
+
+from gtrxl_jax.nn.config import GTrXLConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """What a benchmark run times.
+
+    Attributes:
+      name: the name the CLI selects it by.
+      core: the GTrXL configuration (memory_len M is the reference memory).
+      unroll: T, the learner's unroll length.
+      batch: B, sequences per learner update and per acting step.
+      memory_lens: the memory lengths M of the scaling sweep.
+      square: side of the square matmul that measures the machine's ceiling.
+    """
+
+    name: str
+    core: GTrXLConfig
+    unroll: int
+    batch: int
+    memory_lens: tuple[int, ...]
+    square: int
+
+    def with_dtype(self, dtype: str) -> "Workload":
+        """The same workload computing in `dtype` ("float32" or "bfloat16")."""
+        return dataclasses.replace(self, core=dataclasses.replace(self.core, dtype=dtype))
+
+    def with_memory(self, memory_len: int) -> "Workload":
+        """The same workload with memory length M = memory_len."""
+        return dataclasses.replace(self, core=dataclasses.replace(self.core, memory_len=memory_len))
+
+
+WORKLOADS = {
+    # The shared CPU workload of the published GTrXL implementations (DESIGN.md).
+    "reference": Workload(
+        name="reference",
+        core=GTrXLConfig(num_layers=4, d_model=256, num_heads=8, d_ff=1024, memory_len=64),
+        unroll=32,
+        batch=32,
+        memory_lens=(32, 64, 128, 256, 512),
+        square=2048,
+    ),
+    # The paper's DMLab scale (12 layers, embedding 256, memory 512; a 512-wide attention of
+    # 8 heads x 64), with IMPALA-style unroll 80 and batch 256: a GPU workload.
+    "paper": Workload(
+        name="paper",
+        core=GTrXLConfig(
+            num_layers=12, d_model=256, num_heads=8, head_dim=64, d_ff=1024, memory_len=512
+        ),
+        unroll=80,
+        batch=256,
+        memory_lens=(128, 256, 512, 1024),
+        square=4096,
+    ),
+    # A seconds-long smoke test of the harness itself.
+    "tiny": Workload(
+        name="tiny",
+        core=GTrXLConfig(num_layers=2, d_model=16, num_heads=2, d_ff=32, memory_len=4),
+        unroll=4,
+        batch=2,
+        memory_lens=(2, 4),
+        square=64,
+    ),
+}

@@ -1,0 +1,93 @@
+"""The benchmark harness on a tiny workload: records are well formed (timings are not checked)."""
+
+import json
+
+import pytest
+
+from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, register, run_measurements
+from gtrxl_jax.bench.cli import main
+from gtrxl_jax.bench.flops import forward_flops, forward_terms, learn_flops
+
+TIMING_FIELDS = {"median_s", "min_s", "max_s", "cpu_median_s", "repeats"}
+
+
+def positive(record, *fields):
+    return all(isinstance(record[f], int | float) and record[f] > 0 for f in fields)
+
+
+def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
+    out = tmp_path / "bench.jsonl"
+    args = ["--config", "tiny", "--only", "scaling", "--memory-lens", "4", "--out", str(out)]
+    assert main([*args, "--repeats", "2", "--act-repeats", "2", "--warmup", "1"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert printed == written
+
+    machine, *records = written
+    assert machine["kind"] == "machine"
+    assert {"cpu", "cpu_count", "jax", "backend", "date"} <= machine.keys()
+    assert {r["run"] for r in written} == {machine["run"]}
+
+    # "scaling" requires "ceiling", which runs first: 5 shapes x 2 precisions.
+    ceilings = [r for r in records if r["measurement"] == "ceiling"]
+    assert records[: len(ceilings)] == ceilings and len(ceilings) == 10
+    assert {(r["shape"], r["dtype"]) for r in ceilings} >= {("square", "float32")}
+    assert all(TIMING_FIELDS <= r.keys() and positive(r, "gflop_per_s") for r in ceilings)
+
+    scaling = records[len(ceilings) :]
+    assert [(r["kind"], r.get("cached")) for r in scaling] == [
+        ("act", True),
+        ("act", False),
+        ("learn", None),
+    ]
+    for r in scaling:
+        assert r["workload"] == "tiny" and r["memory_len"] == 4 and r["dtype"] == "float32"
+        assert TIMING_FIELDS <= r.keys() and positive(r, "median_s", "compile_s", "flops")
+        assert positive(r, "gflop_per_s", "ceiling_gflop_per_s", "fraction_of_ceiling")
+    learn = scaling[-1]
+    assert learn["tokens_per_s"] == pytest.approx(4 * 2 / learn["median_s"])
+    assert learn["flops"] == learn_flops(WORKLOADS["tiny"].with_memory(4).core, 4, 2)
+
+
+def test_registry_runs_requirements_once_and_stamps_records():
+    calls = []
+
+    @register("test_probe", requires=("test_base",))
+    def probe(session):
+        calls.append("probe")
+        yield {"kind": "probe", "base_seen": session.find(measurement="test_base") is not None}
+
+    @register("test_base")
+    def base(session):
+        calls.append("base")
+        yield {"kind": "base"}
+
+    try:
+        session = Session(WORKLOADS["tiny"])
+        records = run_measurements(session, ["test_probe", "test_base"], emit=lambda r: None)
+        assert calls == ["base", "probe"]
+        assert [r["measurement"] for r in records] == ["test_base", "test_probe"]
+        assert records[1]["base_seen"] and all(r["run"] == session.run_id for r in records)
+        with pytest.raises(ValueError, match="unknown measurement 'nope'"):
+            run_measurements(session, ["nope"], emit=lambda r: None)
+    finally:
+        del MEASUREMENTS["test_probe"], MEASUREMENTS["test_base"]
+
+
+def test_cli_rejects_unknown_measurements():
+    with pytest.raises(SystemExit):
+        main(["--only", "learn,nope"])
+
+
+def test_flop_counts():
+    cfg = WORKLOADS["reference"].core  # L 4, D 256, 8 heads x 32, F 1024, M 64
+    L, M, D, A, F, T, B = 4, 64, 256, 256, 1024, 32, 32
+    # The acting cache saves exactly the memory's key/value projection.
+    cached, uncached = forward_flops(cfg, 1, B, cached=True), forward_flops(cfg, 1, B)
+    assert uncached - cached == L * 2 * B * M * D * 2 * A
+    terms = forward_terms(cfg, T, B, cached=False)
+    assert terms["mlp"] == L * 2 * 2 * T * B * D * F
+    assert terms["gates"] == L * 2 * 2 * T * B * D * D * 6  # two GRU gates of 6 projections
+    # Backward: 2x forward, but no input gradient into the memory and the sinusoids.
+    no_input_grad = terms["memory_keys_values"] + terms["positions"]
+    assert learn_flops(cfg, T, B) == 3 * sum(terms.values()) - no_input_grad
