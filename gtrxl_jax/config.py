@@ -47,15 +47,23 @@ class EnvConfig:
         gets a task id; with loss.popart its own value normalisation).
       num_envs: environments per actor thread.
       options: extra keyword options for make_env (e.g. {"max_episode_steps": 1000}).
+      groups_per_task: groups each task's environments are split into; an actor steps the
+        groups in turn, so with 2 one half steps (on envpool's threads) while the policy runs
+        on the other. Worth it where stepping is slow next to inference (pixels); 1 otherwise.
     """
 
     task: str = "TMaze-L16"
     num_envs: int = 32
     options: dict = dataclasses.field(default_factory=dict)
+    groups_per_task: int = 1
 
     def __post_init__(self):
         _require(isinstance(self.task, str) and self.task != "", "env.task must be a task name.")
         _require(self.num_envs >= 1, f"env.num_envs must be >= 1, got {self.num_envs}.")
+        _require(
+            self.groups_per_task >= 1,
+            f"env.groups_per_task must be >= 1, got {self.groups_per_task}.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,67 @@
+"""`gtrxl-train` / `python -m gtrxl_jax.train`: train an agent from a config file and overrides.
+
+    python -m gtrxl_jax.train --config experiments/configs/tmaze.py learner.total_env_steps=1e6
+
+Exit codes: 0 done; 2 a configuration error (an unknown key, an invalid value, a layout that
+does not fit), reported before any work starts; 1 a checkpoint error or too many non-finite
+updates in a row; 130 stopped by a signal (after writing a final checkpoint).
+"""
+
+import argparse
+import logging
+import math
+import sys
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from gtrxl_jax.config import ConfigError, load_config
+from gtrxl_jax.train.checkpoint import CheckpointError
+from gtrxl_jax.train.learner import NonFiniteError
+from gtrxl_jax.train.loop import check_config, train
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gtrxl-train",
+        description="Train a GTrXL (or LSTM / feed-forward) agent with V-trace.",
+    )
+    parser.add_argument("--config", default=None,
+                        help="a Python file defining get_config() -> TrainConfig "
+                             "(default: the built-in defaults)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. env.task=TMaze-L32 learner.batch_size=64")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"gtrxl-train: error: {message}\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, check the config, train, and report; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save chatter
+    try:
+        config = load_config(args.config, args.overrides)
+        check_config(config)
+    except ConfigError as error:
+        return _fail(str(error), 2)
+    try:
+        with logging_redirect_tqdm():
+            result = train(config)
+    except ConfigError as error:
+        return _fail(str(error), 2)
+    except (CheckpointError, NonFiniteError) as error:
+        return _fail(str(error), 1)
+    lines = [f"{result.env_steps} env steps, {result.update} updates in "
+             f"{result.wall_clock_s:.0f} s ({result.sps:.0f} steps/s); logs in {result.log_dir}"]
+    for mode, values in result.eval.items():
+        success = values["success"]
+        success = "" if math.isnan(success) else f", success {success:.3f}"
+        lines.append(f"eval {mode}: return {values['episode_return']:.3f}{success} over "
+                     f"{values['episodes']} episodes")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 130 if result.interrupted else 0

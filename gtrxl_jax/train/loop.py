@@ -1,0 +1,365 @@
+"""The training loop (Sebulba-style): actor threads feed trajectories, the learner updates.
+
+    envs -> actor threads -> trajectory queues -> learner (pmap) -> ParamsStore -> actors
+
+`train(config)` reads top to bottom: set up devices, environments, the agent and the
+learner state (fresh or restored); start the actors; then per update take a batch, update,
+publish the parameters with their version, log and checkpoint; stop at
+learner.total_env_steps; write a final checkpoint; evaluate; summarise.
+
+Reproducible mode (learner.reproducible, the default): every trajectory of update u is
+acted with the parameters of update u-2, one update behind the learner's (as cleanba), so
+the data, and the learning curve, do not depend on how fast actors and learner run.
+Free-running mode: actors take the newest parameters at each trajectory's start, and the
+queue depth bounds the policy lag.
+"""
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from gtrxl_jax.agent import Agent
+from gtrxl_jax.config import ConfigError, TrainConfig
+from gtrxl_jax.envs import EnvSpec, make_env
+from gtrxl_jax.train import devices as device_placement
+from gtrxl_jax.train import types
+from gtrxl_jax.train.actor import ActingSteps, Actor, EnvGroup
+from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
+from gtrxl_jax.train.evaluation import evaluate
+from gtrxl_jax.train.handoff import ParamsStore, Stopped, TrajectoryQueue
+from gtrxl_jax.train.layout import Layout, check_devices, plan_layout
+from gtrxl_jax.train.learner import Learner, LearnerState, NonFiniteError, first_replica
+from gtrxl_jax.train.metrics import MetricsLogger
+from gtrxl_jax.train.optimizer import make_optimizer
+from gtrxl_jax.train.shutdown import stop_on_signals
+
+logger = logging.getLogger(__name__)
+
+STALL_TIMEOUT_S = 600.0  # a wait longer than this (compiles included) means a side stalled
+_ACTOR_JOIN_S = 10.0
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+      params: the final parameters (host arrays).
+      update: learner updates done (the parameter version).
+      env_steps: environment steps the learner consumed.
+      wall_clock_s: seconds from the actors' start to the end of training.
+      sps: env_steps of this session / wall_clock_s.
+      interrupted: the run stopped on SIGINT / SIGTERM before its end.
+      eval: {"greedy": {...}, "sampled": {...}} evaluation results ({} if skipped).
+      metrics: the last metrics record.
+      log_dir: the run's folder.
+    """
+
+    params: Any
+    update: int
+    env_steps: int
+    wall_clock_s: float
+    sps: float
+    interrupted: bool
+    eval: dict
+    metrics: dict
+    log_dir: str
+
+
+def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
+    """Check everything about a config that can be checked before any JAX work.
+
+    Returns:
+      The run's layout and the environment spec (of the first task).
+
+    Raises:
+      ConfigError: an impossible layout, an unknown task, or tasks that cannot share an agent.
+    """
+    layout = plan_layout(config)
+    specs = []
+    for task in layout.tasks:
+        try:
+            env = make_env(task, 1, seed=0, training=True, **config.env.options)
+        except ValueError as error:
+            raise ConfigError(f"env.task: {error}") from error
+        specs.append(env.spec)
+        env.close()
+    for spec in specs[1:]:
+        if (spec.observation, spec.num_actions) != (specs[0].observation, specs[0].num_actions):
+            raise ConfigError(
+                f"env.task: {spec.task} and {specs[0].task} differ in observation or action "
+                "space; a multi-task agent needs the same for all tasks.")
+    if config.loss.popart and len(layout.tasks) > 1:
+        raise ConfigError(
+            "loss.popart with several tasks needs a value output per task, which the agent's "
+            "single value head does not have; use one task or loss.popart=false.")
+    spec = dataclasses.replace(specs[0], has_success=any(s.has_success for s in specs))
+    return layout, spec
+
+
+def make_agent(config: TrainConfig, spec: EnvSpec) -> Agent:
+    """The agent of a config for an environment spec."""
+    return Agent(
+        spec.observation,
+        spec.num_actions,
+        config.agent.core_config(),
+        torso_options=tuple(sorted(config.agent.torso_options.items())),
+        use_prev_action_reward=config.agent.use_prev_action_reward,
+    )
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train an agent as the config says; see the module docstring for the recipe."""
+    layout, spec = check_config(config)
+    device_placement.initialize_distributed(config.distributed)
+    learner_devices = device_placement.learner_devices(config.learner)
+    actor_devices = device_placement.actor_devices(config.learner)
+    is_main_process = jax.process_index() == 0
+
+    agent = make_agent(config, spec)
+    optimizer = make_optimizer(
+        config.optimizer.name, config.optimizer.learning_rate,
+        max_grad_norm=config.optimizer.max_grad_norm, schedule=config.optimizer.schedule,
+        total_updates=layout.total_updates)
+    learner = Learner(agent, config.loss, optimizer, learner_devices,
+                      trajectory_len=config.learner.trajectory_len,
+                      segment_len=config.learner.segment_len, num_tasks=len(layout.tasks))
+    check_devices(layout, learner.num_devices)
+    checkpointer = Checkpointer(config.run.log_dir, config.run.keep_checkpoints)
+    state, start_env_steps = initial_state(learner, checkpointer, config)
+    start_update = int(state.update)
+    update, env_steps = start_update, start_env_steps
+    metrics_logger = MetricsLogger(
+        config.run.log_dir, config, tasks=layout.tasks, has_success=spec.has_success,
+        start_env_steps=env_steps, enabled=is_main_process)
+
+    stop = threading.Event()
+    params_store = ParamsStore()
+    params_store.publish(start_update, state.params)
+    actors, queues = make_actors(config, layout, agent, state, params_store, stop, actor_devices)
+    replicated = learner.replicate(state)
+    nonfinite = NonFiniteStreak(config.learner.max_nonfinite_updates)
+    actor_monitor = ActorMonitor(actors, queues)
+    with contextlib.closing(metrics_logger), contextlib.closing(checkpointer):
+        start_time = time.monotonic()
+        try:
+            with stop_on_signals(stop) as signals, actors_running(actors, stop):
+                while env_steps < config.learner.total_env_steps and not stop.is_set():
+                    batch, episodes, learner_wait_s = gather_batch(actors, queues, layout, stop)
+                    replicated, metrics = learner.update(replicated, batch)
+                    update += 1
+                    env_steps += layout.steps_per_update
+                    params_store.publish(update, first_replica(replicated.params))
+                    metrics = jax.device_get(first_replica(metrics))
+                    nonfinite.check(metrics, update)
+                    metrics_logger.add_update({**metrics, "learner_wait_s": learner_wait_s},
+                                              episodes, env_steps)
+                    if update % config.run.log_interval_updates == 0:
+                        metrics_logger.write(update, env_steps, actor_monitor.read())
+                    if update % config.run.checkpoint_interval_updates == 0:
+                        checkpointer.save(learner.unreplicate(replicated), config, env_steps)
+        except Stopped:
+            pass  # a signal or an actor's failure (re-raised just below)
+        raise_actor_error(actors)
+        wall_clock_s = time.monotonic() - start_time
+        if metrics_logger.pending_updates:
+            metrics_logger.write(update, env_steps, actor_monitor.read())
+
+        final_state = learner.unreplicate(replicated)
+        checkpointer.save(final_state, config, env_steps)
+        eval_results = {}
+        if is_main_process and config.run.eval_episodes > 0 and not signals.received:
+            eval_results = evaluate(agent, final_state.params, layout.tasks,
+                                    config.run.eval_episodes, seed=config.run.seed + 1_000_003,
+                                    env_options=config.env.options)
+        sps = (env_steps - start_env_steps) / max(wall_clock_s, 1e-9)
+        metrics_logger.write_summary({
+            "eval": eval_results,
+            "env_steps": env_steps,
+            "updates": update,
+            "wall_clock_s": wall_clock_s,
+            "sps": sps,
+            "interrupted": signals.received,
+            "nonfinite_updates": int(final_state.nonfinite_updates),
+            "last_metrics": metrics_logger.latest,
+        })
+    return TrainResult(params=final_state.params, update=update, env_steps=env_steps,
+                       wall_clock_s=wall_clock_s, sps=sps, interrupted=signals.received,
+                       eval=eval_results, metrics=metrics_logger.latest,
+                       log_dir=config.run.log_dir)
+
+
+def initial_state(
+    learner: Learner, checkpointer: Checkpointer, config: TrainConfig
+) -> tuple[LearnerState, int]:
+    """A fresh learner state, or the latest checkpoint's when run.resume is set.
+
+    Returns:
+      (the learner state as host arrays, the env steps already consumed).
+
+    Raises:
+      CheckpointError: resume without a usable checkpoint, or a fresh run in a folder that
+        already holds checkpoints (it would mix two runs).
+    """
+    latest = checkpointer.latest_update()
+    if not config.run.resume and latest is not None:
+        raise CheckpointError(
+            f"{checkpointer.directory} already holds checkpoints (latest: update {latest}). "
+            "Set run.resume=true to continue that run, or choose another run.log_dir.")
+    fresh = learner.init_state(jax.random.PRNGKey(config.run.seed))
+    if not config.run.resume:
+        return fresh, 0
+    state, meta = checkpointer.restore(fresh, config)
+    logger.info("Resuming from update %d (%d env steps) in %s", meta["update"],
+                meta["env_steps"], checkpointer.directory)
+    return state, int(meta["env_steps"])
+
+
+def make_actors(
+    config: TrainConfig,
+    layout: Layout,
+    agent: Agent,
+    state: LearnerState,
+    params_store: ParamsStore,
+    stop: threading.Event,
+    actor_devices: list,
+) -> tuple[list[Actor], list[TrajectoryQueue]]:
+    """Make this process's actor threads (not started), each with its environments and queue.
+
+    Environment seeds and sampling keys derive from the learner state's RNG key, the
+    process and the actor, so a resumed run does not replay the same episodes.
+    """
+    actors, queues = [], []
+    acting = ActingSteps.of(agent)
+    for index in range(config.learner.num_actor_threads):
+        name = f"actor {jax.process_index()}.{index}"
+        num_groups = len(layout.tasks) * layout.groups_per_task
+        seeds = np.random.SeedSequence(
+            [*np.asarray(state.rng, np.uint32).tolist(), jax.process_index(), index]
+        ).generate_state(num_groups + 1) % 2**31
+        env_seeds, key_seed = seeds[:num_groups], seeds[num_groups]
+        groups = []
+        for task_id, task in enumerate(layout.tasks):
+            for g in range(layout.groups_per_task):
+                seed = int(env_seeds[task_id * layout.groups_per_task + g])
+                env = make_env(task, layout.envs_per_group, seed=seed, training=True,
+                               **config.env.options)
+                groups.append(EnvGroup(env=env, task_id=task_id))
+        queue = TrajectoryQueue(config.learner.queue_size, name)
+        actors.append(Actor(
+            name, agent, groups,
+            trajectory_len=config.learner.trajectory_len,
+            params_store=params_store,
+            trajectory_queue=queue,
+            stop=stop,
+            key=jax.random.PRNGKey(int(key_seed)),
+            device=actor_devices[index % len(actor_devices)],
+            reproducible=config.learner.reproducible,
+            start_update=int(state.update),
+            trajectories_per_update=layout.trajectories_per_update,
+            timeout_s=STALL_TIMEOUT_S,
+            acting=acting,
+        ))
+        queues.append(queue)
+    return actors, queues
+
+
+def gather_batch(
+    actors: list[Actor], queues: list[TrajectoryQueue], layout: Layout, stop: threading.Event
+) -> tuple[types.Trajectory, list, float]:
+    """One update's batch: `trajectories_per_update` trajectories from each actor, in order.
+
+    Returns:
+      The trajectories joined along the batch [T+1, local_batch], the (task, Episode) pairs
+      that ended in them, and the seconds spent waiting.
+    """
+    parts, episodes, waited = [], [], 0.0
+    for queue in queues:
+        for _ in range(layout.trajectories_per_update):
+            (trajectory, ended), seconds = queue.get(stop, STALL_TIMEOUT_S,
+                                                     alive=lambda: raise_actor_error(actors))
+            parts.append(trajectory)
+            episodes.extend(ended)
+            waited += seconds
+    return types.concatenate(parts), episodes, waited
+
+
+@contextlib.contextmanager
+def actors_running(actors: list[Actor], stop: threading.Event):
+    """Start the actor threads; on leaving, stop them and wait (briefly) for them to end."""
+    for actor in actors:
+        actor.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for actor in actors:
+            actor.join(_ACTOR_JOIN_S)
+            if actor.is_alive():
+                logger.warning("%s did not stop within %.0f s; leaving it behind.", actor.name,
+                               _ACTOR_JOIN_S)
+
+
+def raise_actor_error(actors: list[Actor]) -> None:
+    """Re-raise the first error an actor thread died with (the run goes down with it)."""
+    for actor in actors:
+        if actor.error is not None:
+            raise actor.error
+
+
+class ActorMonitor:
+    """Actor-side figures for each metrics record, over the interval since the last one."""
+
+    def __init__(self, actors: list[Actor], queues: list[TrajectoryQueue]):
+        """Watch these actors and their queues."""
+        self._actors, self._queues = actors, queues
+        self._last = (0.0, 0, time.monotonic())
+
+    def read(self) -> dict[str, float]:
+        """Queue depth now; actors' waiting time and env steps per second since the last read."""
+        wait_s = sum(actor.stats.wait_s for actor in self._actors)
+        env_steps = sum(actor.stats.env_steps for actor in self._actors)
+        now = time.monotonic()
+        last_wait_s, last_env_steps, last_time = self._last
+        self._last = (wait_s, env_steps, now)
+        return {
+            "queue_depth": float(sum(queue.qsize() for queue in self._queues)),
+            "actor_wait_s": wait_s - last_wait_s,
+            "actor_sps": (env_steps - last_env_steps) / max(now - last_time, 1e-9),
+        }
+
+
+class NonFiniteStreak:
+    """Counts consecutive skipped (non-finite) updates and ends the run after too many."""
+
+    def __init__(self, limit: int):
+        """Allow up to `limit` skipped updates in a row."""
+        self._limit = limit
+        self._streak = 0
+
+    def check(self, metrics: dict, update: int) -> None:
+        """Update the streak from one update's metrics.
+
+        Raises:
+          NonFiniteError: `limit` updates in a row were skipped; says whether the loss or
+            (with a finite loss) the gradients were not finite.
+        """
+        loss_bad, grads_bad = metrics["nonfinite_loss"] > 0, metrics["nonfinite_grads"] > 0
+        if not (loss_bad or grads_bad):
+            self._streak = 0
+            return
+        self._streak += 1
+        where = "the loss" if loss_bad else "the gradients (the loss was finite)"
+        logger.warning("Update %d skipped: %s was not finite (%d in a row).", update, where,
+                       self._streak)
+        if self._streak >= self._limit:
+            raise NonFiniteError(
+                f"Stopping: {self._streak} updates in a row (up to update {update}) were skipped "
+                f"because {where} was not finite (learner.max_nonfinite_updates="
+                f"{self._limit}). The parameters are those before the first skipped update.")

@@ -1,0 +1,195 @@
+"""Training metrics: TensorBoard event files, metrics.jsonl, a progress bar and the summary.
+
+Files in the run's log_dir:
+  config.json     the run's config
+  metrics.jsonl   one JSON record per log interval: update, env_steps, sps, episode_return,
+                  episode_length, episodes, success (tasks that report it; per task too when
+                  there are several), the learner's losses, entropy, grad_norm,
+                  policy_lag_mean/max (updates), learner_wait_s (mean seconds per update
+                  the learner waited for trajectories), actor_wait_s (seconds the actors
+                  waited for parameters or queue space in the interval), actor_sps,
+                  queue_depth, ... (null where a value is undefined, e.g. no episode ended
+                  in the interval). Episodes are those that ended in the consumed batches.
+  events.out.*    the same scalars as TensorBoard events, against env_steps
+  summary.json    the end-of-run summary with the evaluation results
+"""
+
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import tensorboardX
+import tqdm
+
+from gtrxl_jax.config import TrainConfig, to_dict
+
+logger = logging.getLogger(__name__)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def episode_metrics(episodes: list, tasks: tuple[str, ...], has_success: bool) -> dict:
+    """Mean return, length and success of (task, Episode) pairs; per task if several.
+
+    Returns:
+      {"episodes", "episode_return", "episode_length"} (+ "success" where the task reports
+      it), NaN where no episode ended; with several tasks also "<key>/<task>" entries.
+    """
+    def summarize(group: list) -> dict:
+        returns = [e.episode_return for _, e in group]
+        values = {
+            "episodes": float(len(group)),
+            "episode_return": sum(returns) / len(returns) if returns else math.nan,
+            "episode_length": (sum(e.length for _, e in group) / len(group)
+                               if group else math.nan),
+        }
+        if has_success:
+            successes = [e.success for _, e in group if e.success is not None]
+            values["success"] = (sum(successes) / len(successes)) if successes else math.nan
+        return values
+
+    metrics = summarize(episodes)
+    if len(tasks) > 1:
+        for task in tasks:
+            for key, value in summarize([p for p in episodes if p[0] == task]).items():
+                metrics[f"{key}/{task}"] = value
+    return metrics
+
+
+class MetricsLogger:
+    """Collects per-update metrics and episodes; writes one record per log interval."""
+
+    def __init__(
+        self,
+        log_dir: str,
+        config: TrainConfig,
+        *,
+        tasks: tuple[str, ...],
+        has_success: bool,
+        start_env_steps: int,
+        enabled: bool = True,
+    ):
+        """Open the run's files (appending to a resumed run's metrics).
+
+        Args:
+          log_dir: the run's folder (created if needed).
+          config: the run's config, saved as config.json.
+          tasks: the task names, for per-task episode metrics.
+          has_success: whether the tasks report success.
+          start_env_steps: the env steps already done (non-zero when resuming).
+          enabled: write files and show the progress bar (only process 0 of a multi-process
+            run does).
+        """
+        self.log_dir = Path(log_dir)
+        self._tasks = tasks
+        self._has_success = has_success
+        self._enabled = enabled
+        self._sums: dict[str, float] = defaultdict(float)
+        self._count = 0
+        self._episodes: list = []
+        self._last_time = time.monotonic()
+        self._last_env_steps = start_env_steps
+        self.latest: dict[str, Any] = {}
+        self._writer = None
+        self._jsonl = None
+        self._progress = None
+        if enabled:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            (self.log_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+            self._writer = tensorboardX.SummaryWriter(str(self.log_dir))
+            self._jsonl = open(self.log_dir / "metrics.jsonl", "a")  # noqa: SIM115
+            self._progress = tqdm.tqdm(
+                total=config.learner.total_env_steps, initial=start_env_steps, unit="step",
+                unit_scale=True, dynamic_ncols=True, disable=not config.run.progress,
+                desc=config.env.task)
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates added since the last record was written."""
+        return self._count
+
+    def add_update(self, metrics: dict[str, float], episodes: list, env_steps: int) -> None:
+        """Accumulate one update's metrics and the (task, Episode) pairs of its batch.
+
+        Args:
+          metrics: the learner's metrics (host floats).
+          episodes: the (task, Episode) pairs that ended in the update's trajectories.
+          env_steps: env steps consumed so far (advances the progress bar).
+        """
+        for key, value in metrics.items():
+            self._sums[key] += float(value)
+        self._count += 1
+        self._episodes.extend(episodes)
+        if self._progress is not None:
+            self._progress.update(env_steps - self._progress.n)
+
+    def write(self, update: int, env_steps: int, extra: dict[str, float]) -> dict[str, Any]:
+        """Write one record: the interval's averages, episodes, throughput and `extra`.
+
+        Returns:
+          The record (NaN for undefined values).
+        """
+        now = time.monotonic()
+        elapsed = max(now - self._last_time, 1e-9)
+        record: dict[str, Any] = {
+            "update": update,
+            "env_steps": env_steps,
+            "sps": (env_steps - self._last_env_steps) / elapsed,
+            "updates_per_s": self._count / elapsed,
+        }
+        record.update(episode_metrics(self._episodes, self._tasks, self._has_success))
+        record.update({key: total / max(self._count, 1) for key, total in self._sums.items()})
+        record.update(extra)
+        self._sums.clear()
+        self._count = 0
+        self._episodes = []
+        self._last_time, self._last_env_steps = now, env_steps
+        self.latest = record
+        if self._enabled:
+            self._jsonl.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
+            self._jsonl.flush()
+            for key, value in record.items():
+                if key not in ("update", "env_steps") and math.isfinite(value):
+                    self._writer.add_scalar(key, value, env_steps)
+            self._writer.flush()
+            self._progress.set_postfix(self._postfix(record), refresh=False)
+        logger.debug("update %d: %s", update, record)
+        return record
+
+    def _postfix(self, record: dict) -> dict:
+        postfix = {"return": f"{record['episode_return']:.3g}"}
+        if self._has_success:
+            postfix["success"] = f"{record['success']:.0%}" if math.isfinite(
+                record["success"]) else "nan"
+        postfix["loss"] = f"{record.get('loss', math.nan):.3g}"
+        return postfix
+
+    def write_summary(self, summary: dict) -> None:
+        """Save summary.json and log it."""
+        if not self._enabled:
+            return
+        text = json.dumps(_clean(summary), indent=2)
+        (self.log_dir / "summary.json").write_text(text)
+        logger.info("Summary (%s):\n%s", self.log_dir / "summary.json", text)
+
+    def close(self) -> None:
+        """Flush and close the files and the progress bar."""
+        if self._enabled:
+            self._progress.close()
+            self._writer.close()
+            self._jsonl.close()
+
+
+def _clean(tree: Any) -> Any:
+    """NaN -> None, recursively, for strict JSON."""
+    if isinstance(tree, dict):
+        return {key: _clean(value) for key, value in tree.items()}
+    return _json_value(tree)

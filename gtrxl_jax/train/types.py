@@ -1,0 +1,114 @@
+"""The Trajectory pytree that actors hand to the learner, and how batches of them are assembled.
+
+A trajectory holds T+1 consecutive steps of B environments, time-major, exactly as the actor
+fed them to the agent. Consecutive trajectories of one actor overlap by one step (step T of
+one is step 0 of the next, as in Sebulba / cleanba): the learner needs step T only for its
+observation (the V-trace bootstrap value) and for the reward and discount of the transition
+that enters it.
+
+Two kinds of leaves, with the batch on different axes:
+- time-major [T+1, B, ...]: `inputs`, `actions`, `behaviour_logits`, `discount`;
+- batch-major [B, ...]: `task_id`, `param_version` and every leaf of `core_state` (the core
+  state is batch-major for every core in gtrxl_jax).
+"""
+
+from typing import Any
+
+import jax
+import numpy as np
+from flax import struct
+
+from gtrxl_jax.agent import AgentInput
+
+
+@struct.dataclass
+class Trajectory:
+    """T+1 steps of B environments, as one actor acted them (host numpy arrays).
+
+    Attributes:
+      inputs: AgentInput [T+1, B] as the actor fed it (observation pytree, first,
+        prev_action, prev_reward).
+      actions: [T+1, B] int32, the action chosen at each step (the action of a `last` step is
+        ignored by the environment).
+      behaviour_logits: [T+1, B, A] float32, the acting policy's logits at each step.
+      discount: [T+1, B] float32, the environment's discount of each step (0 on termination).
+      task_id: [B] int32, the task of each environment row (0 for single-task runs).
+      core_state: the core state before step 0, batch-major, without GTrXL's acting cache.
+      param_version: [B] int32, the parameter version (learner update count) that chose the
+        actions of steps 0..T-1. Step T is acted by the next trajectory's parameters: the
+        learner reads only its observation, reward and discount.
+    """
+
+    inputs: AgentInput
+    actions: Any
+    behaviour_logits: Any
+    discount: Any
+    task_id: Any
+    core_state: Any
+    param_version: Any
+
+    @property
+    def length(self) -> int:
+        """T, the number of transitions (the trajectory holds T+1 steps)."""
+        return int(self.actions.shape[0]) - 1
+
+    @property
+    def batch_size(self) -> int:
+        """B, the number of environment rows."""
+        return int(self.actions.shape[1])
+
+
+def _time_major(trajectory: Trajectory) -> tuple:
+    return (trajectory.inputs, trajectory.actions, trajectory.behaviour_logits,
+            trajectory.discount)
+
+
+def _batch_major(trajectory: Trajectory) -> tuple:
+    return trajectory.task_id, trajectory.core_state, trajectory.param_version
+
+
+def _rebuild(time_major: tuple, batch_major: tuple) -> Trajectory:
+    inputs, actions, behaviour_logits, discount = time_major
+    task_id, core_state, param_version = batch_major
+    return Trajectory(inputs=inputs, actions=actions, behaviour_logits=behaviour_logits,
+                      discount=discount, task_id=task_id, core_state=core_state,
+                      param_version=param_version)
+
+
+def concatenate(trajectories: list[Trajectory]) -> Trajectory:
+    """Joins trajectories of equal length along the batch: [T+1, B1], [T+1, B2] -> [T+1, B1+B2]."""
+    if len(trajectories) == 1:
+        return trajectories[0]
+    time_major = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1),
+                              *[_time_major(t) for t in trajectories])
+    batch_major = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0),
+                               *[_batch_major(t) for t in trajectories])
+    return _rebuild(time_major, batch_major)
+
+
+def split_for_devices(trajectory: Trajectory, num_devices: int) -> Trajectory:
+    """Splits the batch into equal per-device parts, stacked on a new leading device axis.
+
+    Args:
+      trajectory: time-major leaves [T+1, B, ...], batch-major leaves [B, ...].
+      num_devices: D, which must divide B.
+
+    Returns:
+      The same Trajectory with time-major leaves [D, T+1, B/D, ...] and batch-major leaves
+      [D, B/D, ...], ready for a pmap over D devices.
+    """
+    B = trajectory.batch_size
+    if B % num_devices:
+        raise ValueError(f"A batch of {B} rows cannot be split evenly over {num_devices} "
+                         "learner devices.")
+
+    def split(axis):
+        def split_leaf(x):
+            x = np.asarray(x)
+            parts = np.split(x, num_devices, axis=axis)
+            return np.stack(parts)
+        return split_leaf
+
+    time_major = jax.tree.map(split(1), _time_major(trajectory))
+    batch_major = jax.tree.map(split(0), _batch_major(trajectory))
+    return _rebuild(time_major, batch_major)

@@ -1,0 +1,75 @@
+import numpy as np
+import optax
+import pytest
+
+from gtrxl_jax.config import TrainConfig, apply_overrides
+from gtrxl_jax.losses import popart_init
+from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError, model_config_differences
+from gtrxl_jax.train.learner import LearnerState
+
+
+def make_state(update, seed=0):
+    rng = np.random.default_rng(seed)
+    params = {"core": {"w": rng.normal(size=(3, 2)).astype(np.float32)},
+              "head": {"b": rng.normal(size=(2,)).astype(np.float32)}}
+    return LearnerState(params=params, opt_state=optax.adam(1e-3).init(params),
+                        popart=popart_init(1), update=np.int32(update),
+                        nonfinite_updates=np.int32(1), rng=np.array([7, update], np.uint32))
+
+
+def test_round_trip_keeps_the_latest_checkpoints(tmp_path):
+    config = TrainConfig()
+    checkpointer = Checkpointer(str(tmp_path), keep=2)
+    for update in (2, 4, 6):
+        checkpointer.save(make_state(update, seed=update), config, env_steps=100 * update)
+    checkpointer.close()
+
+    checkpointer = Checkpointer(str(tmp_path), keep=2)
+    assert checkpointer.latest_update() == 6
+    assert sorted(p.name for p in checkpointer.directory.iterdir()) == ["4", "6"]
+    state, meta = checkpointer.restore(make_state(0, seed=99), config)
+    checkpointer.close()
+    assert meta["env_steps"] == 600 and meta["update"] == 6
+    expected = make_state(6, seed=6)
+    for name in ("params", "opt_state", "popart", "update", "nonfinite_updates", "rng"):
+        np.testing.assert_equal(getattr(state, name), getattr(expected, name))
+    assert type(state.opt_state[0]).__name__ == "ScaleByAdamState"
+
+
+def test_a_different_model_config_is_refused_naming_the_keys(tmp_path):
+    checkpointer = Checkpointer(str(tmp_path), keep=2)
+    checkpointer.save(make_state(1), TrainConfig(), env_steps=10)
+    other = apply_overrides(TrainConfig(), ["agent.transformer.num_layers=3",
+                                            "learner.batch_size=64"])
+    with pytest.raises(CheckpointError, match=r"agent\.transformer\.num_layers: 2 .* 3 now"):
+        checkpointer.restore(make_state(0), other)
+    checkpointer.close()
+
+
+def test_only_model_keys_count_as_differences():
+    base = TrainConfig()
+    changed = apply_overrides(base, ["learner.total_env_steps=10", "run.seed=3",
+                                     "loss.popart=true"])
+    from gtrxl_jax.config import to_dict
+    assert model_config_differences(to_dict(base), to_dict(changed)) == [
+        "loss.popart: False in the checkpoint, True now"]
+
+
+def test_resuming_without_a_checkpoint_fails_clearly(tmp_path):
+    checkpointer = Checkpointer(str(tmp_path), keep=2)
+    with pytest.raises(CheckpointError, match="holds no complete checkpoint"):
+        checkpointer.restore(make_state(0), TrainConfig())
+    checkpointer.close()
+
+
+def test_a_corrupt_checkpoint_fails_clearly(tmp_path):
+    checkpointer = Checkpointer(str(tmp_path), keep=2)
+    checkpointer.save(make_state(3), TrainConfig(), env_steps=10)
+    checkpointer.close()
+    for path in (tmp_path / "checkpoints" / "3" / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    checkpointer = Checkpointer(str(tmp_path), keep=2)
+    with pytest.raises(CheckpointError, match="incomplete or corrupt"):
+        checkpointer.restore(make_state(0), TrainConfig())
+    checkpointer.close()
