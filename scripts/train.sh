@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
-exec .venv/bin/gtrxl-demo "$@"
+exec .venv/bin/gtrxl-train --config experiments/configs/tmaze.py "$@"
