@@ -9,6 +9,9 @@ import jax
 
 # CPU features that decide the matmul ceiling on x86 (AVX-512 float32, AMX bfloat16).
 _CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+# Environment that changes XLA:CPU's speed: its flags, and the allocator's settings (XLA:CPU
+# allocates its buffers anew on every call, so how malloc returns memory shows in timings).
+_ENVIRONMENT = ("XLA_FLAGS", "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_ARENA_MAX")
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -59,5 +62,5 @@ def machine_info() -> dict:
         "jax": jax.__version__,
         "jaxlib": _version("jaxlib"),
         "flax": _version("flax"),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "environment": {name: os.environ[name] for name in _ENVIRONMENT if name in os.environ},
     }
