@@ -24,6 +24,7 @@ from gtrxl_jax.nn.config import CoreConfig, GTrXLConfig, resolve_dtype
 from gtrxl_jax.nn.cores import init_memory, make_core
 from gtrxl_jax.nn.gtrxl import GTrXL
 from gtrxl_jax.nn.heads import PolicyValueHead
+from gtrxl_jax.nn.segments import scan_segments
 from gtrxl_jax.nn.torsos import make_torso
 
 
@@ -175,25 +176,6 @@ class Agent:
         head_params = self.head.init(k3, jnp.zeros((1, 1, self.core_config.output_dim)))
         return {"embedding": embedding_params, "core": core_params, "head": head_params}
 
-    def _core_unroll(self, params: dict, x: jax.Array, first: jax.Array, state, segment_len):
-        """Runs the core over x [N, B, D] in ceil(N / segment_len) calls, scanning full segments."""
-        N = x.shape[0]
-        if segment_len is None or segment_len >= N:
-            return self.core.apply(params["core"], x, first, state)
-        K, rest = divmod(N, segment_len)
-
-        def segment(state, xs):
-            y, state = self.core.apply(params["core"], *xs, state)
-            return state, y
-
-        head = lambda a: a[: K * segment_len].reshape(K, segment_len, *a.shape[1:])  # noqa: E731
-        state, y = jax.lax.scan(segment, state, (head(x), head(first)))
-        y = y.reshape(K * segment_len, *y.shape[2:])
-        if rest:
-            y_rest, state = self.core.apply(params["core"], x[-rest:], first[-rest:], state)
-            y = jnp.concatenate([y, y_rest])
-        return y, state
-
     def unroll(
         self, params: dict, inputs: AgentInput, state, segment_len: int | None = None
     ) -> tuple[AgentOutput, Any]:
@@ -213,10 +195,9 @@ class Agent:
         Returns:
           AgentOutput (logits [N, B, A], values [N, B]) and the core state after step N-1.
         """
-        if segment_len is not None and (isinstance(segment_len, bool) or segment_len < 1):
-            raise ValueError(f"segment_len must be a positive int or None, got {segment_len!r}.")
         x = self.embedding.apply(params["embedding"], inputs)
-        y, state = self._core_unroll(params, x, inputs.first, state, segment_len)
+        core_fn = functools.partial(self.core.apply, params["core"])
+        y, state = scan_segments(core_fn, x, inputs.first, state, segment_len)
         logits, values = self.head.apply(params["head"], y)
         return AgentOutput(logits=logits, values=values), state
 
