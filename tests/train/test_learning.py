@@ -2,11 +2,14 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from gtrxl_jax.config import load_config
 from gtrxl_jax.train.loop import train
+
+TMAZE_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "tmaze.py"
 
 
 @pytest.mark.slow
@@ -26,3 +29,25 @@ def test_gtrxl_learns_the_tmaze_well_above_chance(tmp_path):
     assert records[0]["success"] < 0.7  # chance is 0.5: a reactive policy cannot do better
     assert records[-1]["success"] > 0.9
     assert result.eval["greedy"]["success"] > 0.9
+
+
+def _memory_run(tmp_path, core):
+    """TMaze-L20: the cue is recalled 21 steps later, beyond one 16-step trajectory and
+    its two 8-step segments, so the memory must cross segment and trajectory boundaries."""
+    return train(load_config(str(TMAZE_CONFIG), [
+        "env.task=TMaze-L20", "learner.trajectory_len=16", "learner.segment_len=8",
+        "agent.transformer.memory_len=24", "learner.total_env_steps=250000",
+        "optimizer.schedule=linear", f"agent.core={core}",
+        "run.eval_episodes=100", "run.progress=false", f"run.log_dir={tmp_path / core}",
+    ]))
+
+
+@pytest.mark.slow
+def test_memory_crosses_segments_and_trajectories_and_feedforward_stays_at_chance(tmp_path):
+    start = time.monotonic()
+    gtrxl = _memory_run(tmp_path, "gtrxl")
+    feedforward = _memory_run(tmp_path, "feedforward")
+    assert time.monotonic() - start < 600
+    assert gtrxl.eval["greedy"]["success"] >= 0.95, gtrxl.eval
+    assert feedforward.eval["greedy"]["success"] <= 0.65, feedforward.eval
+    assert feedforward.eval["sampled"]["success"] <= 0.65, feedforward.eval
