@@ -44,7 +44,7 @@ class EnvConfig:
     Attributes:
       task: a task name for `gtrxl_jax.envs.make_env` (envpool's, or the project's
         "TMaze-L<N>"); several comma-separated names train one multi-task agent (each task
-        gets a task id; with loss.popart its own value normalisation).
+        gets a task id; per-task PopArt is not supported yet, so use loss.popart=false).
       num_envs: environments per actor thread.
       options: extra keyword options for make_env (e.g. {"max_episode_steps": 1000}).
       groups_per_task: groups each task's environments are split into; an actor steps the
