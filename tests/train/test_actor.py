@@ -83,7 +83,11 @@ def test_trajectories_replay_exactly_under_the_learner_unroll(agent):
                             jax.tree.leaves((following.inputs, following.actions)), strict=True):
                 np.testing.assert_array_equal(a[T], b[0])  # one step of overlap
     assert any(t.inputs.first[1:].any() for t in trajectories)  # episodes crossed boundaries
-    assert actor.stats.env_steps == 4 * (3 * T + T + 1)
+    # Four trajectories of 4 envs took at least 3T + T + 1 steps each env; before it sees the
+    # stop, the actor may step on into the next trajectory (its parameters, version 3, are
+    # published) but cannot finish it (that needs version 4).
+    at_least = 4 * (3 * T + T + 1)
+    assert at_least <= actor.stats.env_steps < at_least + 4 * T
     assert actor.stats.trajectories == 4
 
 
