@@ -5,7 +5,9 @@
 
 Suites:
 
-- "fast": the passive T-maze (corridor 4 and 16) on a 2-core CPU, every core, 2 seeds.
+- "fast": the passive T-maze (corridor 4 and 16) on a 2-core CPU, every core, 3 seeds.
+- "fast_ablation": the paper's ablation (every gate, TrXL, TrXL-I, LSTM) on TMaze-L16, on
+  a 2-core CPU.
 - "multitask": one agent on both T-mazes at once with PopArt; per-task scores.
 - "standard": envpool tasks (MiniGrid Memory, ViZDoom, Procgen memory mode, five Atari
   games as the reactive control group), for a GPU machine.
@@ -245,7 +247,7 @@ FAST = Suite(
     description="Passive T-maze, corridor 4 and 16: which cores remember a cue, on a 2-core CPU.",
     tasks=("TMaze-L4", "TMaze-L16"),
     variants=ALL_CORES,
-    seeds=(0, 1),
+    seeds=(0, 1, 2),
     overrides=(
         "env.num_envs=32",
         "agent.transformer.num_layers=2",
@@ -263,11 +265,11 @@ FAST = Suite(
         "TMaze-L16": ("learner.total_env_steps=250000",),
     },
     cost=(
-        "20 runs (2 tasks x 5 cores x 2 seeds), 4M env steps in all. Measured on a 2-core "
-        "CPU (2026-11-25): GTrXL trains at ~10k env steps/s on an idle machine (~4k when "
-        "shared) and solved TMaze-L4 by ~95k steps, TMaze-L16 by ~160k; a run starts up and "
-        "compiles in ~40 s, ~18 s once the compilation cache holds its shapes. ~15-25 min "
-        "for the suite on an idle 2-core machine, up to ~2x that on a busy one."
+        "30 runs (2 tasks x 5 cores x 3 seeds), 6M env steps in all. Measured on a 2-core "
+        "CPU (2026-11-25): with 2 seeds the suite took 5 min 8 s while other jobs shared the "
+        "cores (load 2-6); a run takes 5-26 s, its first compile included (the suite's "
+        "compilation cache serves later runs with the same shapes). Expect ~8 min for 3 "
+        "seeds, up to ~2x that on a busier machine."
     ),
 )
 
@@ -282,6 +284,24 @@ MULTITASK = Suite(
     cost=(
         "4 runs of 400k env steps (half on each task) with the fast suite's model: "
         "~1.5 min each on a 2-core CPU, ~6 minutes for the suite."
+    ),
+)
+
+FAST_ABLATION = Suite(
+    name="fast_ablation",
+    description=(
+        "The GTrXL paper's ablation (TrXL, TrXL-I, GTrXL with each gate, LSTM) on TMaze-L16, "
+        "at the fast suite's scale, on a 2-core CPU."
+    ),
+    tasks=("TMaze-L16",),
+    variants=PAPER_ABLATION,
+    seeds=(0, 1, 2),
+    overrides=FAST.overrides,
+    task_overrides={"TMaze-L16": FAST.task_overrides["TMaze-L16"]},
+    ablation=True,
+    cost=(
+        "24 runs (8 variants x 3 seeds) of 250k env steps, 6M env steps in all, each 10-25 "
+        "s on a 2-core CPU (as the fast suite's TMaze-L16 runs): ~8 min for the suite."
     ),
 )
 
@@ -403,4 +423,6 @@ ABLATION = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (FAST, MULTITASK, STANDARD, MEMORY_MAZE, ABLATION)}
+SUITES: dict[str, Suite] = {
+    s.name: s for s in (FAST, FAST_ABLATION, MULTITASK, STANDARD, MEMORY_MAZE, ABLATION)
+}

@@ -43,7 +43,17 @@ def test_fast_suite_covers_every_core_on_two_tmaze_lengths(tmp_path):
     assert by_id["TMaze-L4/trxl_i/seed0"].agent.transformer.variant == "trxl_i"
     assert by_id["TMaze-L4/feedforward/seed0"].agent.core == "feedforward"
     total = sum(s.config.learner.total_env_steps for s in specs)
-    assert total == 4_000_000
+    assert total == 6_000_000
+
+
+def test_fast_ablation_suite_runs_every_paper_variant_at_the_fast_scale(tmp_path):
+    suite = SUITES["fast_ablation"]
+    specs = expand(suite, tmp_path)
+    assert suite.ablation
+    assert {s.variant for s in specs} == set(PAPER_ABLATION)
+    fast_l16 = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L16",), variants=("trxl",))
+    config = {s.run_id: s.config for s in specs}["TMaze-L16/trxl/seed0"]
+    assert config == fast_l16[0].config
 
 
 def test_ablation_suite_is_the_paper_configuration(tmp_path):
