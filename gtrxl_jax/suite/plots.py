@@ -78,7 +78,7 @@ def plot_learning_curves(
         return False
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5 * cols, 7), 3.6 * rows + 0.4), squeeze=False)
     for ax, task in zip(axes.flat, tasks, strict=False):
         for variant, seed_curves in curves[task].items():
             grid, mean, std = mean_curve(seed_curves)
@@ -98,7 +98,7 @@ def plot_learning_curves(
         ax.legend(fontsize="small")
     for ax in axes.flat[len(tasks) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{title}: mean ± std over seeds (number of seeds in brackets)")
+    fig.suptitle(f"{title}\nmean ± std over seeds (number of seeds in brackets)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
