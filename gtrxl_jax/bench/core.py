@@ -5,9 +5,8 @@ learn: one jitted update, jax.grad of a scalar loss of the core's outputs with r
   the most attention there can be); the memory is an input, not differentiated.
 act: one jitted step (T = 1) of B sequences carrying a full memory, as an actor runs it: each
   step takes the memory the previous one returned. With the acting cache the memory's keys
-  and values are read; without it they are re-projected. The memory is not donated: every
-  step writes a shifted copy of it, and with donation XLA first copies each donated buffer
-  aside (a shift cannot run in place), which measured slower at large M.
+  and values are read; without it they are re-projected. The memory is donated, as actors
+  donate it, so a step writes its one ring slot in place instead of copying the memory.
 scaling: act (cached and not) and learn at each memory length of the workload's sweep.
 """
 
@@ -146,7 +145,7 @@ def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
     if cached:
         memory = core.apply(params, memory.replace(cache=None), method=GTrXL.refresh_cache)
     inputs, first = problem.inputs, problem.first
-    step, compile_s = compile_jit(core.apply, (params, inputs, first, memory))
+    step, compile_s = compile_jit(core.apply, (params, inputs, first, memory), donate_argnums=3)
     record = {
         "kind": "act",
         **config_fields(config),

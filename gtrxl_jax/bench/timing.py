@@ -32,15 +32,17 @@ class Timing:
         return dataclasses.asdict(self)
 
 
-def compile_jit(fn: Callable, args: Sequence[Any]) -> tuple[Callable, float]:
-    """Traces and compiles `jax.jit(fn)` for `args`.
+def compile_jit(
+    fn: Callable, args: Sequence[Any], donate_argnums: int | tuple[int, ...] = ()
+) -> tuple[Callable, float]:
+    """Traces and compiles `jax.jit(fn, donate_argnums=donate_argnums)` for `args`.
 
     Returns:
       The compiled executable (call it with `args`) and the seconds tracing plus XLA
       compilation took.
     """
     start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
+    compiled = jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile()
     return compiled, time.perf_counter() - start
 
 

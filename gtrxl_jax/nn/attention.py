@@ -4,7 +4,8 @@ Transformer-XL (arXiv:1901.02860, section 3.3) scores query i against key j as
   (q_i + u) . k_j  +  (q_i + v) . r_{i-j},   r_delta = W_R R_delta,
 with R the sinusoidal embedding of the distance delta and learned biases u, v. The sliding
 window of gtrxl_jax (see memory.attention_mask) only admits delta in [0, M], so only M + 1
-relative embeddings are ever projected.
+relative embeddings are ever projected. The memory's keys are oldest first, or (one query,
+the acting step) in any order given by each slot's distance to the query.
 """
 
 import functools
@@ -62,6 +63,22 @@ def relative_shift(scores_by_distance: jax.Array, num_keys: int) -> jax.Array:
     return flat.reshape(*lead, T, num_keys)
 
 
+def gather_distances(scores_by_distance: jax.Array, memory_distances: jax.Array) -> jax.Array:
+    """Lays one query's scores indexed by distance onto [memory ; the query itself].
+
+    Args:
+      scores_by_distance: [B, H, 1, M + 1], entry [..., delta].
+      memory_distances: [B, M] int in [1, M], each memory slot's distance to the query.
+
+    Returns:
+      [B, H, 1, M + 1]: entry j < M is scores_by_distance[b, h, 0, memory_distances[b, j]];
+      entry M (the query's own key) is distance 0.
+    """
+    own = jnp.zeros_like(memory_distances[:, :1])
+    distances = jnp.concatenate([memory_distances, own], axis=1)  # [B, M + 1]
+    return jax.vmap(lambda scores, d: jnp.take(scores, d, axis=-1))(scores_by_distance, distances)
+
+
 class RelativeMultiHeadAttention(nn.Module):
     """Multi-head attention of a segment over [memory ; segment] with relative positions.
 
@@ -106,6 +123,7 @@ class RelativeMultiHeadAttention(nn.Module):
         segment: jax.Array,
         memory_kv: tuple[jax.Array, jax.Array],
         mask: jax.Array,
+        memory_distances: jax.Array | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Attends from each segment step over the memory and the segment.
 
@@ -114,6 +132,9 @@ class RelativeMultiHeadAttention(nn.Module):
           memory_kv: (keys, values) of the memory, each [B, H, M, Dh]: projected from the
             memory states by `keys_values`, or read from the acting cache.
           mask: [B, T, M + T] bool, True where query i may attend to key j.
+          memory_distances: None if the memory slots are oldest first (slot j is M - j + i
+            steps before query i); else [B, M] int, each slot's distance to the segment's
+            single step (T = 1), for a memory in ring order.
 
         Returns:
           outputs [B, T, D] float32, and the segment's own (keys, values), each
@@ -121,6 +142,8 @@ class RelativeMultiHeadAttention(nn.Module):
         """
         k_mem, v_mem = (x.astype(self.dtype) for x in memory_kv)
         M, T = k_mem.shape[2], segment.shape[1]
+        if memory_distances is not None and T != 1:
+            raise ValueError(f"memory_distances need a one-step segment (T = 1), got T = {T}.")
         q = jnp.swapaxes(self.query(segment), 1, 2)  # [B, H, T, Dh]
         k_seg, v_seg = self.keys_values(segment)
         positions = sinusoid_embedding(M + 1, segment.shape[-1]).astype(self.dtype)
@@ -129,7 +152,11 @@ class RelativeMultiHeadAttention(nn.Module):
         q_u = (q + self.u[:, None]).astype(self.dtype)
         q_v = (q + self.v[:, None]).astype(self.dtype)
         content = jnp.concatenate([_matmul("bhid,bhjd->bhij", q_u, k) for k in (k_mem, k_seg)], -1)
-        position = relative_shift(_matmul("bhid,rhd->bhir", q_v, r), M + T)
+        by_distance = _matmul("bhid,rhd->bhir", q_v, r)  # [B, H, T, M + 1]
+        if memory_distances is None:
+            position = relative_shift(by_distance, M + T)
+        else:
+            position = gather_distances(by_distance, memory_distances)
         logits = (content + position) / jnp.sqrt(self.head_dim)  # [B, H, T, M + T]
         logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)

@@ -5,7 +5,9 @@ over [memory ; segment] and a position-wise MLP (the paper's 1x1 temporal convol
   TrXL    (canonical, post-LN)        y = LN(x + Sub(x))
   TrXL-I  (identity map reordering)   y = x + ReLU(Sub(LN(x)))
   GTrXL   (gated)                     y = g(x, ReLU(Sub(LN(x))))        (paper eq. 2-4)
-The memory of block l holds its raw (un-normalised) inputs at the M previous steps.
+The memory of block l holds its raw (un-normalised) inputs at the M previous steps. A one-step
+call (acting) reads and writes the memory as a ring buffer; a multi-step call (learning) reads
+it oldest first.
 """
 
 import functools
@@ -23,8 +25,9 @@ from gtrxl_jax.nn.memory import (
     Memory,
     attention_mask,
     episode_ids,
-    next_valid,
-    shift_in,
+    next_memory,
+    ring_read,
+    slot_distances,
 )
 from gtrxl_jax.nn.precision import dense_options
 
@@ -74,7 +77,11 @@ class TransformerBlock(nn.Module):
         return x + y
 
     def __call__(
-        self, x: jax.Array, memory_kv: tuple[jax.Array, jax.Array], mask: jax.Array
+        self,
+        x: jax.Array,
+        memory_kv: tuple[jax.Array, jax.Array],
+        mask: jax.Array,
+        memory_distances: jax.Array | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Applies the block.
 
@@ -82,15 +89,17 @@ class TransformerBlock(nn.Module):
           x: [B, T, D] float32, the block's input stream.
           memory_kv: keys and values [B, H, M, Dh] of the block's memory.
           mask: [B, T, M + T] attention mask.
+          memory_distances: None for a memory oldest first; else [B, M], each slot's
+            distance to the single step (T = 1) of a memory in ring order.
 
         Returns:
           y [B, T, D] float32, and the segment's keys and values [B, H, T, Dh].
         """
         if not self._pre_norm:  # TrXL: y = LN(x + Sub(x)).
-            attended, kv = self.attention(x, memory_kv, mask)
+            attended, kv = self.attention(x, memory_kv, mask, memory_distances)
             x = self.norm_attention(x + attended.astype(jnp.float32))
             return self.norm_mlp(x + self._mlp(x)), kv
-        attended, kv = self.attention(self.norm_attention(x), memory_kv, mask)
+        attended, kv = self.attention(self.norm_attention(x), memory_kv, mask, memory_distances)
         x = self._combine("gate_attention", x, nn.relu(attended.astype(jnp.float32)))
         x = self._combine("gate_mlp", x, nn.relu(self._mlp(self.norm_mlp(x))))
         return x, kv
@@ -108,6 +117,11 @@ class GTrXL(nn.Module):
     Acting with the cache (`init_memory(config, B, cache=True)`) reads the memory's keys and
     values instead of projecting them again; after the parameters change, refresh the cache
     with `core.apply(params, memory, method=GTrXL.refresh_cache)`.
+
+    A one-step call writes its step into the memory's ring (see `Memory`): jit it with the
+    memory donated (`jax.jit(core.apply, donate_argnums=3)`) and the write is in place, so
+    its cost grows with M only through reading the memory. A multi-step call reads the
+    memory oldest first (`Memory.in_order`, a copy) and returns it oldest first.
     """
 
     config: GTrXLConfig
@@ -142,20 +156,34 @@ class GTrXL(nn.Module):
             raise ValueError(
                 f"memory.valid has shape {memory.valid.shape}; expected {(B, cfg.memory_len)}."
             )
+        if memory.position.shape != (B,):
+            raise ValueError(
+                f"memory.position has shape {memory.position.shape}; expected [B] = {(B,)}."
+            )
 
     def refresh_cache(self, memory: Memory) -> Memory:
         """Recomputes the acting cache from memory.states under the current parameters.
 
         Args:
-          memory: Memory with states [B, L, M, D].
+          memory: Memory with states [B, L, M, D] (in any ring order).
 
         Returns:
-          The same memory with cache keys/values: per layer [B, H, M, Dh].
+          The same memory with cache keys/values: per layer [B, H, M, Dh], slot for slot
+          (and the newest slot's as the pending ones, [B, H, 1, Dh]).
         """
         states = jax.lax.stop_gradient(memory.states)
         kvs = [block.memory_keys_values(states[:, l]) for l, block in enumerate(self.blocks)]
         keys, values = zip(*kvs, strict=True)
-        return memory.replace(cache=KVCache(keys=keys, values=values))
+        newest = functools.partial(
+            ring_read, position=(memory.position - 1) % self.config.memory_len, axis=2
+        )
+        cache = KVCache(
+            keys=keys,
+            values=values,
+            pending_keys=tuple(map(newest, keys)),
+            pending_values=tuple(map(newest, values)),
+        )
+        return memory.replace(cache=cache)
 
     def __call__(
         self, inputs: jax.Array, first: jax.Array, memory: Memory
@@ -169,14 +197,16 @@ class GTrXL(nn.Module):
 
         Returns:
           outputs [T, B, D] float32 and the memory after the T steps (with an updated
-          cache if the input memory had one).
+          cache if the input memory had one): in ring order after one step, oldest first
+          after more.
         """
         self._check(inputs, first, memory)
-        M = self.config.memory_len
+        M, T = self.config.memory_len, inputs.shape[0]
+        memory = jax.lax.stop_gradient(memory.flushed() if T == 1 else memory.in_order())
         x = jnp.swapaxes(inputs, 0, 1).astype(jnp.float32)  # [B, T, D]
         ids = episode_ids(memory.valid, jnp.swapaxes(first, 0, 1))
         mask = attention_mask(ids, M)
-        memory = jax.lax.stop_gradient(memory)
+        distances = slot_distances(memory.position, M) if T == 1 else None
 
         block_inputs, segment_keys, segment_values = [], [], []
         for l, block in enumerate(self.blocks):
@@ -185,20 +215,10 @@ class GTrXL(nn.Module):
                 memory_kv = block.memory_keys_values(memory.states[:, l])
             else:
                 memory_kv = (memory.cache.keys[l], memory.cache.values[l])
-            x, (k, v) = block(x, memory_kv, mask)
+            x, (k, v) = block(x, memory_kv, mask, distances)
             segment_keys.append(k)
             segment_values.append(v)
 
-        cache = None
-        if memory.cache is not None:
-            shift = functools.partial(shift_in, axis=2)  # [B, H, M, Dh], time on axis 2
-            cache = KVCache(
-                keys=tuple(map(shift, memory.cache.keys, segment_keys)),
-                values=tuple(map(shift, memory.cache.values, segment_values)),
-            )
-        new_memory = Memory(
-            states=shift_in(memory.states, jnp.stack(block_inputs, 1), axis=2),
-            valid=next_valid(ids, M),
-            cache=cache,
-        )
+        segment_kv = (segment_keys, segment_values) if memory.cache is not None else None
+        new_memory = next_memory(memory, ids, jnp.stack(block_inputs, 1), segment_kv)
         return jnp.swapaxes(x, 0, 1), new_memory

@@ -2,7 +2,13 @@
 
 Every leaf of the memory has the batch on axis 0 (as every core state in gtrxl_jax does), so
 actors and learners gather, reset and shard the state of any core with one tree_map.
+
+The memory is a ring buffer: a one-step call (acting) writes its step into one slot per row,
+in place when the jitted step donates the memory, instead of shifting all M slots. A
+multi-step call (learning) reads the memory oldest first (`Memory.in_order`).
 """
+
+import functools
 
 import chex
 import jax
@@ -17,25 +23,59 @@ class KVCache:
     """Keys and values of the memory under the acting parameters (an acting-only cache).
 
     One array per layer, head-major, so that a layer's attention reads its keys and values
-    in place: no per-step slice or transpose copy of the whole cache.
+    in place: no per-step slice or transpose copy of the whole cache. Slots are in the
+    memory's ring order.
+
+    The newest slot's keys and values wait in `pending_keys` and `pending_values`; in `keys`
+    and `values`, that slot (position - 1) may still hold an older step. An acting step
+    first writes the pending ones into their slot (`flush`), then reads the cache, then
+    hands on its own step's keys and values as the new pending ones. Every write to the
+    cache thus comes before its reads, so XLA updates a donated cache in place; a write
+    after the reads would make XLA copy the whole cache first.
 
     Attributes:
       keys: L arrays [B, H, M, Dh], layer l's attention keys of the memory slots.
       values: L arrays [B, H, M, Dh], layer l's attention values of the memory slots.
+      pending_keys: L arrays [B, H, 1, Dh], layer l's keys of the newest slot.
+      pending_values: L arrays [B, H, 1, Dh], layer l's values of the newest slot.
     """
 
     keys: tuple[jax.Array, ...]
     values: tuple[jax.Array, ...]
+    pending_keys: tuple[jax.Array, ...]
+    pending_values: tuple[jax.Array, ...]
+
+    def flush(self, position: jax.Array) -> "KVCache":
+        """The cache with its pending keys and values written into the newest slot.
+
+        Args:
+          position: [B] int32, the memory's ring position (the newest slot is position - 1).
+
+        Returns:
+          A cache whose keys and values hold every slot's own step.
+        """
+        M = self.keys[0].shape[2]
+        write = functools.partial(ring_write, position=(position - 1) % M, axis=2)
+        return self.replace(
+            keys=tuple(map(write, self.keys, self.pending_keys)),
+            values=tuple(map(write, self.values, self.pending_values)),
+        )
 
 
 @struct.dataclass
 class Memory:
     """The transformer memory, carried explicitly between calls of the core.
 
+    The M slots form a ring per row: slot position[b] holds row b's oldest step, and the
+    following slots (mod M) ever more recent ones, up to slot position[b] - 1, the step just
+    before the next call's first step. With position 0 the slots are oldest first.
+
     Attributes:
       states: [B, L, M, D] float32; per layer, its inputs at the M most recent earlier
-        steps, oldest first (slot M-1 is the step just before the next call's first step).
-      valid: [B, M] bool; True where the slot belongs to the current episode.
+        steps, in ring order.
+      valid: [B, M] bool; True where the slot belongs to the current episode (ring order).
+      position: [B] int32 in [0, M); the ring position: the oldest slot, which the next
+        step overwrites. All rows are equal unless rows were gathered from other memories.
       cache: None, or the keys and values of `states` under the acting parameters, which
         makes an acting step cost O(d^2 + M d) instead of O(M d^2). The learner passes no
         cache and recomputes keys and values from `states` with its current parameters.
@@ -43,11 +83,40 @@ class Memory:
 
     states: jax.Array
     valid: jax.Array
+    position: jax.Array
     cache: KVCache | None = None
 
     def without_cache(self) -> "Memory":
         """The memory without its acting cache (what a trajectory stores for the learner)."""
         return self.replace(cache=None)
+
+    def flushed(self) -> "Memory":
+        """The memory with its cache's pending keys and values written (see `KVCache`)."""
+        if self.cache is None:
+            return self
+        return self.replace(cache=self.cache.flush(self.position))
+
+    def in_order(self) -> "Memory":
+        """The same memory with every row's slots oldest first (position 0).
+
+        A multi-step call reads the memory this way; actors hand it to the learner this way.
+        It copies every leaf (states, valid and any cache), so acting calls it only once per
+        trajectory, never per step.
+        """
+        memory = self.flushed()
+        roll = functools.partial(roll_rows, shift=memory.position)
+        cache = memory.cache
+        if cache is not None:
+            cache = cache.replace(
+                keys=tuple(roll(k, axis=2) for k in cache.keys),
+                values=tuple(roll(v, axis=2) for v in cache.values),
+            )
+        return Memory(
+            states=roll(memory.states, axis=2),
+            valid=roll(memory.valid, axis=1),
+            position=jnp.zeros_like(memory.position),
+            cache=cache,
+        )
 
 
 def init_gtrxl_memory(config: GTrXLConfig, batch_size: int, cache: bool = False) -> Memory:
@@ -60,20 +129,26 @@ def init_gtrxl_memory(config: GTrXLConfig, batch_size: int, cache: bool = False)
         never attended to, so a zero cache is consistent with the empty memory.
 
     Returns:
-      Memory with states [B, L, M, D] zeros and valid [B, M] all False.
+      Memory with states [B, L, M, D] zeros, valid [B, M] all False and position [B] zeros.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     B, L, M = batch_size, config.num_layers, config.memory_len
     kv_cache = None
     if cache:
-        shape = (B, config.num_heads, M, config.resolved_head_dim)
+        H, Dh = config.num_heads, config.resolved_head_dim
         dtype = resolve_dtype("GTrXLConfig", "dtype", config.dtype)
-        zeros = [jnp.zeros(shape, dtype) for _ in range(2 * L)]  # distinct buffers
-        kv_cache = KVCache(keys=tuple(zeros[:L]), values=tuple(zeros[L:]))
+
+        def zeros(slots: int) -> tuple[jax.Array, ...]:
+            return tuple(jnp.zeros((B, H, slots, Dh), dtype) for _ in range(L))  # distinct
+
+        kv_cache = KVCache(
+            keys=zeros(M), values=zeros(M), pending_keys=zeros(1), pending_values=zeros(1)
+        )
     return Memory(
         states=jnp.zeros((B, L, M, config.d_model), jnp.float32),
         valid=jnp.zeros((B, M), bool),
+        position=jnp.zeros((B,), jnp.int32),
         cache=kv_cache,
     )
 
@@ -121,21 +196,70 @@ def attention_mask(ids: jax.Array, memory_len: int) -> jax.Array:
     return same_episode & in_window[None]
 
 
-def next_valid(ids: jax.Array, memory_len: int) -> jax.Array:
-    """The validity of the memory after the call: the last M positions in the last episode.
+def slot_distances(position: jax.Array, memory_len: int) -> jax.Array:
+    """How many steps before the next step each memory slot was written, in ring order.
 
     Args:
-      ids: [B, M + T] episode labels from `episode_ids`.
+      position: [B] int32, the memory's ring position (its oldest slot).
       memory_len: M.
 
     Returns:
-      [B, M] bool.
+      [B, M] int32 in [1, M]: slot position - 1 (mod M) is 1 step back, slot position M.
     """
-    last_m = ids[:, -memory_len:]
-    return (last_m == ids[:, -1:]) & (last_m >= 0)
+    slots = jnp.arange(memory_len, dtype=position.dtype)
+    return (position[:, None] - 1 - slots[None, :]) % memory_len + 1
 
 
-def shift_in(memory_slots: jax.Array, segment: jax.Array, axis: int = 1) -> jax.Array:
+def roll_rows(slots: jax.Array, shift: jax.Array, axis: int) -> jax.Array:
+    """Rolls each row left along `axis`: row b's entry k becomes its slot (shift[b] + k) mod M.
+
+    Args:
+      slots: [B, ..., M, ...] with the M slots on `axis` (>= 1).
+      shift: [B] int, per row.
+      axis: the slot axis.
+
+    Returns:
+      slots' shape; with shift = the ring position, each row oldest first.
+    """
+    return jax.vmap(lambda row, s: jnp.roll(row, -s, axis=axis - 1))(slots, shift)
+
+
+def ring_read(slots: jax.Array, position: jax.Array, axis: int) -> jax.Array:
+    """Reads slot position[b] of each row b.
+
+    Args:
+      slots: [B, ..., M, ...] with the M slots on `axis` (>= 1).
+      position: [B] int32 in [0, M).
+      axis: the slot axis.
+
+    Returns:
+      slots' shape with one entry on `axis`.
+    """
+    return jax.vmap(lambda row, p: jax.lax.dynamic_slice_in_dim(row, p, 1, axis - 1))(
+        slots, position
+    )
+
+
+def ring_write(slots: jax.Array, step: jax.Array, position: jax.Array, axis: int) -> jax.Array:
+    """Writes one step into slot position[b] of each row b (in place if `slots` is donated).
+
+    Args:
+      slots: [B, ..., M, ...] with the M slots on `axis` (>= 1).
+      step: slots' shape with one entry on `axis`; cast to slots' dtype.
+      position: [B] int32 in [0, M), the slot of each row to overwrite.
+      axis: the slot axis.
+
+    Returns:
+      slots' shape and dtype.
+    """
+
+    def write_row(row, new, p):
+        return jax.lax.dynamic_update_slice_in_dim(row, new.astype(row.dtype), p, axis - 1)
+
+    return jax.vmap(write_row)(slots, step, position)
+
+
+def shift_in(memory_slots: jax.Array, segment: jax.Array, axis: int) -> jax.Array:
     """Appends a segment along the time axis and keeps the most recent M entries.
 
     Args:
@@ -149,3 +273,58 @@ def shift_in(memory_slots: jax.Array, segment: jax.Array, axis: int = 1) -> jax.
     M = memory_slots.shape[axis]
     joined = jnp.concatenate([memory_slots, segment.astype(memory_slots.dtype)], axis=axis)
     return jax.lax.slice_in_dim(joined, joined.shape[axis] - M, joined.shape[axis], axis=axis)
+
+
+def next_memory(
+    memory: Memory,
+    ids: jax.Array,
+    block_inputs: jax.Array,
+    segment_kv: tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]] | None,
+) -> Memory:
+    """The memory after a call: the last M steps of [memory ; segment], in the last episode.
+
+    One step (T = 1) overwrites each row's oldest slot of the states and advances the ring
+    position; its keys and values become the cache's pending ones. So an acting step writes
+    O(L d) per row, not the whole memory. T > 1 steps are shifted in, and need `memory`
+    oldest first (`Memory.in_order`); the result is oldest first too.
+
+    Args:
+      memory: the memory the call read, its cache flushed (`Memory.flushed`).
+      ids: [B, M + T] episode labels from `episode_ids`.
+      block_inputs: [B, L, T, D] float32, each block's input at the segment's steps.
+      segment_kv: None if the memory has no cache; else the segment's (keys, values), each L
+        arrays [B, H, T, Dh].
+
+    Returns:
+      Memory of the same shapes, with a cache if `memory` has one.
+    """
+    M = memory.valid.shape[1]
+    one_step = block_inputs.shape[2] == 1
+    in_last_episode = (ids == ids[:, -1:]) & (ids >= 0)  # [B, M + T]
+    if one_step:
+        write = functools.partial(ring_write, position=memory.position)
+        valid = write(in_last_episode[:, :M], in_last_episode[:, M:], axis=1)
+        position = (memory.position + 1) % M
+    else:
+        write = shift_in
+        valid = in_last_episode[:, -M:]
+        position = memory.position
+    cache = memory.cache
+    if cache is not None:
+        keys, values = segment_kv
+        if not one_step:
+            shift = functools.partial(shift_in, axis=2)
+            cache = cache.replace(
+                keys=tuple(map(shift, cache.keys, keys)),
+                values=tuple(map(shift, cache.values, values)),
+            )
+        cache = cache.replace(
+            pending_keys=tuple(k[:, :, -1:] for k in keys),
+            pending_values=tuple(v[:, :, -1:] for v in values),
+        )
+    return Memory(
+        states=write(memory.states, block_inputs, axis=2),
+        valid=valid,
+        position=position,
+        cache=cache,
+    )

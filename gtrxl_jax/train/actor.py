@@ -10,7 +10,9 @@ do not depend on thread timing (what reproducible mode needs).
 The actor carries each group's core state, GTrXL's acting cache included, and recomputes
 the cache with `agent.refresh_state` whenever it switches parameters, so acting stays
 equal to the learner's unroll. Parameters switch only between trajectories: all actions of
-steps 0..T-1 of a trajectory come from one parameter version.
+steps 0..T-1 of a trajectory come from one parameter version. The jitted policy step donates
+the state it carries, so GTrXL's memory is updated in place (one slot per step, not a copy
+of the memory); a trajectory keeps its start state in buffers of its own, oldest first.
 
 Trajectories of T steps overlap by one step; the first holds steps 0..T, the next T..2T, ...
 """
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gtrxl_jax.agent import Agent, AgentInput
@@ -61,22 +64,41 @@ class ActingSteps:
     """The jitted acting functions of one agent, shared by its actors (compiled once).
 
     Attributes:
-      policy_step: jitted `make_policy_step(agent)`.
+      policy_step: jitted `make_policy_step(agent)`; it donates the core state it takes.
       refresh: jitted `agent.refresh_state` (params, state) -> state.
+      start_state: jitted `trajectory_state` (state) -> a trajectory's start state.
     """
 
     policy_step: Callable
     refresh: Callable
+    start_state: Callable
 
     @classmethod
     def of(cls, agent: Agent) -> "ActingSteps":
         """Jit the acting functions of an agent."""
-        return cls(jax.jit(make_policy_step(agent)), jax.jit(agent.refresh_state))
+        return cls(
+            jax.jit(make_policy_step(agent), donate_argnums=2),
+            jax.jit(agent.refresh_state),
+            jax.jit(trajectory_state),
+        )
 
 
 def strip_cache(state: Any) -> Any:
     """The core state without GTrXL's acting cache (other cores' states as they are)."""
     return state.without_cache() if hasattr(state, "without_cache") else state
+
+
+def trajectory_state(state: Any) -> Any:
+    """The core state as a trajectory holds it for the learner, in buffers of its own.
+
+    GTrXL's memory comes oldest first and without its acting cache (`Memory.in_order`, a
+    copy); other cores' states are copied. The policy step donates the state it carries,
+    so the start state must not share its buffers.
+    """
+    state = strip_cache(state)
+    if hasattr(state, "in_order"):
+        return state.in_order()
+    return jax.tree.map(jnp.copy, state)
 
 
 def required_version(trajectory_index: int, start_update: int, trajectories_per_update: int) -> int:
@@ -150,11 +172,16 @@ class EnvGroup:
 
 @dataclasses.dataclass
 class ActorStats:
-    """What an actor has done so far (read by the logger; plain counters)."""
+    """What an actor has done so far (read by the logger; plain counters).
+
+    `wait_s` counts every wait (for parameters and for queue space); `params_wait_s` the
+    waits for parameters alone.
+    """
 
     env_steps: int = 0
     trajectories: int = 0
     wait_s: float = 0.0
+    params_wait_s: float = 0.0
 
 
 class Actor:
@@ -224,6 +251,7 @@ class Actor:
         self._episodes: list = []
         acting = acting or ActingSteps.of(agent)
         self._policy_step, self._refresh = acting.policy_step, acting.refresh
+        self._start_state = acting.start_state
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -259,7 +287,7 @@ class Actor:
             state = self._agent.initial_state(group.num_envs, cache=True)
             group.state = self._refresh(params, jax.device_put(state, self._device))
             group.prev_action = np.zeros(group.num_envs, np.int32)
-            group.start_state = strip_cache(group.state)
+            group.start_state = self._start_state(group.state)
             self._step(group, params)
         trajectory_index = 0
         while True:
@@ -271,7 +299,7 @@ class Actor:
             for group in self._groups:
                 if next_version != version:
                     group.state = self._refresh(next_params, group.state)
-                next_start_states.append(strip_cache(group.state))
+                next_start_states.append(self._start_state(group.state))
                 self._step(group, next_params)  # step T: also step 0 of the next trajectory
             self._emit(version)
             for group, start_state in zip(self._groups, next_start_states, strict=True):
@@ -286,6 +314,7 @@ class Actor:
             params, waited = self._params_store.wait_for(
                 version, self._stop, self._timeout_s, self.name)
             self.stats.wait_s += waited
+            self.stats.params_wait_s += waited
         else:
             version, params = self._params_store.latest()
         return version, jax.device_put(params, self._device)

@@ -3,8 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from gtrxl_jax.nn.attention import RelativeMultiHeadAttention, relative_shift, sinusoid_embedding
+from gtrxl_jax.nn.attention import (
+    RelativeMultiHeadAttention,
+    gather_distances,
+    relative_shift,
+    sinusoid_embedding,
+)
 from gtrxl_jax.nn.memory import attention_mask, episode_ids
 
 
@@ -70,6 +76,32 @@ def test_relative_shift_places_distances_on_keys():
     for i in range(T):
         for j in range(i, i + M + 1):
             assert shifted[i, j] == by_distance[i, M + i - j]
+
+
+def test_gather_distances_matches_relative_shift_on_an_ordered_memory():
+    """One query over an oldest-first memory: slot j is M - j steps back, itself 0."""
+    B, H, M = 2, 3, 5
+    by_distance = jax.random.normal(jax.random.PRNGKey(0), (B, H, 1, M + 1))
+    ordered = jnp.broadcast_to(M - jnp.arange(M), (B, M))
+    np.testing.assert_array_equal(
+        gather_distances(by_distance, ordered), relative_shift(by_distance, M + 1)
+    )
+    ring = jnp.array([[1, 5, 4, 3, 2], [3, 2, 1, 5, 4]])  # ring positions 1 and 3
+    gathered = gather_distances(by_distance, ring)
+    for b in range(B):
+        np.testing.assert_array_equal(gathered[b, :, 0, :M], by_distance[b, :, 0][:, ring[b]])
+        np.testing.assert_array_equal(gathered[b, :, 0, M], by_distance[b, :, 0, 0])
+
+
+def test_memory_distances_need_one_step():
+    attention = RelativeMultiHeadAttention(num_heads=2, head_dim=4, out_dim=8)
+    B, T, M = 1, 2, 3
+    segment = jnp.zeros((B, T, 8))
+    memory_kv = (jnp.zeros((B, 2, M, 4)), jnp.zeros((B, 2, M, 4)))
+    mask = jnp.ones((B, T, M + T), bool)
+    params = attention.init(jax.random.PRNGKey(0), segment, memory_kv, mask)
+    with pytest.raises(ValueError, match="one-step segment"):
+        attention.apply(params, segment, memory_kv, mask, jnp.ones((B, M), jnp.int32))
 
 
 def test_mask_window_and_episodes():
