@@ -3,11 +3,14 @@
   gtrxl-bench                                   # ceiling, learn, act, scaling on "reference"
   gtrxl-bench --only learn,act --dtype bfloat16 --out runs/bench.jsonl
   gtrxl-bench --config paper --only learn --repeats 2 --warmup 1
+  gtrxl-bench --only e2e --e2e-steps 200000     # training runs: Pong, MiniGrid x GTrXL, FF
   gtrxl-bench --list                            # the registered measurements
 
-The first line of a run is a machine record (CPU, cores, backend, versions, date); every
-record carries the run id. Figures are medians of repeated calls after warm-up; compile time
-is reported apart. Measurements that report a fraction of the ceiling run "ceiling" first.
+The first line of a run is a machine record (CPU, cores, backend, versions, load, date);
+every record carries the run id. Figures are medians of repeated calls after warm-up;
+compile time is reported apart. Measurements that report a fraction of the ceiling run
+"ceiling" first. "e2e" trains for minutes and is not in the default set; its steady state
+starts after --warmup learner updates.
 """
 
 import argparse
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, run_measurements
 from gtrxl_jax.bench.machine import machine_info
 from gtrxl_jax.bench.registry import Record
-from gtrxl_jax.bench.workloads import Workload
+from gtrxl_jax.bench.workloads import EndToEnd, Workload
 
 DEFAULT_MEASUREMENTS = ("ceiling", "learn", "act", "scaling")
 
@@ -30,8 +33,12 @@ def _int_list(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part)
 
 
+def _str_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _name_list(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    names = _str_list(text)
     return tuple(MEASUREMENTS) if names == ("all",) else names
 
 
@@ -58,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--memory-lens", type=_int_list, help="override the scaling sweep, e.g. 32,64,128"
     )
+    e2e = parser.add_argument_group("end-to-end (e2e) training runs")
+    e2e.add_argument("--e2e-tasks", type=_str_list, help="comma-separated task names "
+                     f"(default: {','.join(EndToEnd.tasks)})")
+    e2e.add_argument("--e2e-cores", type=_str_list, help="comma-separated agent.core values "
+                     f"(default: {','.join(EndToEnd.cores)})")
+    e2e.add_argument("--e2e-steps", type=int, help="env steps per run "
+                     f"(default: {EndToEnd.env_steps})")
+    e2e.add_argument("--e2e-envs", type=int, help="env.num_envs (default: the batch)")
+    e2e.add_argument("--e2e-set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a further TrainConfig override, e.g. learner.reproducible=false "
+                     "(repeatable)")
     parser.add_argument("--out", help="append the JSON records to this JSONL file")
     parser.add_argument("--list", action="store_true", help="list the measurements and exit")
     return parser
@@ -72,6 +90,18 @@ def make_workload(args: argparse.Namespace) -> Workload:
         "memory_lens": args.memory_lens,
     }
     return dataclasses.replace(workload, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def make_end_to_end(args: argparse.Namespace) -> EndToEnd:
+    """The end-to-end runs with the command line's choices (defaults where it has none)."""
+    choices = {
+        "tasks": args.e2e_tasks,
+        "cores": args.e2e_cores,
+        "env_steps": args.e2e_steps,
+        "num_envs": args.e2e_envs,
+    }
+    return EndToEnd(overrides=tuple(args.e2e_set),
+                    **{k: v for k, v in choices.items() if v is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         repeats=args.repeats,
         act_repeats=args.act_repeats,
         warmup=args.warmup,
+        e2e=make_end_to_end(args),
     )
     if args.out:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""What a benchmark ran on: CPU, cores, accelerator, library versions and date."""
+"""What a benchmark ran on: CPU, cores, load, accelerator, library versions and date."""
 
 import datetime
 import os
@@ -56,6 +56,8 @@ def machine_info() -> dict:
         "cpu_features": [f for f in _CPU_FEATURES if f in flags],
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        # Other jobs' load slows every figure of a run on a shared machine.
+        "load_average": list(os.getloadavg()),
         "backend": jax.default_backend(),
         "devices": [d.device_kind for d in devices],
         "python": platform.python_version(),

@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 from collections.abc import Callable, Iterable, Iterator
 
-from gtrxl_jax.bench.workloads import Workload
+from gtrxl_jax.bench.workloads import EndToEnd, Workload
 
 Record = dict
 MeasureFn = Callable[["Session"], Iterator[Record]]
@@ -49,7 +49,9 @@ class Session:
       workload: what to time (its core config carries the compute dtype).
       repeats: timed calls per learner figure and per ceiling matmul (after warm-up).
       act_repeats: timed steps per acting figure (steps are short, so more of them).
-      warmup: untimed calls before timing.
+      warmup: untimed calls before timing (end-to-end: learner updates left out of the
+        steady state).
+      e2e: the training runs of the end-to-end measurement.
       run_id: stamped on every record, so runs appended to one file stay apart.
       records: every record emitted so far (measurements read their requirements here).
     """
@@ -58,6 +60,7 @@ class Session:
     repeats: int = 10
     act_repeats: int = 50
     warmup: int = 2
+    e2e: EndToEnd = dataclasses.field(default_factory=EndToEnd)
     run_id: str = dataclasses.field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
     )

@@ -1,4 +1,8 @@
-"""Named benchmark workloads: a core configuration with the unroll, batch and sweep to time."""
+"""Named benchmark workloads: a core configuration with the unroll, batch and sweep to time.
+
+`EndToEnd` holds what the end-to-end measurement runs besides the workload: which tasks and
+cores, for how many environment steps, with which extra training overrides.
+"""
 
 import dataclasses
 
@@ -32,6 +36,28 @@ class Workload:
     def with_memory(self, memory_len: int) -> "Workload":
         """The same workload with memory length M = memory_len."""
         return dataclasses.replace(self, core=dataclasses.replace(self.core, memory_len=memory_len))
+
+
+@dataclasses.dataclass(frozen=True)
+class EndToEnd:
+    """The training runs of the end-to-end measurement (one per task and core).
+
+    Attributes:
+      tasks: task names for `gtrxl_jax.envs.make_env` (an Atari and a MiniGrid memory task).
+      cores: agent.core values ("gtrxl", "feedforward", ...).
+      env_steps: learner.total_env_steps of each run; it must cover more updates of
+        unroll x batch steps than the session's warm-up.
+      num_envs: env.num_envs per actor thread (None: the workload's batch, one trajectory
+        per update); it must divide the batch.
+      overrides: further TrainConfig overrides ("section.field=value"), applied last but
+        for the settings the measurement needs (log_dir, a record per update, no eval).
+    """
+
+    tasks: tuple[str, ...] = ("Pong-v5", "MiniGrid-MemoryS7-v0")
+    cores: tuple[str, ...] = ("gtrxl", "feedforward")
+    env_steps: int = 20_480
+    num_envs: int | None = None
+    overrides: tuple[str, ...] = ()
 
 
 WORKLOADS = {
