@@ -51,7 +51,8 @@ class AgentOutput:
 
     Attributes:
       logits: [T, B, A] float32 policy logits.
-      values: [T, B] float32 state values.
+      values: [T, B, N] float32 state values, one per task (N = 1 for a single task); an
+        environment's own value is `losses.select_task_values(values, task_ids)` [T, B].
     """
 
     logits: jax.Array
@@ -101,6 +102,8 @@ class Agent:
       torso_options: options of the torso chosen by `make_torso` (e.g. channels_first).
       use_prev_action_reward: feed the previous action and reward to the core.
       head_hidden_sizes: a shared MLP before the policy and value outputs.
+      num_tasks: N, the number of tasks the agent is trained on: the value head has one
+        output per task (multi-task PopArt, Hessel et al. 2018); the policy is shared.
     """
 
     observation_spec: Any
@@ -109,6 +112,7 @@ class Agent:
     torso_options: tuple[tuple[str, Any], ...] = ()
     use_prev_action_reward: bool = True
     head_hidden_sizes: tuple[int, ...] = ()
+    num_tasks: int = 1
 
     def __post_init__(self):
         if (
@@ -117,6 +121,12 @@ class Agent:
             or (self.num_actions < 1)
         ):
             raise ValueError(f"num_actions must be a positive int, got {self.num_actions!r}.")
+        if (
+            isinstance(self.num_tasks, bool)
+            or not isinstance(self.num_tasks, int)
+            or (self.num_tasks < 1)
+        ):
+            raise ValueError(f"num_tasks must be a positive int, got {self.num_tasks!r}.")
         self.embedding  # noqa: B018  (builds the torso now: a bad spec fails before any work)
 
     @functools.cached_property
@@ -143,7 +153,9 @@ class Agent:
     @functools.cached_property
     def head(self) -> PolicyValueHead:
         """The policy/value head module."""
-        return PolicyValueHead(self.num_actions, self.head_hidden_sizes, dtype=self._dtype)
+        return PolicyValueHead(
+            self.num_actions, self.head_hidden_sizes, dtype=self._dtype, num_tasks=self.num_tasks
+        )
 
     def initial_state(self, batch_size: int, cache: bool = False):
         """The core's initial state for `batch_size` environments (batch on axis 0 of every leaf).
@@ -193,7 +205,8 @@ class Agent:
           segment_len: T, the core's segment length; None runs one call over all N steps.
 
         Returns:
-          AgentOutput (logits [N, B, A], values [N, B]) and the core state after step N-1.
+          AgentOutput (logits [N, B, A], values [N, B, num_tasks]) and the core state after
+          step N-1.
         """
         x = self.embedding.apply(params["embedding"], inputs)
         core_fn = functools.partial(self.core.apply, params["core"])
@@ -202,7 +215,12 @@ class Agent:
         return AgentOutput(logits=logits, values=values), state
 
     def step(self, params: dict, inputs: AgentInput, state) -> tuple[AgentOutput, Any]:
-        """One acting step: inputs [B, ...] -> AgentOutput (logits [B, A], values [B]), state."""
+        """One acting step: inputs [B, ...] -> AgentOutput (logits [B, A], values [B, N]), state.
+
+        Jit it with the state donated (`jax.jit(agent.step, donate_argnums=2)`): a GTrXL
+        memory is then updated in place, one slot per step. The state comes back in ring
+        order; `state.in_order()` gives a GTrXL memory oldest first, as the learner reads it.
+        """
         batched = jax.tree.map(lambda a: a[None], inputs)
         outputs, state = self.unroll(params, batched, state)
         return jax.tree.map(lambda a: a[0], outputs), state

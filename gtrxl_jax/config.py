@@ -37,14 +37,60 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _type_ok(annotation: Any, value: Any) -> bool:
+    """Whether `value` has the annotated type (an int is a float; a bool is not a number)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(arg, value) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_type_ok(args[0], item) for item in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation in (int, float) and isinstance(value, bool):
+        return False
+    if annotation is float:
+        return isinstance(value, int | float)
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in args)
+    if origin is tuple:
+        return f"a tuple of {args[0].__name__} values"
+    names = {int: "an int", float: "a number", str: "a string", bool: "true or false",
+             dict: "a dict", type(None): "None"}
+    if annotation in names:
+        return names[annotation]
+    name = getattr(annotation, "__name__", str(annotation))
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+
+def _check_types(config: Any, section: str) -> None:
+    """Raise ConfigError naming the first field of a config dataclass with a wrong type.
+
+    Overrides arrive as strings and are converted before this check; it catches values of
+    the wrong type written in a config file (e.g. `EnvConfig(num_envs="4")`).
+    """
+    for name, annotation in _field_types(type(config)).items():
+        value = getattr(config, name)
+        if not _type_ok(annotation, value):
+            key = f"{section}.{name}" if section else name
+            raise ConfigError(f"{key} must be {_type_name(annotation)}, got {value!r}.")
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """Which task to train on, and how many environments each actor steps.
 
     Attributes:
       task: a task name for `gtrxl_jax.envs.make_env` (envpool's, or the project's
-        "TMaze-L<N>"); several comma-separated names train one multi-task agent (each task
-        gets a task id; per-task PopArt is not supported yet, so use loss.popart=false).
+        "TMaze-L<N>"); several comma-separated names train one multi-task agent: a shared
+        policy, and a task id per task that selects the agent's value output for that task
+        (and, with loss.popart, that task's PopArt statistics).
       num_envs: environments per actor thread.
       options: extra keyword options for make_env (e.g. {"max_episode_steps": 1000}).
       groups_per_task: groups each task's environments are split into; an actor steps the
@@ -58,6 +104,7 @@ class EnvConfig:
     groups_per_task: int = 1
 
     def __post_init__(self):
+        _check_types(self, "env")
         _require(isinstance(self.task, str) and self.task != "", "env.task must be a task name.")
         _require(self.num_envs >= 1, f"env.num_envs must be >= 1, got {self.num_envs}.")
         _require(
@@ -88,6 +135,7 @@ class AgentConfig:
     torso_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        _check_types(self, "agent")
         _require(self.core in CORES, f"agent.core={self.core!r} is not one of {CORES}.")
         if self.core in VARIANTS and self.transformer.variant != self.core:
             object.__setattr__(
@@ -112,7 +160,8 @@ class LossConfig:
       rho_bar, c_bar, lambda_: V-trace truncation levels and trace discount.
       baseline_cost: weight of the value loss.
       entropy_cost: weight of the entropy bonus.
-      popart: normalise values per task with PopArt.
+      popart: normalise values per task with PopArt (Hessel et al. 2018): each task's value
+        output learns normalised targets under that task's own statistics.
     """
 
     discount: float = 0.99
@@ -124,6 +173,7 @@ class LossConfig:
     popart: bool = False
 
     def __post_init__(self):
+        _check_types(self, "loss")
         _require(
             0.0 <= self.discount <= 1.0, f"loss.discount must be in [0, 1], got {self.discount}."
         )
@@ -153,6 +203,7 @@ class OptimizerConfig:
     schedule: str = "constant"
 
     def __post_init__(self):
+        _check_types(self, "optimizer")
         _require(
             self.name in ("adam", "rmsprop"),
             f"optimizer.name={self.name!r} is not one of ('adam', 'rmsprop').",
@@ -198,6 +249,7 @@ class LearnerConfig:
     max_nonfinite_updates: int = 10
 
     def __post_init__(self):
+        _check_types(self, "learner")
         for name in (
             "trajectory_len",
             "batch_size",
@@ -234,6 +286,7 @@ class DistributedConfig:
     process_id: int = 0
 
     def __post_init__(self):
+        _check_types(self, "distributed")
         _require(
             self.num_processes >= 1,
             f"distributed.num_processes must be >= 1, got {self.num_processes}.",
@@ -274,6 +327,7 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self):
+        _check_types(self, "run")
         for name in ("log_interval_updates", "checkpoint_interval_updates", "keep_checkpoints"):
             value = getattr(self, name)
             _require(value >= 1, f"run.{name} must be >= 1, got {value}.")
@@ -293,6 +347,9 @@ class TrainConfig:
     learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
     distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        _check_types(self, "")
 
 
 def to_dict(config: Any) -> dict:
@@ -465,10 +522,17 @@ def load_config(path: str | None, overrides: list[str] = ()) -> TrainConfig:
             raise ConfigError(f"Config file {path!r} does not exist.")
         spec = importlib.util.spec_from_file_location(f"gtrxl_config_{file.stem}", file)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        if not hasattr(module, "get_config"):
-            raise ConfigError(f"Config file {path!r} must define get_config() -> TrainConfig.")
-        config = module.get_config()
+        try:
+            spec.loader.exec_module(module)
+            if not hasattr(module, "get_config"):
+                raise ConfigError(f"Config file {path!r} must define get_config() -> TrainConfig.")
+            config = module.get_config()
+        except ConfigError:
+            raise
+        except Exception as error:  # the user's file: e.g. an unknown keyword of a section
+            raise ConfigError(
+                f"{path}: building the config failed: {type(error).__name__}: {error}"
+            ) from error
         if not isinstance(config, TrainConfig):
             raise ConfigError(
                 f"{path}: get_config() returned {type(config).__name__}, not TrainConfig."

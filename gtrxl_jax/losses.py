@@ -3,7 +3,10 @@
 V-trace and the loss follow Espeholt et al. 2018, "IMPALA: Scalable Distributed Deep-RL with
 Importance Weighted Actor-Learner Architectures", section 4 (https://arxiv.org/abs/1802.01561).
 PopArt value normalisation follows Hessel et al. 2018, "Multi-task Deep Reinforcement Learning
-with PopArt" (https://arxiv.org/abs/1809.04474), on rlax's PopArt.
+with PopArt" (https://arxiv.org/abs/1809.04474), on rlax's PopArt. The value head has one
+output per task ([..., N]); each environment's value is its own task's output
+(`select_task_values`), so task i's output is trained only on task i's data, normalised with
+task i's statistics, and rescaled by task i's POP step.
 
 Inputs are time-major transitions built by the learner from T+1 environment steps: transition
 s goes from step s to step s+1, so `rewards[s]` and `discounts[s]` (gamma times the
@@ -157,8 +160,9 @@ def impala_loss(
 
     Args:
       target_logits: [T, B, A] logits of the learner's policy pi at steps 0..T-1.
-      values: [T+1, B] the learner's values at steps 0..T (values[T] is the bootstrap);
-        normalised values n(x) when `popart` is given.
+      values: [T+1, B] the learner's values at steps 0..T (values[T] is the bootstrap), each
+        environment's own task's output (`select_task_values`); normalised values n(x) when
+        `popart` is given.
       actions: [T, B] int, the actions a_s taken by the actors.
       behaviour_logits: [T, B, A] logits of the actors' policy mu at steps 0..T-1.
       rewards: [T, B] r_s, the reward received on entering step s+1.
@@ -215,13 +219,36 @@ def impala_loss(
     return loss, metrics
 
 
+def select_task_values(values: jax.Array, task_ids: jax.Array) -> jax.Array:
+    """Each environment's value from the output of its own task (Hessel et al. 2018, sec. 3).
+
+    Args:
+      values: [..., B, N] the value head's outputs, one per task, e.g. [T+1, B, N].
+      task_ids: [B] int in [0, N), the task of each environment.
+
+    Returns:
+      [..., B] values[..., b, task_ids[b]]; the gradient reaches only the selected outputs.
+      An id outside [0, N) selects NaN (ids cannot be checked inside jit), so a wrong id
+      makes the loss non-finite instead of training another task's output.
+    """
+    chex.assert_rank(task_ids, 1)
+    chex.assert_type(task_ids, int)
+    if values.ndim < 2 or values.shape[-2] != task_ids.shape[0]:
+        raise ValueError(
+            f"select_task_values takes values [..., B, N] and task_ids [B], got values of shape "
+            f"{values.shape} and task_ids of shape {task_ids.shape}.")
+    indices = jnp.broadcast_to(task_ids[:, None], (*values.shape[:-1], 1))
+    return jnp.take_along_axis(values, indices, axis=-1, mode="fill", fill_value=jnp.nan)[..., 0]
+
+
 def popart_init(num_tasks: int) -> PopArtState:
     """Make the initial PopArt statistics: shift mu = 0, scale sigma = 1 for each of N tasks.
 
     The statistics are state: the learner carries them (and checkpoints them) beside the
     parameters, identical on every device. Per learner update:
       1. the gradient step uses them as they are (`impala_loss(..., popart=state,
-         task_ids=task_ids)`, `values` being the value head's normalised outputs);
+         task_ids=task_ids)`, `values` being each environment's own task's normalised
+         output, `select_task_values(head_values, task_ids)`);
       2. `popart_update` moves them toward the batch's targets in return units,
          `vtrace_targets(popart_unnormalize(state, values, task_ids), rewards, discounts,
          importance_ratios(...), mask, <the loss's rho_bar, c_bar, lambda_>).vs`;

@@ -50,7 +50,7 @@ def test_acting_steps_equal_the_learner_unroll(core_config):
     inputs = random_inputs(N, B)
     expected, expected_state = agent.unroll(params, inputs, agent.initial_state(B))
     state = agent.refresh_state(params, agent.initial_state(B, cache=True))
-    step = jax.jit(agent.step)
+    step = jax.jit(agent.step, donate_argnums=2)  # as actors run it: the state updated in place
     outputs = []
     for t in range(N):
         out, state = step(params, jax.tree.map(lambda a, t=t: a[t], inputs), state)
@@ -58,7 +58,7 @@ def test_acting_steps_equal_the_learner_unroll(core_config):
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *outputs)
     assert_trees_close(stacked, expected)
     if isinstance(core_config, gx.GTrXLConfig):
-        state = state.without_cache()
+        state = state.without_cache().in_order()  # N > M steps: the ring has wrapped
     assert_trees_close(state, expected_state)
 
 
@@ -78,7 +78,7 @@ def test_segments_equal_one_call_and_single_steps(memory_len):
     assert_trees_close(seg_state, one_state)
     singles, single_state = agent.unroll(params, inputs, state, segment_len=1)
     assert_trees_close(singles, one_call)
-    assert_trees_close(single_state, one_state)
+    assert_trees_close(single_state.in_order(), one_state)  # one-step calls: ring order
 
 
 def test_trajectory_with_bootstrap_step_runs_a_remainder_call():
@@ -138,16 +138,35 @@ def test_pixel_agent_shapes_and_prev_action_masking():
     params = agent.init(jax.random.PRNGKey(0))
     inputs = agent.dummy_inputs(3, 2)
     out, _ = agent.unroll(params, inputs, agent.initial_state(2))
-    assert out.logits.shape == (3, 2, 6) and out.values.shape == (3, 2)
+    assert out.logits.shape == (3, 2, 6) and out.values.shape == (3, 2, 1)
     # On a first step the previous action and reward are ignored.
     changed = inputs.replace(prev_action=inputs.prev_action + 2, prev_reward=inputs.prev_reward + 1)
     out2, _ = agent.unroll(params, changed, agent.initial_state(2))
     assert_trees_close(out2, out)
 
 
+def test_a_multi_task_agent_has_one_value_output_per_task_and_shares_the_rest():
+    single = Agent(VECTOR_SPEC, NUM_ACTIONS, gtrxl(2))
+    multi = Agent(VECTOR_SPEC, NUM_ACTIONS, gtrxl(2), num_tasks=3)
+    params = multi.init(jax.random.PRNGKey(0))
+    single_params = single.init(jax.random.PRNGKey(0))
+    inputs, state = random_inputs(5, 2), multi.initial_state(2)
+    out, _ = multi.unroll(params, inputs, state)
+    assert out.values.shape == (5, 2, 3) and out.logits.shape == (5, 2, NUM_ACTIONS)
+    step, _ = multi.step(params, jax.tree.map(lambda a: a[0], inputs), state)
+    assert step.values.shape == (2, 3)
+    shapes = lambda tree: jax.tree.map(jnp.shape, tree)  # noqa: E731
+    value_shapes = shapes(params["head"]["params"].pop("value"))
+    assert value_shapes == {"kernel": (gtrxl(2).output_dim, 3), "bias": (3,)}
+    single_params["head"]["params"].pop("value")
+    assert shapes(params) == shapes(single_params)  # only the value layer grows with N
+
+
 def test_errors():
     with pytest.raises(ValueError, match="num_actions must be a positive int"):
         Agent(VECTOR_SPEC, 0, gtrxl(2))
+    with pytest.raises(ValueError, match="num_tasks must be a positive int"):
+        Agent(VECTOR_SPEC, 2, gtrxl(2), num_tasks=0)
     with pytest.raises(ValueError, match="make_torso cannot encode"):
         Agent(jax.ShapeDtypeStruct((3, 3), jnp.float32), 2, gtrxl(2))
     agent, params = make(gtrxl(2))

@@ -369,3 +369,62 @@ def test_popart_loss_selects_each_environments_task():
     identity, _ = losses.impala_loss(**data, popart=losses.popart_init(3),
                                      task_ids=jnp.asarray(task_ids))
     np.testing.assert_allclose(identity, plain, rtol=1e-6)
+
+
+def test_select_task_values_reads_each_environments_own_output():
+    rng = np.random.RandomState(7)
+    values = jnp.asarray(rng.randn(T + 1, B, 3), jnp.float32)
+    task_ids = jnp.array([2, 0, 1, 0])
+    selected = losses.select_task_values(values, task_ids)
+    np.testing.assert_array_equal(selected, np.asarray(values)[:, np.arange(B), task_ids])
+    # Only the selected outputs get a gradient: task i's output learns from task i's rows.
+    grad = jax.grad(lambda v: jnp.sum(losses.select_task_values(v, task_ids)))(values)
+    np.testing.assert_array_equal(grad, np.broadcast_to(jax.nn.one_hot(task_ids, 3), grad.shape))
+    # A single-task head [T+1, B, 1] gives its only output.
+    np.testing.assert_array_equal(
+        losses.select_task_values(values[..., :1], jnp.zeros(B, jnp.int32)), values[..., 0])
+    # An id with no output is NaN, which makes the loss non-finite instead of silently wrong.
+    assert np.isnan(losses.select_task_values(values, jnp.array([0, 3, 1, 0]))[:, 1]).all()
+    with pytest.raises(ValueError, match=r"values \[..., B, N\] and task_ids \[B\]"):
+        losses.select_task_values(values[:, :2], task_ids)
+
+
+def test_per_task_popart_statistics_move_independently_and_pop_preserves_every_task():
+    """Hessel et al. 2018, section 3: ART moves task i's statistics with task i's targets only;
+    POP rescales output unit i with task i's statistics, so every task's unnormalised value
+    sigma_i n_i(x) + mu_i is unchanged, whatever the other tasks' targets were."""
+    rng = np.random.RandomState(8)
+    old = _popart_state()
+    task_ids = jnp.array([0, 0, 1, 1])  # task 2 is absent from the batch
+    mask = jnp.ones((T, B), bool)
+    targets = np.asarray(rng.randn(T, B), np.float32)
+    targets[:, 2:] *= 1000.0  # task 1's returns are on a much larger scale
+    new = losses.popart_update(old, jnp.asarray(targets), task_ids, mask, step_size=0.5)
+    # Task 0's statistics do not depend on task 1's targets (bit for bit), and the reverse.
+    other = targets.copy()
+    other[:, 2:] = -other[:, 2:] + 7.0
+    new_other = losses.popart_update(old, jnp.asarray(other), task_ids, mask, step_size=0.5)
+    for field in ("shift", "scale", "second_moment"):
+        a, b = np.asarray(getattr(new, field)), np.asarray(getattr(new_other, field))
+        assert a[0] == b[0] and a[1] != b[1], field
+    # Task 1's statistics follow task 1's scale, task 0's its own; task 2's do not move.
+    assert float(new.scale[1]) > 100.0 * float(new.scale[0])
+    for field in ("shift", "scale", "second_moment"):
+        assert getattr(new, field)[2] == getattr(old, field)[2], field
+
+    params = {"kernel": jnp.asarray(rng.randn(5, 3), jnp.float32),
+              "bias": jnp.asarray(rng.randn(3), jnp.float32)}
+    features = jnp.asarray(rng.randn(2 * B, 5), jnp.float32)
+    new_params = losses.popart_preserve_outputs(params, old, new)
+
+    def unnormalised(params, state):  # in float64, so only the layer's rounding is measured
+        x, w, b = (np.asarray(a, np.float64) for a in (features, params["kernel"],
+                                                          params["bias"]))
+        return np.asarray(state.scale, np.float64) * (x @ w + b) + np.asarray(state.shift)
+
+    before, after = unnormalised(params, old), unnormalised(new_params, new)
+    # Every task's output is preserved, to float32 round-off relative to its own scale.
+    np.testing.assert_allclose((after - before) / np.abs(before).max(0), 0.0, atol=1e-6)
+    # The absent task's output unit is left as it was (w sigma / sigma: to round-off).
+    np.testing.assert_allclose(new_params["kernel"][:, 2], params["kernel"][:, 2], rtol=1e-6)
+    np.testing.assert_allclose(new_params["bias"][2], params["bias"][2], rtol=1e-6)

@@ -1,9 +1,14 @@
-"""Policy and value heads: the agent's core outputs turned into action logits and a value.
+"""Policy and value heads: the agent's core outputs turned into action logits and values.
 
 The heads act on the last axis only, so they take the core's time-major outputs [T, B, D]
 as they are (or one acting step's [B, D]). The policy's logits layer starts small, so the
 initial policy is close to uniform, a common choice for actor-critic agents (e.g. the
 PPO implementation study of Andrychowicz et al., 2020, https://arxiv.org/abs/2006.05990).
+
+The value layer has one output per task (N), as in multi-task PopArt (Hessel et al. 2018,
+https://arxiv.org/abs/1809.04474, section 3): the policy is shared, and each environment's
+value is read from its own task's output (`losses.select_task_values`). A single-task agent
+has N = 1.
 """
 
 import functools
@@ -20,7 +25,7 @@ _dot_general_f32 = functools.partial(jax.lax.dot_general, preferred_element_type
 
 
 class PolicyValueHead(nn.Module):
-    """Maps features to policy logits and a state value, through an optional shared MLP.
+    """Maps features to policy logits and one state value per task, through an optional MLP.
 
     Attributes:
       num_actions: A, the number of discrete actions.
@@ -31,16 +36,20 @@ class PolicyValueHead(nn.Module):
         logits have a spread of about logits_init_scale x the inputs' root mean square and the
         initial policy is near uniform. 0 makes it exactly uniform.
       dtype: compute dtype (e.g. jnp.bfloat16); parameters and outputs stay float32.
+      num_tasks: N, the number of value outputs (one per task).
     """
 
     num_actions: int
     hidden_sizes: Sequence[int] = ()
     logits_init_scale: float = 0.01
     dtype: Any = jnp.float32
+    num_tasks: int = 1
 
     def __post_init__(self) -> None:
         if self.num_actions < 1:
             raise ValueError(f"PolicyValueHead.num_actions must be >= 1, got {self.num_actions}.")
+        if self.num_tasks < 1:
+            raise ValueError(f"PolicyValueHead.num_tasks must be >= 1, got {self.num_tasks}.")
         if any(size <= 0 for size in self.hidden_sizes):
             raise ValueError(
                 f"PolicyValueHead.hidden_sizes must hold positive ints, got {self.hidden_sizes!r}."
@@ -53,14 +62,15 @@ class PolicyValueHead(nn.Module):
 
     @nn.compact
     def __call__(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Compute the policy logits and the value.
+        """Compute the policy logits and the values of every task.
 
         Args:
           features: [..., D] floating, e.g. the core's outputs [T, B, D] or [B, D].
 
         Returns:
           logits: [..., A] float32, unnormalised log-probabilities of the actions.
-          value: [...] float32, the state-value estimate.
+          values: [..., N] float32, the state-value estimate of each task (normalised
+            values under PopArt).
         """
         if features.ndim < 1:
             raise ValueError(
@@ -90,5 +100,7 @@ class PolicyValueHead(nn.Module):
             ),
             name="logits",
         )(x)
-        value = nn.Dense(1, dtype=self.dtype, dot_general=_dot_general_f32, name="value")(x)
-        return logits.astype(jnp.float32), value[..., 0].astype(jnp.float32)
+        values = nn.Dense(
+            self.num_tasks, dtype=self.dtype, dot_general=_dot_general_f32, name="value"
+        )(x)
+        return logits.astype(jnp.float32), values.astype(jnp.float32)

@@ -78,7 +78,8 @@ def plot_learning_curves(
         return False
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(5 * cols, 7), 3.6 * rows + 0.4), squeeze=False)
+    figsize = (max(5 * cols, 7), 3.6 * rows + 0.4)
+    fig, axes = plt.subplots(rows, cols, figsize=figsize, squeeze=False)
     for ax, task in zip(axes.flat, tasks, strict=False):
         for variant, seed_curves in curves[task].items():
             grid, mean, std = mean_curve(seed_curves)

@@ -4,8 +4,14 @@ A checkpoint is a folder `<log_dir>/checkpoints/<update>/` holding
   state/  the LearnerState (params, optimiser state, PopArt statistics, update count,
           skipped-update count, RNG key), and
   meta/   JSON: {"config": the run's config, "update": ..., "env_steps": ...}.
-orbax writes each one to a temporary folder and renames it when complete, so a run killed
-while saving leaves its earlier checkpoints intact and the partial one is never read.
+orbax writes each one to `<update>.orbax-checkpoint-tmp/` and renames it when complete, so a
+run killed while saving leaves its earlier checkpoints intact and the partial one is never
+read (leftovers are deleted when the folder is next opened). Saves run in the background;
+a failed write (a full disk) is reported, as CheckpointError, by the next save or `close`.
+
+A run resumes only from a checkpoint of the same model: the STATE_KEYS of the config must
+agree, and the saved arrays must have the paths, shapes and dtypes of the run's own learner
+state; otherwise the error names the config keys and the arrays that differ.
 """
 
 import logging
@@ -20,12 +26,16 @@ from gtrxl_jax.config import TrainConfig, to_dict
 
 logger = logging.getLogger(__name__)
 
-# Config keys that decide the shapes in a checkpoint: a run resumes only if they agree.
-MODEL_KEYS = ("agent", "env.task", "loss.popart", "optimizer.name")
+# Config keys that decide what the saved state is: the parameters' structure and meaning (the
+# agent, the tasks) and the optimiser state's structure. A run resumes only if they agree.
+# Other keys may change on resume (they are logged); env.options is not compared, as most of
+# envpool's options (threads, episode limits) leave the state as it is, and one that changes
+# the observation changes the parameters' shapes, which `restore` checks.
+STATE_KEYS = ("agent", "env.task", "loss.popart", "optimizer.name", "optimizer.schedule")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or from a different model configuration."""
+    """A checkpoint is missing, unreadable, unwritable or from a different model configuration."""
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -37,17 +47,25 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): list(tree) if isinstance(tree, tuple) else tree}
 
 
-def model_config_differences(saved: dict, current: dict) -> list[str]:
-    """The MODEL_KEYS entries on which two config dicts differ, as "key: saved -> current".
+def _under(key: str, keys: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in keys)
+
+
+def config_differences(
+    saved: dict, current: dict, keys: tuple[str, ...] | None = None, skip: tuple[str, ...] = ()
+) -> list[str]:
+    """The config entries on which two config dicts differ, as "key: saved -> current".
 
     Args:
       saved: the config dict stored in a checkpoint.
       current: `to_dict` of the config of the run that wants to resume.
+      keys: compare only these keys and the keys under them (None: every key).
+      skip: leave out these keys and the keys under them.
     """
     saved_flat, current_flat = _flatten(saved), _flatten(current)
     differences = []
     for key in sorted(set(saved_flat) | set(current_flat)):
-        if not any(key == k or key.startswith(k + ".") for k in MODEL_KEYS):
+        if (keys is not None and not _under(key, keys)) or _under(key, skip):
             continue
         old, new = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
         if old != new:
@@ -55,20 +73,61 @@ def model_config_differences(saved: dict, current: dict) -> list[str]:
     return differences
 
 
+def _array_layout(tree: Any) -> dict[str, tuple]:
+    """Path -> (shape, dtype) of every array of a state or of orbax's metadata of one."""
+    flat = ocp.tree.to_flat_dict(tree)
+    return {"/".join(path): (tuple(leaf.shape), np.dtype(leaf.dtype).name)
+            for path, leaf in flat.items() if hasattr(leaf, "shape")}
+
+
+def _describe(entry: tuple | None) -> str:
+    return "absent" if entry is None else f"{entry[1]}{list(entry[0])}"
+
+
+def layout_differences(saved: dict[str, tuple], wanted: dict[str, tuple]) -> list[str]:
+    """How the saved arrays differ from the ones a run needs, one line per subtree.
+
+    Arrays are grouped by the first two parts of their path (e.g. "opt_state/0",
+    "params/core"), each group named with its first differing array.
+
+    Args:
+      saved: path -> (shape, dtype) of the checkpoint's arrays (see `_array_layout`).
+      wanted: the same of the run's own learner state.
+    """
+    groups: dict[str, list[str]] = {}
+    for path in sorted(set(saved) | set(wanted)):
+        if saved.get(path) != wanted.get(path):
+            groups.setdefault("/".join(path.split("/")[:2]), []).append(
+                f"{path}: {_describe(saved.get(path))} in the checkpoint, "
+                f"{_describe(wanted.get(path))} now")
+    return [lines[0] if len(lines) == 1 else f"{group}: {len(lines)} arrays differ, e.g. "
+            f"{lines[0]}" for group, lines in groups.items()]
+
+
 class Checkpointer:
     """Writes and reads the checkpoints of one run folder."""
 
     def __init__(self, log_dir: str, keep: int):
-        """Open (or create) `<log_dir>/checkpoints`.
+        """Open `<log_dir>/checkpoints` (created by the first save, not before).
 
         Args:
           log_dir: the run's folder.
           keep: how many of the latest checkpoints to keep.
+
+        Raises:
+          CheckpointError: `<log_dir>/checkpoints` exists but is not a folder.
         """
         self.directory = Path(log_dir).absolute() / "checkpoints"
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise CheckpointError(
+                f"{self.directory} is not a folder of checkpoints; choose another run.log_dir.")
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=False, cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "meta"))
+            self.directory, options=options,
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "meta": ocp.JsonCheckpointHandler()})
+        self._pending: int | None = None  # the update whose save may still be in progress
 
     def latest_update(self) -> int | None:
         """The update of the latest complete checkpoint, or None if there is none."""
@@ -81,22 +140,47 @@ class Checkpointer:
           state: the LearnerState as host arrays (one copy, not replicated).
           config: the run's config.
           env_steps: environment steps the learner has consumed.
+
+        Raises:
+          CheckpointError: this save or the previous one (still in the background) failed,
+            e.g. on a full disk; the checkpoints completed before are intact.
         """
+        self._finish_pending()
         update = int(state.update)
         if update in self._manager.all_steps():
             return
         meta = {"config": to_dict(config), "update": update, "env_steps": int(env_steps)}
         state = jax.tree.map(np.asarray, state)
-        self._manager.save(update, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-        logger.info("Checkpoint of update %d written to %s", update, self.directory)
+        try:
+            self._manager.save(update, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        except Exception as error:  # orbax and tensorstore raise several types
+            raise self._write_error(update, error) from error
+        self._pending = update
+        logger.info("Checkpoint of update %d being written to %s", update, self.directory)
+
+    def _finish_pending(self) -> None:
+        """Wait for the background save, turning its failure into a CheckpointError."""
+        update, self._pending = self._pending, None
+        try:
+            self._manager.wait_until_finished()
+        except Exception as error:
+            raise self._write_error(update, error) from error
+
+    def _write_error(self, update: int | None, error: Exception) -> CheckpointError:
+        complete = self._manager.all_steps()
+        return CheckpointError(
+            f"Writing the checkpoint of update {update} to {self.directory} failed: "
+            f"{type(error).__name__}: {error}. The complete checkpoints there "
+            f"({complete or 'none'}) are intact and a partial one is never read; free disk "
+            "space or fix the folder's permissions, then continue with run.resume=true.")
 
     def restore(self, target: Any, config: TrainConfig) -> tuple[Any, dict]:
         """Restore the latest complete checkpoint.
 
         Args:
           target: a LearnerState of the right structure (host arrays), e.g. a fresh one.
-          config: the config of the run that resumes; its MODEL_KEYS must match the
+          config: the config of the run that resumes; its STATE_KEYS must match the
             checkpoint's.
 
         Returns:
@@ -105,7 +189,44 @@ class Checkpointer:
 
         Raises:
           CheckpointError: no complete checkpoint, a different model config (naming the
-            keys that differ), or a checkpoint that cannot be read.
+            keys that differ), arrays that do not fit the target (naming them), or a
+            checkpoint that cannot be read.
+        """
+        meta = self.read_meta(config)
+        path = self.directory / str(meta["update"])
+        changed = config_differences(meta["config"], to_dict(config), skip=("run",))
+        try:
+            saved = _array_layout(self._manager.item_metadata(meta["update"])["state"].tree)
+        except Exception as error:
+            raise self._unreadable(path, "the learner state's metadata", error) from error
+        wanted = _array_layout(ocp.tree.serialize_tree(jax.tree.map(np.asarray, target),
+                                                       keep_empty_nodes=True))
+        mismatched = layout_differences(saved, wanted)
+        if mismatched:
+            raise CheckpointError(
+                f"The learner state in {path} does not fit this run's:\n  "
+                + "\n  ".join(mismatched)
+                + "\nConfig keys that differ from the checkpoint's:\n  "
+                + "\n  ".join(changed or ["none"])
+                + "\nResume with the checkpoint's values of these keys, or start a new run in "
+                "another run.log_dir.")
+        try:
+            state = self._manager.restore(meta["update"], args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(jax.tree.map(np.asarray, target))))["state"]
+        except Exception as error:
+            raise self._unreadable(path, "the learner state", error) from error
+        if changed:
+            logger.info("Resuming with changed settings:\n  %s", "\n  ".join(changed))
+        return state, meta
+
+    def read_meta(self, config: TrainConfig) -> dict:
+        """The latest complete checkpoint's meta dict, checked against the resuming config.
+
+        Cheap (JSON only): `train` calls it before any expensive work.
+
+        Raises:
+          CheckpointError: no complete checkpoint, an unreadable one, or one whose
+            STATE_KEYS differ from `config`'s (naming the keys).
         """
         update = self.latest_update()
         if update is None:
@@ -116,23 +237,32 @@ class Checkpointer:
         try:
             meta = self._manager.restore(update, args=ocp.args.Composite(
                 meta=ocp.args.JsonRestore()))["meta"]
+            saved_config = meta["config"]
         except Exception as error:
-            raise CheckpointError(f"Cannot read the checkpoint metadata in {path}: {error}. "
-                                  "The checkpoint is incomplete or corrupt.") from error
-        differences = model_config_differences(meta["config"], to_dict(config))
+            raise self._unreadable(path, "the checkpoint's metadata", error) from error
+        differences = config_differences(saved_config, to_dict(config), STATE_KEYS)
         if differences:
             raise CheckpointError(
                 f"The checkpoint in {path} comes from a different model config; these keys "
-                "differ:\n  " + "\n  ".join(differences))
-        try:
-            state = self._manager.restore(update, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(jax.tree.map(np.asarray, target))))["state"]
-        except Exception as error:
-            raise CheckpointError(f"Cannot restore the learner state from {path}: {error}. "
-                                  "The checkpoint is incomplete or corrupt.") from error
-        return state, meta
+                "differ:\n  " + "\n  ".join(differences)
+                + "\nResume with the checkpoint's values, or start a new run in another "
+                "run.log_dir.")
+        return meta
+
+    def _unreadable(self, path: Path, what: str, error: Exception) -> CheckpointError:
+        earlier = [step for step in self._manager.all_steps() if str(step) != path.name]
+        hint = (f" Move it away to resume from update {max(earlier)}." if earlier else "")
+        return CheckpointError(f"Cannot read {what} in {path}: {type(error).__name__}: {error}. "
+                               f"It is not a complete checkpoint (corrupt, or not written by "
+                               f"gtrxl-train).{hint}")
 
     def close(self) -> None:
-        """Wait for checkpoints being written and release the manager."""
-        self._manager.wait_until_finished()
-        self._manager.close()
+        """Wait for checkpoints being written and release the manager.
+
+        Raises:
+          CheckpointError: the last save failed (the manager is released all the same).
+        """
+        try:
+            self._finish_pending()
+        finally:
+            self._manager.close()

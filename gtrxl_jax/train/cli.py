@@ -3,8 +3,12 @@
     python -m gtrxl_jax.train --config experiments/configs/tmaze.py learner.total_env_steps=1e6
 
 Exit codes: 0 done; 2 a configuration error (an unknown key, an invalid value, a layout that
-does not fit), reported before any work starts; 1 a checkpoint error or too many non-finite
-updates in a row; 130 stopped by a signal (after writing a final checkpoint).
+does not fit, a task the agent cannot play, an unwritable run.log_dir), reported before any
+work starts; 1 a checkpoint that cannot be resumed from or written, too many non-finite
+updates in a row, a stalled actor or learner, or metrics that cannot be written (each after
+a final checkpoint where one can be written; an actor's own error ends the run with its
+traceback, also after a final checkpoint); 130 stopped by a signal (after writing a final
+checkpoint).
 """
 
 import argparse
@@ -16,8 +20,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gtrxl_jax.config import ConfigError, load_config
 from gtrxl_jax.train.checkpoint import CheckpointError
+from gtrxl_jax.train.handoff import Stalled
 from gtrxl_jax.train.learner import NonFiniteError
 from gtrxl_jax.train.loop import check_config, train
+from gtrxl_jax.train.metrics import MetricsWriteError
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,9 +49,16 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, check the config, train, and report; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save chatter
+    # absl (imported by orbax) may already have put a handler on the root logger, which makes
+    # basicConfig a no-op: set the level and format on whatever handlers there are, or every
+    # INFO line (e.g. "Resuming from update ...") would be dropped.
+    logging.basicConfig()
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in root.handlers:
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    for chatty in ("absl", "jax"):  # orbax's per-save lines, jax's platform probing
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         config = load_config(args.config, args.overrides)
         check_config(config)
@@ -54,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             result = train(config)
     except ConfigError as error:
         return _fail(str(error), 2)
-    except (CheckpointError, NonFiniteError) as error:
+    except (CheckpointError, NonFiniteError, Stalled, MetricsWriteError) as error:
         return _fail(str(error), 1)
     lines = [f"{result.env_steps} env steps, {result.update} updates in "
              f"{result.wall_clock_s:.0f} s ({result.sps:.0f} steps/s); logs in {result.log_dir}"]

@@ -9,9 +9,10 @@ metrics are averaged with `jax.lax.pmean` over the pmap axis. In a multi-process
 (jax.distributed) the pmap axis spans every process's devices, so the same pmean averages
 across hosts and the parameters stay identical everywhere.
 
-An update whose loss or gradients are not finite changes nothing but the counters: the
-parameters, optimiser state and PopArt statistics stay as they were, and `nonfinite_updates`
-counts it. The caller decides when too many in a row end the run (`NonFiniteError`).
+An update whose loss, gradients or resulting parameters are not finite changes nothing but
+the counters: the parameters, optimiser state and PopArt statistics stay as they were, and
+`nonfinite_updates` counts it. The caller decides when too many in a row end the run
+(`NonFiniteError`); `nonfinite_gradients` then says which parameters' gradients were at fault.
 """
 
 import functools
@@ -83,13 +84,14 @@ class Learner:
           trajectory_len: T, the V-trace horizon; batches hold T+1 steps.
           segment_len: the core's segment length (None: one segment of T); the unroll scans
             the T // segment_len full segments and runs the bootstrap step as a remainder.
-          num_tasks: N, for the PopArt statistics (PopArt needs a value output per task:
-            only N = 1 is supported by the agent's single value head).
+          num_tasks: N, the number of tasks (batches' task ids are in [0, N)); the agent needs
+            one value output per task, and PopArt keeps statistics per task.
         """
-        if loss_config.popart and num_tasks != 1:
+        if agent.num_tasks != num_tasks:
             raise ValueError(
-                f"loss.popart with {num_tasks} tasks needs a value output per task, but the "
-                "agent's value head has one output; use PopArt with a single task.")
+                f"The learner trains on {num_tasks} task(s), but the agent has "
+                f"{agent.num_tasks} value output(s); build the Agent with "
+                f"num_tasks={num_tasks}, one value output per task.")
         self.agent = agent
         self.devices = list(devices)
         self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
@@ -152,6 +154,26 @@ class Learner:
                              f"{batch.length}.")
         return self._pmapped_update(state, split_for_devices(batch, self.num_devices))
 
+    def nonfinite_gradients(self, state: LearnerState, batch: Trajectory) -> list[str]:
+        """The parameters whose gradient on a batch is not finite, for error messages.
+
+        Runs the loss's gradient on the first local device, outside pmap (it compiles when
+        first called, so call it only to explain a failure).
+
+        Args:
+          state: the replicated state (as `update` takes it).
+          batch: the trajectories [T+1, B_local] whose update was skipped.
+
+        Returns:
+          The paths (e.g. "['core']['params']['block_0']...") of non-finite gradient leaves.
+        """
+        params, popart = first_replica(state.params), first_replica(state.popart)
+        grads, _ = jax.jit(jax.grad(self._loss_fn, has_aux=True))(params, popart, batch)
+        grads = jax.device_get(grads)
+        return [jax.tree_util.keystr(path)
+                for path, leaf in jax.tree_util.tree_leaves_with_path(grads)
+                if not np.all(np.isfinite(leaf))]
+
     def _loss_fn(self, params: Any, popart: Any, batch: Trajectory):
         """The IMPALA loss of one device's batch [T+1, B/D]; aux: (metrics, AgentOutput)."""
         outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
@@ -159,7 +181,7 @@ class Learner:
         transition = _transitions(batch, self._loss.discount)
         loss, metrics = losses.impala_loss(
             outputs.logits[:-1],
-            outputs.values,
+            losses.select_task_values(outputs.values, batch.task_id),
             batch.actions[:-1],
             batch.behaviour_logits[:-1],
             transition["rewards"],
@@ -185,8 +207,10 @@ class Learner:
 
         Returns:
           The new state and metrics: the loss's metrics, grad_norm (before clipping),
-          nonfinite_loss and nonfinite_grads (1.0 where that part was not finite, which skips
-          the update), policy_lag_mean / policy_lag_max (learner version minus acting version).
+          nonfinite_loss, nonfinite_grads and nonfinite_params (1.0 where the loss, the
+          gradients or the updated parameters were not finite, which skips the update; the
+          parameters are checked so that no checkpoint ever holds non-finite ones),
+          policy_lag_mean / policy_lag_max (learner version minus acting version).
         """
         chex.assert_rank(batch.actions, 2)
         weight = _device_weight(batch)
@@ -196,15 +220,15 @@ class Learner:
         metrics = {name: jax.lax.pmean(value if name == "valid_fraction" else value * weight, AXIS)
                    for name, value in metrics.items()}
         loss_finite = jnp.isfinite(metrics["loss"])
-        grads_finite = jnp.all(jnp.stack(
-            [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-        finite = loss_finite & grads_finite
+        grads_finite = _all_finite(grads)
 
         updates, opt_state = self._optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         popart = state.popart
         if popart is not None:
             params, popart = self._popart_step(params, popart, outputs, batch)
+        params_finite = _all_finite(params)
+        finite = loss_finite & grads_finite & params_finite
         keep = functools.partial(jnp.where, finite)
         version = state.update.astype(jnp.float32)
         lag = version - batch.param_version.astype(jnp.float32)
@@ -212,6 +236,7 @@ class Learner:
             grad_norm=optax.global_norm(grads),
             nonfinite_loss=(~loss_finite).astype(jnp.float32),
             nonfinite_grads=(~grads_finite).astype(jnp.float32),
+            nonfinite_params=(~params_finite).astype(jnp.float32),
             policy_lag_mean=jax.lax.pmean(lag.mean(), AXIS),
             policy_lag_max=jax.lax.pmax(lag.max(), AXIS),
         )
@@ -229,12 +254,15 @@ class Learner:
         """PopArt after the gradient step: move the statistics (ART), then rescale (POP).
 
         Follows the recipe of `losses.popart_init`: the targets are the V-trace targets in
-        return units under the statistics the gradient step used.
+        return units under the statistics the gradient step used. Each task's statistics move
+        with its own rows' targets, and POP rescales each task's value output with its own
+        statistics (value kernel [D, N], bias [N]).
         """
         transition = _transitions(batch, self._loss.discount)
         rhos = losses.importance_ratios(outputs.logits[:-1], batch.behaviour_logits[:-1],
                                         batch.actions[:-1], transition["mask"])
-        values = losses.popart_unnormalize(popart, outputs.values, batch.task_id)
+        values = losses.popart_unnormalize(
+            popart, losses.select_task_values(outputs.values, batch.task_id), batch.task_id)
         targets = losses.vtrace_targets(
             values, transition["rewards"], transition["discounts"], rhos, transition["mask"],
             rho_bar=self._loss.rho_bar, c_bar=self._loss.c_bar, lambda_=self._loss.lambda_).vs
@@ -244,6 +272,11 @@ class Learner:
         value_layer = losses.popart_preserve_outputs(head["value"], popart, new_popart)
         params = {**params, "head": {**params["head"], "params": {**head, "value": value_layer}}}
         return params, new_popart
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    """Whether every element of every leaf of `tree` is finite (a bool [] array)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 def _device_weight(batch: Trajectory) -> jax.Array:

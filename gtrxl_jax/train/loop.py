@@ -5,7 +5,10 @@
 `train(config)` reads top to bottom: set up devices, environments, the agent and the
 learner state (fresh or restored); start the actors; then per update take a batch, update,
 publish the parameters with their version, log and checkpoint; stop at
-learner.total_env_steps; write a final checkpoint; evaluate; summarise.
+learner.total_env_steps; write a final checkpoint; evaluate; summarise. A signal stops the
+run the same way, without the evaluation. A failure (an actor's error, a stalled side,
+too many non-finite updates, metrics that cannot be written) also leaves a final
+checkpoint (single-process runs), then raises.
 
 Reproducible mode (learner.reproducible, the default): every trajectory of update u is
 acted with the parameters of update u-2, one update behind the learner's (as cleanba), so
@@ -16,9 +19,12 @@ queue depth bounds the policy lag.
 
 import contextlib
 import dataclasses
+import functools
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -28,14 +34,15 @@ from gtrxl_jax.agent import Agent
 from gtrxl_jax.config import ConfigError, TrainConfig
 from gtrxl_jax.envs import EnvSpec, make_env
 from gtrxl_jax.train import devices as device_placement
-from gtrxl_jax.train import types
+from gtrxl_jax.train import nonfinite, types
 from gtrxl_jax.train.actor import ActingSteps, Actor, EnvGroup
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.evaluation import evaluate
-from gtrxl_jax.train.handoff import ParamsStore, Stopped, TrajectoryQueue
+from gtrxl_jax.train.handoff import ParamsStore, Stalled, Stopped, TrajectoryQueue
 from gtrxl_jax.train.layout import Layout, check_devices, plan_layout
 from gtrxl_jax.train.learner import Learner, LearnerState, NonFiniteError, first_replica
-from gtrxl_jax.train.metrics import MetricsLogger
+from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
+from gtrxl_jax.train.nonfinite import NonFiniteStreak
 from gtrxl_jax.train.optimizer import make_optimizer
 from gtrxl_jax.train.shutdown import stop_on_signals
 
@@ -79,8 +86,11 @@ def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
       The run's layout and the environment spec (of the first task).
 
     Raises:
-      ConfigError: an impossible layout, an unknown task, or tasks that cannot share an agent.
+      ConfigError: an impossible layout, an unknown task, a task the agent has no torso or
+        policy for, tasks that cannot share an agent, agent options that do not fit, or a
+        run.log_dir that cannot be written.
     """
+    check_log_dir(config.run.log_dir)
     layout = plan_layout(config)
     specs = []
     for task in layout.tasks:
@@ -95,34 +105,58 @@ def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
             raise ConfigError(
                 f"env.task: {spec.task} and {specs[0].task} differ in observation or action "
                 "space; a multi-task agent needs the same for all tasks.")
-    if config.loss.popart and len(layout.tasks) > 1:
-        raise ConfigError(
-            "loss.popart with several tasks needs a value output per task, which the agent's "
-            "single value head does not have; use one task or loss.popart=false.")
     spec = dataclasses.replace(specs[0], has_success=any(s.has_success for s in specs))
+    try:
+        make_agent(config, spec, len(layout.tasks))  # builds the modules, computes nothing
+    except ValueError as error:
+        raise ConfigError(f"agent: {error}") from error
     return layout, spec
 
 
-def make_agent(config: TrainConfig, spec: EnvSpec) -> Agent:
-    """The agent of a config for an environment spec."""
+def check_log_dir(log_dir: str) -> None:
+    """Raise ConfigError unless run.log_dir is a folder, or can be made one, that is writable.
+
+    Creates nothing, so a run refused later leaves no folder behind.
+    """
+    path = Path(log_dir).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"run.log_dir={log_dir!r} cannot be a folder: {existing} is a file. "
+                          "Choose another run.log_dir.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"run.log_dir={log_dir!r} cannot be written: {existing} is not "
+                          "writable by this user. Choose another run.log_dir.")
+
+
+def make_agent(config: TrainConfig, spec: EnvSpec, num_tasks: int) -> Agent:
+    """The agent of a config for an environment spec, with one value output per task."""
     return Agent(
         spec.observation,
         spec.num_actions,
         config.agent.core_config(),
         torso_options=tuple(sorted(config.agent.torso_options.items())),
         use_prev_action_reward=config.agent.use_prev_action_reward,
+        num_tasks=num_tasks,
     )
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train an agent as the config says; see the module docstring for the recipe."""
+    """Train an agent as the config says; see the module docstring for the recipe.
+
+    Raises:
+      ConfigError: a config that cannot run here (checked before any expensive work).
+      CheckpointError: a checkpoint that cannot be resumed from (checked before any
+        expensive work) or written.
+      NonFiniteError, Stalled, MetricsWriteError, or the error an actor thread failed with:
+        raised after a final checkpoint (in a single-process run).
+    """
     layout, spec = check_config(config)
     device_placement.initialize_distributed(config.distributed)
     learner_devices = device_placement.learner_devices(config.learner)
     actor_devices = device_placement.actor_devices(config.learner)
     is_main_process = jax.process_index() == 0
 
-    agent = make_agent(config, spec)
+    agent = make_agent(config, spec, len(layout.tasks))
     optimizer = make_optimizer(
         config.optimizer.name, config.optimizer.learning_rate,
         max_grad_norm=config.optimizer.max_grad_norm, schedule=config.optimizer.schedule,
@@ -132,63 +166,76 @@ def train(config: TrainConfig) -> TrainResult:
                       segment_len=config.learner.segment_len, num_tasks=len(layout.tasks))
     check_devices(layout, learner.num_devices)
     checkpointer = Checkpointer(config.run.log_dir, config.run.keep_checkpoints)
-    state, start_env_steps = initial_state(learner, checkpointer, config)
-    start_update = int(state.update)
-    update, env_steps = start_update, start_env_steps
-    metrics_logger = MetricsLogger(
-        config.run.log_dir, config, tasks=layout.tasks, has_success=spec.has_success,
-        start_env_steps=env_steps, enabled=is_main_process)
+    with contextlib.closing(checkpointer):
+        state, start_env_steps = initial_state(learner, checkpointer, config)
+        start_update = int(state.update)
+        update, env_steps = start_update, start_env_steps
+        metrics_logger = MetricsLogger(
+            config.run.log_dir, config, tasks=layout.tasks, has_success=spec.has_success,
+            start_env_steps=env_steps, start_update=start_update, enabled=is_main_process)
 
-    stop = threading.Event()
-    params_store = ParamsStore()
-    params_store.publish(start_update, state.params)
-    actors, queues = make_actors(config, layout, agent, state, params_store, stop, actor_devices)
-    replicated = learner.replicate(state)
-    nonfinite = NonFiniteStreak(config.learner.max_nonfinite_updates)
-    actor_monitor = ActorMonitor(actors, queues)
-    with contextlib.closing(metrics_logger), contextlib.closing(checkpointer):
-        start_time = time.monotonic()
-        try:
-            with stop_on_signals(stop) as signals, actors_running(actors, stop):
-                while env_steps < config.learner.total_env_steps and not stop.is_set():
-                    batch, episodes, learner_wait_s = gather_batch(actors, queues, layout, stop)
-                    replicated, metrics = learner.update(replicated, batch)
-                    update += 1
-                    env_steps += layout.steps_per_update
-                    params_store.publish(update, first_replica(replicated.params))
-                    metrics = jax.device_get(first_replica(metrics))
-                    nonfinite.check(metrics, update)
-                    metrics_logger.add_update({**metrics, "learner_wait_s": learner_wait_s},
-                                              episodes, env_steps)
-                    if update % config.run.log_interval_updates == 0:
-                        metrics_logger.write(update, env_steps, actor_monitor.read())
-                    if update % config.run.checkpoint_interval_updates == 0:
-                        checkpointer.save(learner.unreplicate(replicated), config, env_steps)
-        except Stopped:
-            pass  # a signal or an actor's failure (re-raised just below)
-        raise_actor_error(actors)
-        wall_clock_s = time.monotonic() - start_time
-        if metrics_logger.pending_updates:
-            metrics_logger.write(update, env_steps, actor_monitor.read())
+        stop = threading.Event()
+        params_store = ParamsStore()
+        params_store.publish(start_update, state.params)
+        actors, queues = make_actors(config, layout, agent, state, params_store, stop,
+                                     actor_devices)
+        replicated = learner.replicate(state)
+        streak = NonFiniteStreak(config.learner.max_nonfinite_updates)
+        actor_monitor = ActorMonitor(actors, queues)
+        with contextlib.closing(metrics_logger):
+            start_time = time.monotonic()
+            failure = None
+            try:
+                with stop_on_signals(stop) as signals, actors_running(actors, stop):
+                    while env_steps < config.learner.total_env_steps and not stop.is_set():
+                        batch, episodes, learner_wait_s = gather_batch(actors, queues, layout,
+                                                                       stop)
+                        replicated, metrics = learner.update(replicated, batch)
+                        update += 1
+                        env_steps += layout.steps_per_update
+                        params_store.publish(update, first_replica(replicated.params))
+                        metrics = jax.device_get(first_replica(metrics))
+                        metrics_logger.add_update({**metrics, "learner_wait_s": learner_wait_s},
+                                                  episodes, env_steps)
+                        streak.check(metrics, update, explain=functools.partial(
+                            nonfinite.explain, learner, replicated, batch, metrics))
+                        if update % config.run.log_interval_updates == 0:
+                            metrics_logger.write(update, env_steps, actor_monitor.read())
+                        if update % config.run.checkpoint_interval_updates == 0:
+                            checkpointer.save(learner.unreplicate(replicated), config, env_steps)
+            except Stopped:
+                pass  # a signal, or an actor's failure (raised below)
+            except (Stalled, NonFiniteError, MetricsWriteError) as error:
+                failure = error  # the learner state is consistent: checkpoint it, then fail
+            failure = first_actor_error(actors) or failure
+            wall_clock_s = time.monotonic() - start_time
+            final_state = learner.unreplicate(replicated)
+            # After a failure, only a single process saves: a multi-process save waits for
+            # every process, and the failed one may never come.
+            if failure is None or jax.process_count() == 1:
+                checkpointer.save(final_state, config, env_steps)
+            if metrics_logger.pending_updates and not isinstance(failure, MetricsWriteError):
+                metrics_logger.write(update, env_steps, actor_monitor.read())
+            if failure is not None:
+                raise failure
 
-        final_state = learner.unreplicate(replicated)
-        checkpointer.save(final_state, config, env_steps)
-        eval_results = {}
-        if is_main_process and config.run.eval_episodes > 0 and not signals.received:
-            eval_results = evaluate(agent, final_state.params, layout.tasks,
-                                    config.run.eval_episodes, seed=config.run.seed + 1_000_003,
-                                    env_options=config.env.options)
-        sps = (env_steps - start_env_steps) / max(wall_clock_s, 1e-9)
-        metrics_logger.write_summary({
-            "eval": eval_results,
-            "env_steps": env_steps,
-            "updates": update,
-            "wall_clock_s": wall_clock_s,
-            "sps": sps,
-            "interrupted": signals.received,
-            "nonfinite_updates": int(final_state.nonfinite_updates),
-            "last_metrics": metrics_logger.latest,
-        })
+            eval_results = {}
+            if is_main_process and config.run.eval_episodes > 0 and not signals.received:
+                eval_results = evaluate(agent, final_state.params, layout.tasks,
+                                        config.run.eval_episodes,
+                                        seed=config.run.seed + 1_000_003,
+                                        env_options=config.env.options)
+            sps = (env_steps - start_env_steps) / max(wall_clock_s, 1e-9)
+            metrics_logger.write_summary({
+                "eval": eval_results,
+                "env_steps": env_steps,
+                "updates": update,
+                "wall_clock_s": wall_clock_s,
+                "sps": sps,
+                "interrupted": signals.received,
+                "nonfinite_updates": int(final_state.nonfinite_updates),
+                "last_metrics": metrics_logger.latest,
+            })
     return TrainResult(params=final_state.params, update=update, env_steps=env_steps,
                        wall_clock_s=wall_clock_s, sps=sps, interrupted=signals.received,
                        eval=eval_results, metrics=metrics_logger.latest,
@@ -200,18 +247,23 @@ def initial_state(
 ) -> tuple[LearnerState, int]:
     """A fresh learner state, or the latest checkpoint's when run.resume is set.
 
+    The checkpoint folder and the checkpoint's config are checked before the learner state
+    is built (its first compile), so a run that cannot resume fails at once.
+
     Returns:
       (the learner state as host arrays, the env steps already consumed).
 
     Raises:
-      CheckpointError: resume without a usable checkpoint, or a fresh run in a folder that
-        already holds checkpoints (it would mix two runs).
+      CheckpointError: resume without a usable checkpoint, a checkpoint of another model,
+        or a fresh run in a folder that already holds checkpoints (it would mix two runs).
     """
     latest = checkpointer.latest_update()
     if not config.run.resume and latest is not None:
         raise CheckpointError(
             f"{checkpointer.directory} already holds checkpoints (latest: update {latest}). "
             "Set run.resume=true to continue that run, or choose another run.log_dir.")
+    if config.run.resume:
+        checkpointer.read_meta(config)
     fresh = learner.init_state(jax.random.PRNGKey(config.run.seed))
     if not config.run.resume:
         return fresh, 0
@@ -282,8 +334,8 @@ def gather_batch(
     parts, episodes, waited = [], [], 0.0
     for queue in queues:
         for _ in range(layout.trajectories_per_update):
-            (trajectory, ended), seconds = queue.get(stop, STALL_TIMEOUT_S,
-                                                     alive=lambda: raise_actor_error(actors))
+            (trajectory, ended), seconds = queue.get(
+                stop, STALL_TIMEOUT_S, alive=lambda: stop_if_an_actor_failed(actors))
             parts.append(trajectory)
             episodes.extend(ended)
             waited += seconds
@@ -306,11 +358,15 @@ def actors_running(actors: list[Actor], stop: threading.Event):
                                _ACTOR_JOIN_S)
 
 
-def raise_actor_error(actors: list[Actor]) -> None:
-    """Re-raise the first error an actor thread died with (the run goes down with it)."""
-    for actor in actors:
-        if actor.error is not None:
-            raise actor.error
+def first_actor_error(actors: list[Actor]) -> BaseException | None:
+    """The error the first failed actor thread died with (the run goes down with it), if any."""
+    return next((actor.error for actor in actors if actor.error is not None), None)
+
+
+def stop_if_an_actor_failed(actors: list[Actor]) -> None:
+    """Raise Stopped once an actor has failed; `train` raises its error after checkpointing."""
+    if first_actor_error(actors) is not None:
+        raise Stopped
 
 
 class ActorMonitor:
@@ -320,6 +376,7 @@ class ActorMonitor:
         """Watch these actors and their queues."""
         self._actors, self._queues = actors, queues
         self._last = (0.0, 0, time.monotonic())
+        self._last_params_wait_s = 0.0
 
     def read(self) -> dict[str, float]:
         """Queue depth now; actors' waiting time and env steps per second since the last read."""
@@ -328,38 +385,11 @@ class ActorMonitor:
         now = time.monotonic()
         last_wait_s, last_env_steps, last_time = self._last
         self._last = (wait_s, env_steps, now)
+        params_wait_s = sum(actor.stats.params_wait_s for actor in self._actors)
+        last_params_wait_s, self._last_params_wait_s = self._last_params_wait_s, params_wait_s
         return {
             "queue_depth": float(sum(queue.qsize() for queue in self._queues)),
             "actor_wait_s": wait_s - last_wait_s,
+            "actor_params_wait_s": params_wait_s - last_params_wait_s,
             "actor_sps": (env_steps - last_env_steps) / max(now - last_time, 1e-9),
         }
-
-
-class NonFiniteStreak:
-    """Counts consecutive skipped (non-finite) updates and ends the run after too many."""
-
-    def __init__(self, limit: int):
-        """Allow up to `limit` skipped updates in a row."""
-        self._limit = limit
-        self._streak = 0
-
-    def check(self, metrics: dict, update: int) -> None:
-        """Update the streak from one update's metrics.
-
-        Raises:
-          NonFiniteError: `limit` updates in a row were skipped; says whether the loss or
-            (with a finite loss) the gradients were not finite.
-        """
-        loss_bad, grads_bad = metrics["nonfinite_loss"] > 0, metrics["nonfinite_grads"] > 0
-        if not (loss_bad or grads_bad):
-            self._streak = 0
-            return
-        self._streak += 1
-        where = "the loss" if loss_bad else "the gradients (the loss was finite)"
-        logger.warning("Update %d skipped: %s was not finite (%d in a row).", update, where,
-                       self._streak)
-        if self._streak >= self._limit:
-            raise NonFiniteError(
-                f"Stopping: {self._streak} updates in a row (up to update {update}) were skipped "
-                f"because {where} was not finite (learner.max_nonfinite_updates="
-                f"{self._limit}). The parameters are those before the first skipped update.")

@@ -7,16 +7,20 @@ Files in the run's log_dir:
                   there are several), the learner's losses, entropy, grad_norm,
                   policy_lag_mean/max (updates), learner_wait_s (mean seconds per update
                   the learner waited for trajectories), actor_wait_s (seconds the actors
-                  waited for parameters or queue space in the interval), actor_sps,
-                  queue_depth, ... (null where a value is undefined, e.g. no episode ended
+                  waited for parameters or queue space in the interval, summed over actor
+                  threads), actor_params_wait_s (the part of it spent waiting for
+                  parameters), actor_sps, queue_depth, time (Unix seconds when the record
+                  was written), ... (null where a value is undefined, e.g. no episode ended
                   in the interval). Episodes are those that ended in the consumed batches.
   events.out.*    the same scalars as TensorBoard events, against env_steps
   summary.json    the end-of-run summary with the evaluation results
 """
 
+import contextlib
 import json
 import logging
 import math
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -28,6 +32,42 @@ import tqdm
 from gtrxl_jax.config import TrainConfig, to_dict
 
 logger = logging.getLogger(__name__)
+
+
+class MetricsWriteError(RuntimeError):
+    """The run's metrics could not be written (a full disk, an unwritable folder)."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn an OSError while writing `path` into a MetricsWriteError that says what to do."""
+    try:
+        yield
+    except OSError as error:
+        raise MetricsWriteError(
+            f"Cannot write {path}: {error}. Free disk space or make the folder writable, then "
+            "continue the run with run.resume=true (it stopped after a final checkpoint, "
+            "where that could be written)."
+        ) from error
+
+
+def keep_records_up_to(path: Path, update: int) -> None:
+    """Drop the records of metrics.jsonl after `update`, and any line that is not a record.
+
+    A run killed after its last checkpoint logged updates that its resumed run does again;
+    without this they would appear twice.
+    """
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("update", math.inf) <= update:
+            kept.append(line + "\n")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(kept))
+    os.replace(partial, path)
 
 
 def _json_value(value: Any) -> Any:
@@ -75,6 +115,7 @@ class MetricsLogger:
         tasks: tuple[str, ...],
         has_success: bool,
         start_env_steps: int,
+        start_update: int = 0,
         enabled: bool = True,
     ):
         """Open the run's files (appending to a resumed run's metrics).
@@ -85,6 +126,8 @@ class MetricsLogger:
           tasks: the task names, for per-task episode metrics.
           has_success: whether the tasks report success.
           start_env_steps: the env steps already done (non-zero when resuming).
+          start_update: the update the run starts from: a resumed run keeps the records of
+            metrics.jsonl up to it and drops later ones; a fresh run (0) starts the file anew.
           enabled: write files and show the progress bar (only process 0 of a multi-process
             run does).
         """
@@ -101,11 +144,15 @@ class MetricsLogger:
         self._writer = None
         self._jsonl = None
         self._progress = None
+        self._jsonl_path = self.log_dir / "metrics.jsonl"
         if enabled:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            (self.log_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
-            self._writer = tensorboardX.SummaryWriter(str(self.log_dir))
-            self._jsonl = open(self.log_dir / "metrics.jsonl", "a")  # noqa: SIM115
+            with _writing(self.log_dir):
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                (self.log_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+                if start_update > 0 and self._jsonl_path.is_file():
+                    keep_records_up_to(self._jsonl_path, start_update)
+                self._jsonl = open(self._jsonl_path, "a" if start_update > 0 else "w")  # noqa: SIM115
+                self._writer = tensorboardX.SummaryWriter(str(self.log_dir))
             self._progress = tqdm.tqdm(
                 total=config.learner.total_env_steps, initial=start_env_steps, unit="step",
                 unit_scale=True, dynamic_ncols=True, disable=not config.run.progress,
@@ -144,6 +191,7 @@ class MetricsLogger:
             "env_steps": env_steps,
             "sps": (env_steps - self._last_env_steps) / elapsed,
             "updates_per_s": self._count / elapsed,
+            "time": time.time(),
         }
         record.update(episode_metrics(self._episodes, self._tasks, self._has_success))
         record.update({key: total / max(self._count, 1) for key, total in self._sums.items()})
@@ -154,10 +202,12 @@ class MetricsLogger:
         self._last_time, self._last_env_steps = now, env_steps
         self.latest = record
         if self._enabled:
-            self._jsonl.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
-            self._jsonl.flush()
+            with _writing(self._jsonl_path):
+                self._jsonl.write(
+                    json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
+                self._jsonl.flush()
             for key, value in record.items():
-                if key not in ("update", "env_steps") and math.isfinite(value):
+                if key not in ("update", "env_steps", "time") and math.isfinite(value):
                     self._writer.add_scalar(key, value, env_steps)
             self._writer.flush()
             self._progress.set_postfix(self._postfix(record), refresh=False)
@@ -177,7 +227,8 @@ class MetricsLogger:
         if not self._enabled:
             return
         text = json.dumps(_clean(summary), indent=2)
-        (self.log_dir / "summary.json").write_text(text)
+        with _writing(self.log_dir / "summary.json"):
+            (self.log_dir / "summary.json").write_text(text)
         logger.info("Summary (%s):\n%s", self.log_dir / "summary.json", text)
 
     def close(self) -> None:
@@ -185,7 +236,10 @@ class MetricsLogger:
         if self._enabled:
             self._progress.close()
             self._writer.close()
-            self._jsonl.close()
+            try:
+                self._jsonl.close()
+            except OSError as error:  # every record was flushed: this repeats a reported error
+                logger.warning("Closing %s failed: %s", self._jsonl_path, error)
 
 
 def _clean(tree: Any) -> Any:

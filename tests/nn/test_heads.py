@@ -17,14 +17,35 @@ def _features(shape=(T, B, D), seed=0):
 
 @pytest.mark.parametrize("shape", [(T, B, D), (B, D), (D,)])
 @pytest.mark.parametrize("hidden_sizes", [(), (32, 8)])
-def test_shapes_and_dtypes(shape, hidden_sizes):
-    head = PolicyValueHead(num_actions=A, hidden_sizes=hidden_sizes)
+@pytest.mark.parametrize("num_tasks", [1, 3])
+def test_shapes_and_dtypes(shape, hidden_sizes, num_tasks):
+    head = PolicyValueHead(num_actions=A, hidden_sizes=hidden_sizes, num_tasks=num_tasks)
     features = _features(shape)
     params = head.init(jax.random.key(0), features)
     logits, value = jax.jit(head.apply)(params, features)
     chex.assert_shape(logits, shape[:-1] + (A,))
-    chex.assert_shape(value, shape[:-1])
+    chex.assert_shape(value, shape[:-1] + (num_tasks,))
     chex.assert_type([logits, value], jnp.float32)
+    # One value unit per task: the layer PopArt's POP step rescales column by column.
+    width = hidden_sizes[-1] if hidden_sizes else D
+    chex.assert_shape(params["params"]["value"]["kernel"], (width, num_tasks))
+    chex.assert_shape(params["params"]["value"]["bias"], (num_tasks,))
+
+
+def test_the_single_task_value_layer_is_the_first_task_column():
+    """N = 1 is the N-task head cut to its first output: same parameters, same value."""
+    features = _features()
+    single = PolicyValueHead(num_actions=A, hidden_sizes=(8,))
+    params = single.init(jax.random.key(0), features)
+    multi = PolicyValueHead(num_actions=A, hidden_sizes=(8,), num_tasks=3)
+    multi_params = multi.init(jax.random.key(0), features)
+    value = multi_params["params"]["value"]
+    multi_params["params"]["value"] = {
+        "kernel": value["kernel"].at[:, :1].set(params["params"]["value"]["kernel"]),
+        "bias": value["bias"].at[:1].set(params["params"]["value"]["bias"]),
+    }
+    np.testing.assert_allclose(multi.apply(multi_params, features)[1][..., :1],
+                               single.apply(params, features)[1], rtol=1e-6, atol=1e-7)
 
 
 def test_time_major_batch_equals_per_step_application():
@@ -83,6 +104,7 @@ def test_bfloat16_compute_is_close_to_float32():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"num_actions": 0}, "num_actions"),
+    ({"num_actions": A, "num_tasks": 0}, "num_tasks"),
     ({"num_actions": A, "hidden_sizes": (8, 0)}, "hidden_sizes"),
     ({"num_actions": A, "logits_init_scale": -1.0}, "logits_init_scale"),
 ])

@@ -16,7 +16,8 @@ def read_csv(path):
 
 @pytest.fixture
 def fast_specs(tmp_path):
-    return expand(SUITES["fast"], tmp_path, variants=("gtrxl_gru", "lstm", "feedforward"))
+    return expand(SUITES["fast"], tmp_path, variants=("gtrxl_gru", "lstm", "feedforward"),
+                  seeds=(0, 1))
 
 
 def test_runner_trains_every_run_and_writes_tables_and_plots(tmp_path, fast_specs):
@@ -68,7 +69,8 @@ def test_finished_runs_are_not_run_again(tmp_path, fast_specs):
 
 
 def test_interrupted_runs_resume_and_leftovers_are_moved_aside(tmp_path):
-    specs = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L4",), variants=("lstm",))
+    specs = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L4",), variants=("lstm",),
+                   seeds=(0, 1))
     interrupted = FakeTrain(interrupt=True)
     report = run_suite(SUITES["fast"], tmp_path, train_fn=interrupted, specs=specs)
     assert len(report.failed) == 2  # summary.json says interrupted: not finished
@@ -82,7 +84,8 @@ def test_interrupted_runs_resume_and_leftovers_are_moved_aside(tmp_path):
 
 
 def test_a_failed_run_is_recorded_and_the_suite_goes_on(tmp_path):
-    specs = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L4",), variants=("lstm", "trxl"))
+    specs = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L4",), variants=("lstm", "trxl"),
+                   seeds=(0, 1))
     train = FakeTrain(fail_on="trxl/seed0")
     report = run_suite(SUITES["fast"], tmp_path, train_fn=train, specs=specs)
     assert list(report.failed) == ["TMaze-L4/trxl/seed0"]

@@ -1,10 +1,14 @@
+"""Checkpoints: a round trip, and which config keys must agree to resume.
+
+The fault tests (missing, partial, corrupt, another model) are in tests/reliability.
+"""
+
 import numpy as np
 import optax
-import pytest
 
-from gtrxl_jax.config import TrainConfig, apply_overrides
+from gtrxl_jax.config import TrainConfig, apply_overrides, to_dict
 from gtrxl_jax.losses import popart_init
-from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError, model_config_differences
+from gtrxl_jax.train.checkpoint import STATE_KEYS, Checkpointer, config_differences
 from gtrxl_jax.train.learner import LearnerState
 
 
@@ -36,40 +40,9 @@ def test_round_trip_keeps_the_latest_checkpoints(tmp_path):
     assert type(state.opt_state[0]).__name__ == "ScaleByAdamState"
 
 
-def test_a_different_model_config_is_refused_naming_the_keys(tmp_path):
-    checkpointer = Checkpointer(str(tmp_path), keep=2)
-    checkpointer.save(make_state(1), TrainConfig(), env_steps=10)
-    other = apply_overrides(TrainConfig(), ["agent.transformer.num_layers=3",
-                                            "learner.batch_size=64"])
-    with pytest.raises(CheckpointError, match=r"agent\.transformer\.num_layers: 2 .* 3 now"):
-        checkpointer.restore(make_state(0), other)
-    checkpointer.close()
-
-
-def test_only_model_keys_count_as_differences():
+def test_only_state_keys_count_as_differences():
     base = TrainConfig()
     changed = apply_overrides(base, ["learner.total_env_steps=10", "run.seed=3",
                                      "loss.popart=true"])
-    from gtrxl_jax.config import to_dict
-    assert model_config_differences(to_dict(base), to_dict(changed)) == [
+    assert config_differences(to_dict(base), to_dict(changed), STATE_KEYS) == [
         "loss.popart: False in the checkpoint, True now"]
-
-
-def test_resuming_without_a_checkpoint_fails_clearly(tmp_path):
-    checkpointer = Checkpointer(str(tmp_path), keep=2)
-    with pytest.raises(CheckpointError, match="holds no complete checkpoint"):
-        checkpointer.restore(make_state(0), TrainConfig())
-    checkpointer.close()
-
-
-def test_a_corrupt_checkpoint_fails_clearly(tmp_path):
-    checkpointer = Checkpointer(str(tmp_path), keep=2)
-    checkpointer.save(make_state(3), TrainConfig(), env_steps=10)
-    checkpointer.close()
-    for path in (tmp_path / "checkpoints" / "3" / "state").rglob("*"):
-        if path.is_file():
-            path.write_bytes(b"garbage")
-    checkpointer = Checkpointer(str(tmp_path), keep=2)
-    with pytest.raises(CheckpointError, match="incomplete or corrupt"):
-        checkpointer.restore(make_state(0), TrainConfig())
-    checkpointer.close()

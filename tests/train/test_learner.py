@@ -89,7 +89,7 @@ def test_too_many_non_finite_updates_in_a_row_stop_the_run_naming_where():
         NonFiniteStreak(limit=1).check({"nonfinite_loss": 1.0, "nonfinite_grads": 1.0}, 1)
 
 
-def test_popart_over_several_tasks_is_refused():
-    with pytest.raises(ValueError, match="value output per task"):
+def test_an_agent_without_a_value_output_per_task_is_refused():
+    with pytest.raises(ValueError, match="agent has 1 value output.*num_tasks=2"):
         Learner(AGENT, LossConfig(popart=True), optax.sgd(0.1), jax.local_devices()[:1],
                 trajectory_len=T, num_tasks=2)

@@ -1,0 +1,89 @@
+"""Bad configuration: each is refused before any expensive work (exit code 2), with a
+message that names the key and what is allowed, and leaves nothing behind."""
+
+import pytest
+
+from gtrxl_jax.train.cli import main
+from tests.train.helpers import TINY_AGENT
+
+BASE = ["env.task=TMaze-L3", "env.num_envs=4", "learner.batch_size=4", "run.progress=false",
+        *TINY_AGENT]
+
+
+def refused(tmp_path, capsys, *argv: str) -> str:
+    """Run the CLI; assert exit code 2 and no run folder; return its error message."""
+    log_dir = tmp_path / "run"
+    code = main([*argv, f"run.log_dir={log_dir}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert not log_dir.exists(), "a refused run left output behind"
+    return err
+
+
+@pytest.mark.parametrize("override, message", [
+    # unknown keys, with close names suggested
+    ("agent.transformer.num_layer=2",
+     "Unknown config key 'agent.transformer.num_layer'. Did you mean 'num_layers'"),
+    ("lerner.batch_size=8", "Unknown config key 'lerner'. Did you mean 'learner'"),
+    ("agent.transformer.num_layers.x=1", "agent.transformer.num_layers is a value, not a section"),
+    ("agent=1", "agent is a section; set its fields as agent.<field>=<value>"),
+    ("noequals", "must look like section.field=value"),
+    # wrong types
+    ("learner.batch_size=many", "learner.batch_size must be an int, got 'many'"),
+    ("env.num_envs=2.5", "env.num_envs must be an int, got '2.5'"),
+    ("loss.discount=high", "loss.discount must be a float, got 'high'"),
+    ("run.progress=maybe", "run.progress must be true or false, got 'maybe'"),
+    # impossible values
+    ("env.num_envs=-4", "env.num_envs must be >= 1, got -4"),
+    ("agent.transformer.d_model=-16", "d_model must be a positive int, got -16"),
+    ("agent.transformer.num_heads=3", "num_heads=3 does not divide d_model=16"),
+    ("agent.transformer.memory_len=0", "memory_len must be a positive int, got 0"),
+    ("agent.transformer.gate=lstm", "gate='lstm' is not one of ('input', 'output', 'highway', "
+                                    "'sigmoid_tanh', 'gru')"),
+    ("agent.core=gated", "agent.core='gated' is not one of ('trxl', 'trxl_i', 'gtrxl', 'lstm', "
+                         "'feedforward')"),
+    ("agent.transformer.variant=gated", "variant='gated' is not one of ('trxl', 'trxl_i', "
+                                        "'gtrxl')"),
+    ("loss.discount=1.5", "loss.discount must be in [0, 1], got 1.5"),
+    ("optimizer.name=sgd", "optimizer.name='sgd' is not one of ('adam', 'rmsprop')"),
+    ("learner.segment_len=5", "learner.trajectory_len=32 must be a multiple of "
+                              "learner.segment_len=5"),
+    ("distributed.num_processes=2", "distributed.coordinator_address is required"),
+    ("agent.torso_options.width=3", "agent: make_torso chose MLPTorso for observation"),
+    # layouts that do not fit
+    ("learner.batch_size=6", "must be a multiple of env.num_envs x learner.num_actor_threads"),
+    ("env.groups_per_task=3", "env.num_envs=4 must be a multiple of the number of tasks"),
+])
+def test_a_bad_override_is_refused_naming_the_key(override, message, tmp_path, capsys):
+    assert message in refused(tmp_path, capsys, *BASE, override)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # 3 rows cannot be split over the 2 CPU devices of tests/conftest.py
+    (["env.num_envs=3", "learner.batch_size=3"],
+     "= 3 rows must split evenly over the 2 learner devices"),
+    (["learner.learner_devices=0,1,2"],
+     "learner.learner_devices=(0, 1, 2) must be indices into the 2 local devices (0..1)"),
+    (["learner.actor_devices=7"], "learner.actor_devices=(7,) must be indices into the 2 local"),
+])
+def test_devices_that_do_not_fit_are_refused(overrides, message, tmp_path, capsys):
+    assert message in refused(tmp_path, capsys, *BASE, *overrides)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("TrainConfig(env=EnvConfig(tsk='TMaze-L3'))",
+     "building the config failed: TypeError: EnvConfig.__init__() got an unexpected keyword "
+     "argument 'tsk'"),
+    ("TrainConfig(env=EnvConfig(num_envs='4'))", "env.num_envs must be an int, got '4'"),
+    ("TrainConfig(env={'task': 'TMaze-L3'})", "env must be an EnvConfig, got {'task'"),
+    ("TrainConfig(optimizer=OptimizerConfig(max_grad_norm='big'))",
+     "optimizer.max_grad_norm must be a number or None, got 'big'"),
+    ("TrainConfig(learner=LearnerConfig(actor_devices=[0]))",
+     "learner.actor_devices must be a tuple of int values or None, got [0]"),
+    ("1 / 0", "building the config failed: ZeroDivisionError"),
+])
+def test_a_bad_config_file_is_refused_naming_the_key(body, message, tmp_path, capsys):
+    path = tmp_path / "experiment.py"
+    path.write_text("from gtrxl_jax.config import *\n"
+                    f"def get_config():\n    return {body}\n")
+    assert message in refused(tmp_path, capsys, "--config", str(path))

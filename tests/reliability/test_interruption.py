@@ -1,0 +1,120 @@
+"""Interruption: a run killed with SIGKILL at a random moment resumes from its last complete
+checkpoint (a half-written one is never read, the last N are kept); SIGINT and SIGTERM stop
+a run cleanly, with a final checkpoint, within seconds."""
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.reliability.helpers import (
+    REPO,
+    STEPS_PER_UPDATE,
+    checkpoint_updates,
+    partial_checkpoints,
+    read_metrics,
+    train_command,
+)
+
+KILL_SEED = 20261125  # seeds the moment of the kill, so a failure can be replayed
+ENDLESS = "learner.total_env_steps=1000000000"
+CHECKPOINTS = ["run.checkpoint_interval_updates=2", "run.keep_checkpoints=2"]
+START_TIMEOUT_S = 240  # start-up, compiles included, on a loaded machine
+
+
+def start(log_dir, env, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(train_command(log_dir, *overrides), cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(process: subprocess.Popen, ready, what: str) -> None:
+    """Poll until ready() while the process lives; fail with its output otherwise."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before {what}:\n{process.communicate()[0][-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            output = process.communicate()[0][-3000:]
+            pytest.fail(f"no {what} within {START_TIMEOUT_S} s:\n{output}")
+        time.sleep(0.05)
+
+
+def half_write(complete, partial) -> None:
+    """Make `partial` look like orbax's folder of a save cut short: part of a checkpoint."""
+    shutil.copytree(complete, partial)
+    shutil.rmtree(partial / "meta")
+    for path in (partial / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_a_random_moment_resumes_from_its_last_complete_checkpoint(
+        tmp_path, subprocess_env, record_property):
+    log_dir = tmp_path / "run"
+    delay = random.Random(KILL_SEED).uniform(0.0, 2.0)
+    process = start(log_dir, subprocess_env, ENDLESS, *CHECKPOINTS)
+    try:
+        wait_for(process, lambda: checkpoint_updates(log_dir), "first checkpoint")
+        time.sleep(delay)
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        process.kill()
+    complete, partial = checkpoint_updates(log_dir), partial_checkpoints(log_dir)
+    print(f"SIGKILL {delay:.3f} s after the first checkpoint (seed {KILL_SEED}); complete "
+          f"checkpoints {complete}, partial ones {partial}")
+    record_property("kill_delay_s", delay)
+    assert 1 <= len(complete) <= 2, "keeps the last run.keep_checkpoints=2"
+    last = complete[-1]
+    # Besides any partial folder the kill left, one for the next save and one far ahead.
+    folder = log_dir / "checkpoints"
+    for update in (last + 2, 99_999):
+        if not (folder / f"{update}.orbax-checkpoint-tmp").exists():
+            half_write(folder / str(last), folder / f"{update}.orbax-checkpoint-tmp")
+
+    total_updates = last + 4
+    resumed = subprocess.run(
+        train_command(log_dir, "run.resume=true", *CHECKPOINTS,
+                      f"learner.total_env_steps={total_updates * STEPS_PER_UPDATE}"),
+        cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-3000:]
+    assert f"Resuming from update {last} ({last * STEPS_PER_UPDATE} env steps)" in output
+    assert checkpoint_updates(log_dir) == [last + 2, last + 4]
+    assert partial_checkpoints(log_dir) == []  # the leftovers were deleted
+    # The records of updates after `last` that the killed run logged were dropped.
+    assert [r["update"] for r in read_metrics(log_dir)] == list(range(1, total_updates + 1))
+    summary = json.loads((log_dir / "summary.json").read_text())
+    assert (summary["updates"], summary["interrupted"]) == (total_updates, False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_with_a_final_checkpoint_within_seconds(
+        signum, tmp_path, subprocess_env):
+    log_dir = tmp_path / "run"
+    process = start(log_dir, subprocess_env, ENDLESS, "run.checkpoint_interval_updates=1000")
+    try:
+        wait_for(process, lambda: (log_dir / "metrics.jsonl").exists()
+                 and (log_dir / "metrics.jsonl").read_text().count("\n") >= 3, "three updates")
+        process.send_signal(signum)
+        sent = time.monotonic()
+        output = process.communicate(timeout=60)[0]
+        stopped_after = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == 130, output[-3000:]
+    assert stopped_after < 15, f"took {stopped_after:.1f} s to stop"
+    assert f"{signal.Signals(signum).name} received: stopping the actors" in output
+    assert "did not stop within" not in output, "an actor thread hung"
+    summary = json.loads((log_dir / "summary.json").read_text())
+    assert summary["interrupted"] and summary["eval"] == {}
+    assert checkpoint_updates(log_dir) == [summary["updates"]]
+    assert [r["update"] for r in read_metrics(log_dir)][-1] == summary["updates"]
