@@ -15,6 +15,7 @@ import dataclasses
 import functools
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -208,6 +209,7 @@ class Agent:
           AgentOutput (logits [N, B, A], values [N, B, num_tasks]) and the core state after
           step N-1.
         """
+        self._check_inputs(inputs, "[T, B]")
         x = self.embedding.apply(params["embedding"], inputs)
         core_fn = functools.partial(self.core.apply, params["core"])
         y, state = scan_segments(core_fn, x, inputs.first, state, segment_len)
@@ -221,9 +223,39 @@ class Agent:
         memory is then updated in place, one slot per step. The state comes back in ring
         order; `state.in_order()` gives a GTrXL memory oldest first, as the learner reads it.
         """
+        self._check_inputs(inputs, "[B]")
         batched = jax.tree.map(lambda a: a[None], inputs)
         outputs, state = self.unroll(params, batched, state)
         return jax.tree.map(lambda a: a[0], outputs), state
+
+    def _check_inputs(self, inputs: AgentInput, lead: str) -> None:
+        """Checks inputs against the observation spec; `lead` is "[T, B]" or "[B]".
+
+        Raises:
+          AssertionError (chex) for a `first` of the wrong rank or dtype; ValueError for a
+          field whose shape does not fit `first`'s and the observation spec.
+        """
+        call = "unroll" if lead == "[T, B]" else "step (one step of B environments)"
+        chex.assert_rank(inputs.first, lead.count(",") + 1,
+                         custom_message=f"Agent.{call}: first must be {lead}.")
+        chex.assert_type(inputs.first, bool, custom_message=f"first must be bool {lead}.")
+        shape = inputs.first.shape
+        for name in ("prev_action", "prev_reward"):
+            field = getattr(inputs, name)
+            if field.shape != shape:
+                raise ValueError(f"{name} has shape {field.shape}; expected {lead} = {shape}, "
+                                 "like first.")
+        spec_paths = jax.tree_util.tree_flatten_with_path(self.observation_spec)[0]
+        observations, treedef = jax.tree_util.tree_flatten(inputs.observation)
+        if len(observations) != len(spec_paths):
+            raise ValueError(f"observation has the structure {treedef}; the observation_spec "
+                             f"has {jax.tree.structure(self.observation_spec)}.")
+        for (path, spec), observation in zip(spec_paths, observations, strict=True):
+            needed = (*shape, *spec.shape)
+            if observation.shape != needed:
+                raise ValueError(
+                    f"observation{jax.tree_util.keystr(path)} has shape {observation.shape}; "
+                    f"the observation_spec {spec.shape} needs {lead} + {spec.shape} = {needed}.")
 
     def refresh_state(self, params: dict, state):
         """Recomputes the acting cache of a GTrXL state under `params` (other cores: as is)."""

@@ -12,12 +12,12 @@ it oldest first.
 
 import functools
 
-import chex
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 from gtrxl_jax.nn.attention import RelativeMultiHeadAttention
+from gtrxl_jax.nn.checks import check_sequence, check_state_shapes, check_state_type
 from gtrxl_jax.nn.config import GTrXLConfig, resolve_dtype
 from gtrxl_jax.nn.gates import Gate
 from gtrxl_jax.nn.memory import (
@@ -134,32 +134,26 @@ class GTrXL(nn.Module):
 
     def _check(self, inputs: jax.Array, first: jax.Array, memory: Memory) -> None:
         cfg = self.config
-        if not isinstance(memory, Memory):
-            raise TypeError(f"memory must be a gtrxl_jax Memory, got {type(memory).__name__}.")
-        chex.assert_rank(inputs, 3, custom_message="inputs must be [T, B, D].")
-        chex.assert_rank(first, 2, custom_message="first must be [T, B].")
-        chex.assert_type(inputs, float)
-        T, B, D = inputs.shape
-        if D != cfg.d_model:
-            raise ValueError(
-                f"inputs are [T, B, D] = {inputs.shape}; D must be d_model={cfg.d_model}."
-            )
-        if first.shape != (T, B):
-            raise ValueError(f"first has shape {first.shape}; expected [T, B] = {(T, B)}.")
-        expected = (B, cfg.num_layers, cfg.memory_len, cfg.d_model)
-        if memory.states.shape != expected:
-            raise ValueError(
-                f"memory.states has shape {memory.states.shape}; this config and batch need "
-                f"[B, L, M, D] = {expected}. Was the memory made by init_memory for this config?"
-            )
-        if memory.valid.shape != (B, cfg.memory_len):
-            raise ValueError(
-                f"memory.valid has shape {memory.valid.shape}; expected {(B, cfg.memory_len)}."
-            )
-        if memory.position.shape != (B,):
-            raise ValueError(
-                f"memory.position has shape {memory.position.shape}; expected [B] = {(B,)}."
-            )
+        check_sequence(inputs, first, cfg.d_model, f"d_model={cfg.d_model}")
+        check_state_type("memory", memory, Memory, "init_memory(config, B)")
+        B, L, M = inputs.shape[1], cfg.num_layers, cfg.memory_len
+        leaves = {
+            "states": (memory.states, "[B, L, M, D]", (B, L, M, cfg.d_model)),
+            "valid": (memory.valid, "[B, M]", (B, M)),
+            "position": (memory.position, "[B]", (B,)),
+        }
+        if memory.cache is not None:
+            if len(memory.cache.keys) != L:
+                raise ValueError(f"memory.cache holds {len(memory.cache.keys)} layers; this "
+                                 f"config has num_layers={L}. Make the memory with "
+                                 "init_memory(config, B, cache=True).")
+            H, Dh = cfg.num_heads, cfg.resolved_head_dim
+            for field, (slots, size) in {"keys": ("M", M), "values": ("M", M),
+                                         "pending_keys": ("1", 1),
+                                         "pending_values": ("1", 1)}.items():
+                for l, leaf in enumerate(getattr(memory.cache, field)):
+                    leaves[f"cache.{field}[{l}]"] = (leaf, f"[B, H, {slots}, Dh]", (B, H, size, Dh))
+        check_state_shapes("memory", "init_memory(config, B)", leaves)
 
     def refresh_cache(self, memory: Memory) -> Memory:
         """Recomputes the acting cache from memory.states under the current parameters.

@@ -1,11 +1,11 @@
 """Baseline cores with the GTrXL call signature: a stacked LSTM and a memoryless pass-through."""
 
-import chex
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 from flax import struct
 
+from gtrxl_jax.nn.checks import check_sequence, check_state_shapes, check_state_type
 from gtrxl_jax.nn.config import FeedForwardConfig, LSTMConfig, resolve_dtype
 
 
@@ -33,13 +33,6 @@ def init_lstm_state(config: LSTMConfig, batch_size: int) -> LSTMState:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     shape = (batch_size, config.num_layers, config.hidden_size)
     return LSTMState(hidden=jnp.zeros(shape, jnp.float32), cell=jnp.zeros(shape, jnp.float32))
-
-
-def _check_sequence(inputs: jax.Array, first: jax.Array) -> None:
-    chex.assert_rank(inputs, 3, custom_message="inputs must be [T, B, D].")
-    chex.assert_rank(first, 2, custom_message="first must be [T, B].")
-    if first.shape != inputs.shape[:2]:
-        raise ValueError(f"first has shape {first.shape}; expected [T, B] = {inputs.shape[:2]}.")
 
 
 class _LSTMStep(nn.Module):
@@ -86,12 +79,24 @@ class LSTMCore(nn.Module):
         Returns:
           outputs [T, B, H] float32 and the state after the T steps.
         """
-        _check_sequence(inputs, first)
+        self._check(inputs, first, state)
         scan = nn.scan(_LSTMStep, variable_broadcast="params", split_rngs={"params": False})
         state, outputs = scan(self.config, name="step")(
             state, (inputs.astype(jnp.float32), first.astype(bool))
         )
         return outputs, state
+
+    def _check(self, inputs: jax.Array, first: jax.Array, state: LSTMState) -> None:
+        width = None
+        if not self.is_initializing():  # the first layer's input kernel fixes D
+            width = self.variables["params"]["step"]["lstm_0"]["ii"]["kernel"].shape[0]
+        check_sequence(inputs, first, width, f"{width}, the width these parameters were made for")
+        check_state_type("state", state, LSTMState, "init_memory(config, B)")
+        expected = (inputs.shape[1], self.config.num_layers, self.config.hidden_size)
+        check_state_shapes("state", "init_memory(config, B)", {
+            "hidden": (state.hidden, "[B, L, H]", expected),
+            "cell": (state.cell, "[B, L, H]", expected),
+        })
 
 
 class FeedForwardCore(nn.Module):
@@ -103,5 +108,6 @@ class FeedForwardCore(nn.Module):
         self, inputs: jax.Array, first: jax.Array, state: NoState
     ) -> tuple[jax.Array, NoState]:
         """Returns inputs [T, B, D] as float32 and the (empty) state unchanged."""
-        _check_sequence(inputs, first)
+        check_sequence(inputs, first)
+        check_state_type("state", state, NoState, "init_memory(config, B)")
         return inputs.astype(jnp.float32), state

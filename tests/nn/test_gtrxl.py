@@ -159,7 +159,8 @@ def test_shape_errors_name_the_shapes():
     with pytest.raises(ValueError, match=r"first has shape \(3, 5\)"):
         core.apply(params, inputs, jnp.zeros((3, 5), bool), memory)
     other = gx.init_memory(config(memory_len=7), 2)
-    with pytest.raises(ValueError, match="init_memory for this config"):
+    with pytest.raises(ValueError,
+                       match=r"memory.states has shape \(2, 2, 7, 16\).*init_memory\(config, B\)"):
         core.apply(params, inputs, first, other)
     with pytest.raises(AssertionError, match=r"\[T, B, D\]"):
         core.apply(params, inputs[0], first, memory)
