@@ -1,42 +1,18 @@
-"""The reliability suite's shared setup: a compilation cache, and one finished run.
+"""The reliability suite's shared setup: the environment of subprocess runs, one finished run.
 
 Almost every test here trains a tiny agent, in this process or in a `gtrxl-train`
-subprocess, and most of a tiny run's time is XLA compiling the same programs again. A
-persistent compilation cache (a fresh folder per session, shared with the subprocesses
-through JAX_* variables) compiles each program once; it changes no result. The previous
-settings come back when the package's tests end. The tests that damage a run folder work on
-copies of one finished run.
+subprocess; the subprocesses share the session's compilation cache (tests/conftest.py)
+through JAX_* variables. The tests that damage a run folder work on copies of one finished
+run.
 """
 
 import os
 import shutil
 
-import jax
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from gtrxl_jax.train.loop import train
 from tests.reliability.helpers import REPO, quick_config
-
-_SETTINGS = {  # jax config name -> the value this package runs with ("{dir}": the cache)
-    "jax_compilation_cache_dir": "{dir}",
-    "jax_persistent_cache_min_compile_time_secs": 0.0,
-    "jax_persistent_cache_min_entry_size_bytes": 0,
-}
-
-
-@pytest.fixture(scope="package", autouse=True)
-def compilation_cache_dir(tmp_path_factory):
-    """A persistent compilation cache for the package (its folder)."""
-    directory = str(tmp_path_factory.mktemp("jax_compilation_cache"))
-    previous = {name: getattr(jax.config, name) for name in _SETTINGS}
-    for name, value in _SETTINGS.items():
-        jax.config.update(name, directory if value == "{dir}" else value)
-    compilation_cache.reset_cache()  # an earlier test may have decided "no cache" already
-    yield directory
-    for name, value in previous.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="package")

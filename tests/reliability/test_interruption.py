@@ -71,7 +71,10 @@ def test_a_run_killed_at_a_random_moment_resumes_from_its_last_complete_checkpoi
     print(f"SIGKILL {delay:.3f} s after the first checkpoint (seed {KILL_SEED}); complete "
           f"checkpoints {complete}, partial ones {partial}")
     record_property("kill_delay_s", delay)
-    assert 1 <= len(complete) <= 2, "keeps the last run.keep_checkpoints=2"
+    # orbax finalises a save before it deletes the oldest checkpoint, so a kill between the
+    # two leaves run.keep_checkpoints + 1 complete ones (seen: [6, 8, 10]); the resumed run
+    # deletes the extra one (asserted below).
+    assert 1 <= len(complete) <= 3, "keeps the last run.keep_checkpoints=2 (+1 mid-save)"
     last = complete[-1]
     # Besides any partial folder the kill left, one for the next save and one far ahead.
     folder = log_dir / "checkpoints"
