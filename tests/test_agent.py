@@ -36,7 +36,12 @@ def assert_trees_close(a, b, atol=2e-5):
 
 def make(core_config):
     agent = Agent(VECTOR_SPEC, NUM_ACTIONS, core_config)
-    return agent, agent.init(jax.random.PRNGKey(0))
+    return agent, jax.jit(agent.init)(jax.random.PRNGKey(0))  # one compile, not op by op
+
+
+def unroll(agent, *args, **kwargs):
+    """agent.unroll, jitted (compiling the program once is faster than running it op by op)."""
+    return jax.jit(agent.unroll, static_argnames="segment_len")(*args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +53,7 @@ def test_acting_steps_equal_the_learner_unroll(core_config):
     agent, params = make(core_config)
     N, B = 9, 3
     inputs = random_inputs(N, B)
-    expected, expected_state = agent.unroll(params, inputs, agent.initial_state(B))
+    expected, expected_state = unroll(agent, params, inputs, agent.initial_state(B))
     state = agent.refresh_state(params, agent.initial_state(B, cache=True))
     step = jax.jit(agent.step, donate_argnums=2)  # as actors run it: the state updated in place
     outputs = []
@@ -70,13 +75,11 @@ def test_segments_equal_one_call_and_single_steps(memory_len):
     T, K, B = 4, 3, 2
     inputs = random_inputs(K * T, B, seed=1, first_at=(5, 8))
     state = agent.initial_state(B)
-    one_call, one_state = agent.unroll(params, inputs, state)
-    segmented, seg_state = jax.jit(agent.unroll, static_argnames="segment_len")(
-        params, inputs, state, segment_len=T
-    )
+    one_call, one_state = unroll(agent, params, inputs, state)
+    segmented, seg_state = unroll(agent, params, inputs, state, segment_len=T)
     assert_trees_close(segmented, one_call)
     assert_trees_close(seg_state, one_state)
-    singles, single_state = agent.unroll(params, inputs, state, segment_len=1)
+    singles, single_state = unroll(agent, params, inputs, state, segment_len=1)
     assert_trees_close(singles, one_call)
     assert_trees_close(single_state.in_order(), one_state)  # one-step calls: ring order
 
@@ -86,8 +89,8 @@ def test_trajectory_with_bootstrap_step_runs_a_remainder_call():
     agent, params = make(gtrxl(3))
     inputs = random_inputs(2 * 4 + 1, 2, seed=2)
     state = agent.initial_state(2)
-    expected, _ = agent.unroll(params, inputs, state)
-    got, _ = agent.unroll(params, inputs, state, segment_len=4)
+    expected, _ = unroll(agent, params, inputs, state)
+    got, _ = unroll(agent, params, inputs, state, segment_len=4)
     assert_trees_close(got, expected)
 
 
@@ -100,17 +103,18 @@ def test_segment_gradient_equals_gradient_of_the_segment_alone():
     state = agent.initial_state(B)
 
     def loss_on_segment_k(params):
-        out, _ = agent.unroll(params, inputs, state, segment_len=T)
+        out, _ = unroll(agent, params, inputs, state, segment_len=T)
         return jnp.sum(out.values[k * T : (k + 1) * T] ** 2)
 
-    _, incoming = agent.unroll(params, jax.tree.map(lambda a: a[: k * T], inputs), state)
+    _, incoming = unroll(agent, params, jax.tree.map(lambda a: a[: k * T], inputs), state)
     segment_k = jax.tree.map(lambda a: a[k * T : (k + 1) * T], inputs)
 
     def loss_alone(params):
-        out, _ = agent.unroll(params, segment_k, incoming)
+        out, _ = unroll(agent, params, segment_k, incoming)
         return jnp.sum(out.values**2)
 
-    assert_trees_close(jax.grad(loss_on_segment_k)(params), jax.grad(loss_alone)(params), 1e-5)
+    grads = [jax.jit(jax.grad(loss))(params) for loss in (loss_on_segment_k, loss_alone)]
+    assert_trees_close(*grads, 1e-5)
 
 
 def test_segments_under_pmap_and_bfloat16():
@@ -120,7 +124,7 @@ def test_segments_under_pmap_and_bfloat16():
     T, K, B = 4, 2, 4
     inputs = random_inputs(K * T, B, seed=4)
     state = agent.initial_state(B)
-    expected, _ = agent.unroll(params, inputs, state)
+    expected, _ = unroll(agent, params, inputs, state)
     split_time_major = lambda tree: jax.tree.map(  # noqa: E731
         lambda a: jnp.stack(jnp.split(a, 2, axis=1)), tree
     )
@@ -135,23 +139,23 @@ def test_segments_under_pmap_and_bfloat16():
 def test_pixel_agent_shapes_and_prev_action_masking():
     spec = jax.ShapeDtypeStruct((4, 16, 16), jnp.uint8)  # channels-first, like envpool Atari
     agent = Agent(spec, 6, gx.LSTMConfig(hidden_size=8), torso_options=(("channels_first", True),))
-    params = agent.init(jax.random.PRNGKey(0))
+    params = jax.jit(agent.init)(jax.random.PRNGKey(0))
     inputs = agent.dummy_inputs(3, 2)
-    out, _ = agent.unroll(params, inputs, agent.initial_state(2))
+    out, _ = unroll(agent, params, inputs, agent.initial_state(2))
     assert out.logits.shape == (3, 2, 6) and out.values.shape == (3, 2, 1)
     # On a first step the previous action and reward are ignored.
     changed = inputs.replace(prev_action=inputs.prev_action + 2, prev_reward=inputs.prev_reward + 1)
-    out2, _ = agent.unroll(params, changed, agent.initial_state(2))
+    out2, _ = unroll(agent, params, changed, agent.initial_state(2))
     assert_trees_close(out2, out)
 
 
 def test_a_multi_task_agent_has_one_value_output_per_task_and_shares_the_rest():
     single = Agent(VECTOR_SPEC, NUM_ACTIONS, gtrxl(2))
     multi = Agent(VECTOR_SPEC, NUM_ACTIONS, gtrxl(2), num_tasks=3)
-    params = multi.init(jax.random.PRNGKey(0))
-    single_params = single.init(jax.random.PRNGKey(0))
+    params = jax.jit(multi.init)(jax.random.PRNGKey(0))
+    single_params = jax.eval_shape(single.init, jax.random.PRNGKey(0))
     inputs, state = random_inputs(5, 2), multi.initial_state(2)
-    out, _ = multi.unroll(params, inputs, state)
+    out, _ = unroll(multi, params, inputs, state)
     assert out.values.shape == (5, 2, 3) and out.logits.shape == (5, 2, NUM_ACTIONS)
     step, _ = multi.step(params, jax.tree.map(lambda a: a[0], inputs), state)
     assert step.values.shape == (2, 3)
@@ -171,4 +175,4 @@ def test_errors():
         Agent(jax.ShapeDtypeStruct((3, 3), jnp.float32), 2, gtrxl(2))
     agent, params = make(gtrxl(2))
     with pytest.raises(ValueError, match="segment_len must be a positive int"):
-        agent.unroll(params, random_inputs(4, 1), agent.initial_state(1), segment_len=0)
+        unroll(agent, params, random_inputs(4, 1), agent.initial_state(1), segment_len=0)

@@ -1,4 +1,4 @@
-"""Learning: GTrXL solves the T-maze (recall a cue 9 steps later), which needs memory."""
+"""Learning: GTrXL solves the T-maze (recall a cue 21 steps later), which needs memory."""
 
 import json
 import time
@@ -10,25 +10,6 @@ from gtrxl_jax.config import load_config
 from gtrxl_jax.train.loop import train
 
 TMAZE_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "tmaze.py"
-
-
-@pytest.mark.slow
-def test_gtrxl_learns_the_tmaze_well_above_chance(tmp_path):
-    config = load_config(None, [
-        "env.task=TMaze-L8", "env.num_envs=16",
-        "learner.batch_size=32", "learner.trajectory_len=16", "learner.total_env_steps=250000",
-        "agent.transformer.num_layers=1", "agent.transformer.d_model=32",
-        "agent.transformer.num_heads=2", "agent.transformer.memory_len=16",
-        "optimizer.learning_rate=1e-3",
-        "run.eval_episodes=50", "run.progress=false", f"run.log_dir={tmp_path}",
-    ])
-    start = time.monotonic()
-    result = train(config)
-    assert time.monotonic() - start < 300
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert records[0]["success"] < 0.7  # chance is 0.5: a reactive policy cannot do better
-    assert records[-1]["success"] > 0.9
-    assert result.eval["greedy"]["success"] > 0.9
 
 
 def _memory_run(tmp_path, core):
@@ -48,6 +29,8 @@ def test_memory_crosses_segments_and_trajectories_and_feedforward_stays_at_chanc
     gtrxl = _memory_run(tmp_path, "gtrxl")
     feedforward = _memory_run(tmp_path, "feedforward")
     assert time.monotonic() - start < 600
+    first_record = json.loads((tmp_path / "gtrxl" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first_record["success"] < 0.7  # chance is 0.5: it starts as a reactive policy
     assert gtrxl.eval["greedy"]["success"] >= 0.95, gtrxl.eval
     assert feedforward.eval["greedy"]["success"] <= 0.65, feedforward.eval
     assert feedforward.eval["sampled"]["success"] <= 0.65, feedforward.eval
