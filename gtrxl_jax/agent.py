@@ -209,7 +209,7 @@ class Agent:
           AgentOutput (logits [N, B, A], values [N, B, num_tasks]) and the core state after
           step N-1.
         """
-        self._check_inputs(inputs, "[T, B]")
+        self._check_inputs(inputs, ("T", "B"), "unroll")
         x = self.embedding.apply(params["embedding"], inputs)
         core_fn = functools.partial(self.core.apply, params["core"])
         y, state = scan_segments(core_fn, x, inputs.first, state, segment_len)
@@ -223,20 +223,25 @@ class Agent:
         memory is then updated in place, one slot per step. The state comes back in ring
         order; `state.in_order()` gives a GTrXL memory oldest first, as the learner reads it.
         """
-        self._check_inputs(inputs, "[B]")
+        self._check_inputs(inputs, ("B",), "step (one step of B environments)")
         batched = jax.tree.map(lambda a: a[None], inputs)
         outputs, state = self.unroll(params, batched, state)
         return jax.tree.map(lambda a: a[0], outputs), state
 
-    def _check_inputs(self, inputs: AgentInput, lead: str) -> None:
-        """Checks inputs against the observation spec; `lead` is "[T, B]" or "[B]".
+    def _check_inputs(self, inputs: AgentInput, lead_axes: tuple[str, ...], call: str) -> None:
+        """Checks inputs against the observation spec.
+
+        Args:
+          inputs: the AgentInput given to `call`.
+          lead_axes: the names of the leading axes every field has, ("T", "B") or ("B",).
+          call: the method checked, for the messages.
 
         Raises:
           AssertionError (chex) for a `first` of the wrong rank or dtype; ValueError for a
           field whose shape does not fit `first`'s and the observation spec.
         """
-        call = "unroll" if lead == "[T, B]" else "step (one step of B environments)"
-        chex.assert_rank(inputs.first, lead.count(",") + 1,
+        lead = f"[{', '.join(lead_axes)}]"
+        chex.assert_rank(inputs.first, len(lead_axes),
                          custom_message=f"Agent.{call}: first must be {lead}.")
         chex.assert_type(inputs.first, bool, custom_message=f"first must be bool {lead}.")
         shape = inputs.first.shape
