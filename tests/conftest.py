@@ -21,6 +21,15 @@ _CACHE_SETTINGS = {  # jax config name -> value ("{dir}": the cache folder)
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Runs the slow tests first, so that the short ones fill in behind them.
+
+    The slow learning runs take 1-2 minutes each; started last, one of them would run on
+    one xdist worker while the other sits idle. The order is deterministic, as xdist needs.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache_dir(tmp_path_factory) -> str:
     """The session's persistent compilation cache folder (shared by the xdist workers)."""

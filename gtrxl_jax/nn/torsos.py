@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gtrxl_jax.nn.conv import conv_general_dilated_matmul_grad
+
 ObservationSpec: TypeAlias = jax.ShapeDtypeStruct | Mapping[str, jax.ShapeDtypeStruct]
 
 # Low-precision inputs with float32 accumulation: on an AMX CPU a bfloat16 matmul asked for a
@@ -54,14 +56,26 @@ def _dense(features: int, dtype: Any, name: str | None = None) -> nn.Dense:
     return nn.Dense(features, dtype=dtype, dot_general=_dot_general_f32, name=name)
 
 
-def _conv(features: int, dtype: Any, padding: str = "SAME", name: str | None = None) -> nn.Conv:
-    """Make a 3x3 stride-1 convolution computing in `dtype` with float32 accumulation."""
+def _conv(
+    features: int,
+    dtype: Any,
+    padding: str = "SAME",
+    matmul_kernel_grad: bool = False,
+    name: str | None = None,
+) -> nn.Conv:
+    """Make a 3x3 stride-1 convolution computing in `dtype` with float32 accumulation.
+
+    With `matmul_kernel_grad`, its kernel gradient is a matmul of image patches
+    (`gtrxl_jax.nn.conv`, faster on XLA:CPU); the forward pass is the same either way.
+    """
     return nn.Conv(
         features,
         kernel_size=(3, 3),
         padding=padding,
         dtype=dtype,
-        conv_general_dilated=_conv_general_dilated_f32,
+        conv_general_dilated=(
+            conv_general_dilated_matmul_grad if matmul_kernel_grad else _conv_general_dilated_f32
+        ),
         name=name,
     )
 
@@ -79,9 +93,11 @@ class ImpalaResidualBlock(nn.Module):
 
     Attributes:
       dtype: compute dtype of the convolutions.
+      matmul_kernel_grad: whether the convolutions' kernel gradients are patches matmuls.
     """
 
     dtype: Any = jnp.float32
+    matmul_kernel_grad: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -93,9 +109,11 @@ class ImpalaResidualBlock(nn.Module):
         Returns:
           [N, H, W, C] float32.
         """
-        channels = x.shape[-1]
-        y = _conv(channels, self.dtype, name="conv_0")(nn.relu(x))
-        y = _conv(channels, self.dtype, name="conv_1")(nn.relu(y))
+        conv = functools.partial(
+            _conv, x.shape[-1], self.dtype, matmul_kernel_grad=self.matmul_kernel_grad
+        )
+        y = conv(name="conv_0")(nn.relu(x))
+        y = conv(name="conv_1")(nn.relu(y))
         return x + y
 
 
@@ -112,12 +130,16 @@ class ImpalaResNet(nn.Module):
       channels_first: whether the pixels arrive as [N, C, H, W] (envpool's Atari and ViZDoom
         default) instead of [N, H, W, C]; they are transposed inside the module.
       dtype: compute dtype (e.g. jnp.bfloat16); parameters and features stay float32.
+      matmul_kernel_grad: whether the kernel gradients of the convolutions are matmuls of
+        image patches (`gtrxl_jax.nn.conv`): 1.6x faster backward passes on XLA:CPU, kh*kw
+        copies of each activation in memory. None (default): on the CPU backend only.
     """
 
     channels: Sequence[int] = (16, 32, 32)
     output_size: int = 256
     channels_first: bool = False
     dtype: Any = jnp.float32
+    matmul_kernel_grad: bool | None = None
 
     def __post_init__(self) -> None:
         _check_sizes("ImpalaResNet", "channels", self.channels)
@@ -153,11 +175,14 @@ class ImpalaResNet(nn.Module):
             x = pixels.astype(jnp.float32) / 255.0
         else:
             x = pixels.astype(jnp.float32)
+        matmul_grad = self.matmul_kernel_grad
+        if matmul_grad is None:
+            matmul_grad = jax.default_backend() == "cpu"
         for i, channels in enumerate(self.channels):
-            x = _conv(channels, self.dtype, name=f"stage_{i}_conv")(x)
+            x = _conv(channels, self.dtype, "SAME", matmul_grad, name=f"stage_{i}_conv")(x)
             x = nn.max_pool(x, window_shape=(3, 3), strides=(2, 2), padding="SAME")
-            x = ImpalaResidualBlock(self.dtype, name=f"stage_{i}_block_0")(x)
-            x = ImpalaResidualBlock(self.dtype, name=f"stage_{i}_block_1")(x)
+            for j in range(2):
+                x = ImpalaResidualBlock(self.dtype, matmul_grad, name=f"stage_{i}_block_{j}")(x)
         x = nn.relu(x).reshape(x.shape[0], -1)
         return nn.relu(_dense(self.output_size, self.dtype, name="output")(x)).astype(jnp.float32)
 

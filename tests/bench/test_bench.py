@@ -91,3 +91,13 @@ def test_flop_counts():
     # Backward: 2x forward, but no input gradient into the memory and the sinusoids.
     no_input_grad = terms["memory_keys_values"] + terms["positions"]
     assert learn_flops(cfg, T, B) == 3 * sum(terms.values()) - no_input_grad
+
+
+def test_torso_times_both_kernel_gradients_and_the_acting_forward():
+    session = Session(WORKLOADS["tiny"], repeats=1, warmup=0)
+    records = []
+    run_measurements(session, ["torso"], records.append)
+    assert [(r["kind"], r["kernel_grad"], r["frames"]) for r in records] == [
+        ("torso_learn", "xla", 16), ("torso_learn", "matmul", 16), ("torso_act", "matmul", 2)]
+    assert all(TIMING_FIELDS <= r.keys() and positive(r, "median_s", "compile_s")
+               for r in records)
