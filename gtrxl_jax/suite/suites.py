@@ -268,8 +268,9 @@ FAST = Suite(
         "30 runs (2 tasks x 5 cores x 3 seeds), 6M env steps in all. Measured on a 2-core "
         "CPU (2026-11-25): with 2 seeds the suite took 5 min 8 s while other jobs shared the "
         "cores (load 2-6); a run takes 5-26 s, its first compile included (the suite's "
-        "compilation cache serves later runs with the same shapes). Expect ~8 min for 3 "
-        "seeds, up to ~2x that on a busier machine."
+        "compilation cache serves later runs with the same shapes). On a slower 2-core AMD "
+        "EPYC (2026-12-01, idle) 3 seeds took 18 min 22 s, a run 12-83 s. Expect 8-20 min "
+        "for 3 seeds, up to ~2x that on a busier machine."
     ),
 )
 
