@@ -20,13 +20,6 @@ FRAME_SHAPE = (4, 84, 84)  # envpool's stacked Atari frames, channels first
 LEARN_FRAMES_PER_BATCH_ROW = 8
 
 
-def _time(session: Session, fn, args) -> dict:
-    """Compile `fn` for `args`, then time it; the record fields."""
-    compiled, compile_s = compile_jit(fn, args)
-    timing = time_calls(lambda: compiled(*args), session.repeats, session.warmup)
-    return {"compile_s": compile_s, **timing.fields()}
-
-
 def measure_torso(session: Session, matmul_kernel_grad: bool, backward: bool) -> Record:
     """Times the default ImpalaResNet's forward (+ backward) over a batch of random frames."""
     B = session.workload.batch
@@ -43,12 +36,15 @@ def measure_torso(session: Session, matmul_kernel_grad: bool, backward: bool) ->
         fn = jax.grad(lambda params, x: jnp.mean(jnp.square(torso.apply(params, x))))
     else:
         fn = torso.apply
+    compiled, compile_s = compile_jit(fn, (params, pixels))
+    timing = time_calls(lambda: compiled(params, pixels), session.repeats, session.warmup)
     return {
         "kind": "torso_learn" if backward else "torso_act",
         "dtype": session.workload.core.dtype,
         "kernel_grad": "matmul" if matmul_kernel_grad else "xla",
         "frames": frames,
-        **_time(session, fn, (params, pixels)),
+        "compile_s": compile_s,
+        **timing.fields(),
     }
 
 

@@ -25,13 +25,20 @@ _NHWC = lax.ConvDimensionNumbers(
 )
 
 
+def _hashable_padding(padding: str | Sequence[tuple[int, int]]):
+    """The padding as given if a string ("SAME", "VALID"), else its pairs as tuples of ints."""
+    if isinstance(padding, str):
+        return padding
+    return tuple(tuple(int(p) for p in pair) for pair in padding)
+
+
 def _explicit_padding(padding: str | Sequence[tuple[int, int]], kernel_hw: Sequence[int]):
     """Padding as ((top, bottom), (left, right)) for a stride-1 convolution."""
     if padding == "SAME":
         return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel_hw)  # as lax does
     if padding == "VALID":
         return ((0, 0), (0, 0))
-    return tuple(tuple(int(p) for p in pair) for pair in padding)
+    return _hashable_padding(padding)
 
 
 def _conv(x: jax.Array, kernel: jax.Array, padding: Any) -> jax.Array:
@@ -84,8 +91,7 @@ def _backward(padding, residuals, grad_out):
     x, kernel = residuals
     _, input_vjp = jax.vjp(lambda x: _conv(x, kernel, padding), x)
     (grad_x,) = input_vjp(grad_out)
-    kh, kw, channels, features = kernel.shape
-    cols = patches(x, (kh, kw), grad_out.shape[1:3], padding)  # [N, OH, OW, kh*kw*C]
+    cols = patches(x, kernel.shape[:2], grad_out.shape[1:3], padding)  # [N, OH, OW, kh*kw*C]
     grad_kernel = jnp.einsum(
         "nhwk,nhwo->ko", cols, grad_out.astype(x.dtype), preferred_element_type=jnp.float32
     )
@@ -128,6 +134,4 @@ def conv_general_dilated_matmul_grad(
             f"conv_general_dilated_matmul_grad needs {', '.join(missing)}; use "
             "lax.conv_general_dilated for other convolutions."
         )
-    if not isinstance(padding, str):
-        padding = tuple(tuple(int(p) for p in pair) for pair in padding)
-    return conv_with_matmul_kernel_grad(lhs, rhs, padding)
+    return conv_with_matmul_kernel_grad(lhs, rhs, _hashable_padding(padding))
