@@ -3,6 +3,9 @@ from another model. Each is refused with a message that says what is wrong (nami
 config keys and arrays that differ), before the learner compiles anything, and changes
 nothing in the run folder."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import optax
 import pytest
@@ -19,11 +22,16 @@ from tests.reliability.helpers import checkpoint_updates, quick_config, train_co
 def snapshot(folder):
     """Every file under a folder with its size and modification time.
 
-    orbax's partial checkpoints are left out: opening the folder deletes them (in the
-    background), as nothing can ever resume from them.
+    orbax's partial checkpoints are left out, and never walked into: opening the folder
+    deletes them in a background thread that may outlive the run, as nothing can ever
+    resume from them.
     """
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if ".orbax-checkpoint-tmp" not in str(p)}
+    files = {}
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if ".orbax-checkpoint-tmp" not in name]
+        for path in (Path(parent) / name for name in folders + names):
+            files[str(path.relative_to(folder))] = (path.stat().st_size, path.stat().st_mtime_ns)
+    return files
 
 
 @pytest.fixture
