@@ -5,7 +5,8 @@ modules imported here register theirs. To add one, write a module with a functio
 by `registry.register(...)` and import it below.
 """
 
-from gtrxl_jax.bench import ceiling, core, e2e, segments, torso  # noqa: F401  (registers them)
+# Imported for their side effect: each module registers its measurements.
+from gtrxl_jax.bench import ceiling, core, e2e, learner, segments, torso  # noqa: F401
 from gtrxl_jax.bench.registry import MEASUREMENTS, Session, register, run_measurements
 from gtrxl_jax.bench.workloads import WORKLOADS, Workload
 

@@ -101,3 +101,16 @@ def test_torso_times_both_kernel_gradients_and_the_acting_forward():
         ("torso_learn", "xla", 16), ("torso_learn", "matmul", 16), ("torso_act", "matmul", 2)]
     assert all(TIMING_FIELDS <= r.keys() and positive(r, "median_s", "compile_s")
                for r in records)
+
+
+def test_update_times_the_learners_whole_update_and_its_first_call():
+    session = Session(WORKLOADS["tiny"], repeats=2, warmup=0)
+    records = []
+    run_measurements(session, ["update"], records.append)
+    (record,) = records
+    workload = WORKLOADS["tiny"]
+    assert (record["kind"], record["unroll"], record["batch"]) == (
+        "update", workload.unroll, workload.batch)
+    assert record["layers"] == workload.core.num_layers and record["optimizer"] == "adam"
+    assert TIMING_FIELDS <= record.keys() and positive(record, "first_call_s", "env_steps_per_s")
+    assert record["compile_s"] == pytest.approx(record["first_call_s"] - record["median_s"])

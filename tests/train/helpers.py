@@ -1,12 +1,8 @@
 """Small configs and batches shared by the training tests."""
 
-import jax
-import numpy as np
 
-from gtrxl_jax.agent import Agent, AgentInput
+from gtrxl_jax.bench.learner import random_trajectory  # noqa: F401  (shared by the tests)
 from gtrxl_jax.config import TrainConfig, load_config
-from gtrxl_jax.train.actor import strip_cache
-from gtrxl_jax.train.types import Trajectory
 
 TINY_AGENT = [
     "agent.transformer.num_layers=1",
@@ -32,26 +28,3 @@ def tiny_config(log_dir, *overrides: str) -> TrainConfig:
         f"run.log_dir={log_dir}",
         *overrides,
     ])
-
-
-def random_trajectory(agent: Agent, T: int, B: int, seed: int = 0) -> Trajectory:
-    """A random batch [T+1, B] for a vector-observation agent (episode starts included)."""
-    rng = np.random.default_rng(seed)
-    (obs_dim,) = agent.observation_spec.shape
-    A = agent.num_actions
-    first = rng.random((T + 1, B)) < 0.2
-    first[0] = True
-    return Trajectory(
-        inputs=AgentInput(
-            observation=rng.normal(size=(T + 1, B, obs_dim)).astype(np.float32),
-            first=first,
-            prev_action=rng.integers(0, A, (T + 1, B)).astype(np.int32),
-            prev_reward=rng.normal(size=(T + 1, B)).astype(np.float32),
-        ),
-        actions=rng.integers(0, A, (T + 1, B)).astype(np.int32),
-        behaviour_logits=rng.normal(size=(T + 1, B, A)).astype(np.float32),
-        discount=(rng.random((T + 1, B)) > 0.1).astype(np.float32),
-        task_id=np.zeros(B, np.int32),
-        core_state=jax.device_get(strip_cache(agent.initial_state(B))),
-        param_version=np.zeros(B, np.int32),
-    )
