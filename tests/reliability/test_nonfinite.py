@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from gtrxl_jax.agent import Agent
+from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import FeedForwardConfig
 from gtrxl_jax.train import loop
@@ -24,7 +25,6 @@ from tests.reliability.helpers import (
     read_metrics,
     use_faulty_envs,
 )
-from tests.train.helpers import random_trajectory
 
 LONG_RUN = "learner.total_env_steps=100000"
 

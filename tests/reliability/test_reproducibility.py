@@ -14,12 +14,12 @@ import numpy as np
 import optax
 
 from gtrxl_jax.agent import Agent
+from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train.learner import Learner, first_replica
 from gtrxl_jax.train.loop import train
 from tests.reliability.helpers import quick_config, read_metrics
-from tests.train.helpers import random_trajectory
 
 T, B = 6, 4
 

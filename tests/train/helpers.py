@@ -1,7 +1,5 @@
-"""Small configs and batches shared by the training tests."""
+"""Small training configs shared by the tests (random batches: gtrxl_jax.bench.learner)."""
 
-
-from gtrxl_jax.bench.learner import random_trajectory  # noqa: F401  (shared by the tests)
 from gtrxl_jax.config import TrainConfig, load_config
 
 TINY_AGENT = [

@@ -6,11 +6,11 @@ import optax
 import pytest
 
 from gtrxl_jax.agent import Agent
+from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train.learner import Learner, first_replica
 from gtrxl_jax.train.loop import NonFiniteError, NonFiniteStreak
-from tests.train.helpers import random_trajectory
 
 T, B = 6, 4
 AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,

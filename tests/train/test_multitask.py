@@ -8,12 +8,13 @@ import orbax.checkpoint as ocp
 import pytest
 
 from gtrxl_jax.agent import Agent
+from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.learner import Learner, first_replica
 from gtrxl_jax.train.loop import train
-from tests.train.helpers import random_trajectory, tiny_config
+from tests.train.helpers import tiny_config
 
 T, B, N = 6, 4, 3
 AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
