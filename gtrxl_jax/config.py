@@ -228,13 +228,17 @@ class LearnerConfig:
         None means one segment of trajectory_len.
       batch_size: trajectories per update, across all learner devices and hosts.
       total_env_steps: the run's length in environment steps.
-      num_actor_threads: actor threads per host.
+      num_actor_threads: actors per host (threads, or processes with actor_processes).
       reproducible: actors act with the parameters of exactly one update before the one their
         data feeds (a fixed policy lag), so the learning curve does not depend on speed.
       queue_size: trajectories the actor-learner queue holds in free-running mode.
       actor_devices, learner_devices: indices into jax.local_devices() (None: all devices learn;
         actors use the first device).
       max_nonfinite_updates: stop after this many consecutive skipped non-finite updates.
+      actor_processes: run each actor in a spawned process of its own, acting on that
+        process's CPU, instead of a thread of the learner's process. On a CPU the actor's
+        policy steps then no longer queue behind the learner's kernels in one XLA thread
+        pool, and actors do not share the learner's GIL. Same data as threads.
     """
 
     trajectory_len: int = 32
@@ -247,6 +251,7 @@ class LearnerConfig:
     actor_devices: tuple[int, ...] | None = None
     learner_devices: tuple[int, ...] | None = None
     max_nonfinite_updates: int = 10
+    actor_processes: bool = False
 
     def __post_init__(self):
         _check_types(self, "learner")
@@ -269,6 +274,11 @@ class LearnerConfig:
                 f"learner.trajectory_len={self.trajectory_len} must be a multiple of "
                 f"learner.segment_len={self.segment_len}.",
             )
+        _require(
+            not (self.actor_processes and self.actor_devices is not None),
+            "learner.actor_devices does not apply with learner.actor_processes=true: an actor "
+            "process acts on its own CPU. Set one of the two.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)

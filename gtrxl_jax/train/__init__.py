@@ -10,6 +10,8 @@ or from the shell: `python -m gtrxl_jax.train --config experiments/configs/tmaze
 Modules, in the order data flows:
   types       the Trajectory pytree (T+1 steps, overlapping by one) and batch assembly
   actor       actor threads: envs + jitted policy step -> trajectories
+  actor_setup the agent and each actor (envs, seeds, key) from the config: an ActorPlan
+  actor_process  an actor in a spawned process of its own (learner.actor_processes)
   handoff     the trajectory queues and the versioned parameter store between threads
   learner     the pmapped V-trace update (LearnerState), skipping non-finite updates
   loop        train(config) -> TrainResult: the recipe tying everything together

@@ -150,3 +150,24 @@ class ParamsStore:
                         f"the learner stalled (latest published: {max(self._versions)}).")
                 self._changed.wait(_POLL_S)
             return self._versions[version], time.monotonic() - start
+
+    def wait_after(self, version: int, stop: threading.Event) -> tuple[int, Any]:
+        """Wait until a version newer than `version` is published; return the oldest kept one.
+
+        For forwarding every version in order (an actor process's copy of the store): a
+        version already dropped is skipped. Waits as long as it takes.
+
+        Returns:
+          (its version, its params).
+
+        Raises:
+          Stopped: `stop` was set while waiting.
+        """
+        with self._changed:
+            while True:
+                newer = [v for v in self._versions if v > version]
+                if newer:
+                    return min(newer), self._versions[min(newer)]
+                if stop.is_set():
+                    raise Stopped
+                self._changed.wait(_POLL_S)

@@ -1,6 +1,9 @@
-"""The training loop (Sebulba-style): actor threads feed trajectories, the learner updates.
+"""The training loop (Sebulba-style): actors feed trajectories, the learner updates.
 
-    envs -> actor threads -> trajectory queues -> learner (pmap) -> ParamsStore -> actors
+    envs -> actors -> trajectory queues -> learner (pmap) -> ParamsStore -> actors
+
+Actors are threads of this process, or processes of their own (learner.actor_processes,
+`gtrxl_jax.train.actor_process`), which the loop treats alike.
 
 `train(config)` reads top to bottom: set up devices, environments, the agent and the
 learner state (fresh or restored); start the actors; then per update take a batch, update,
@@ -35,7 +38,9 @@ from gtrxl_jax.config import ConfigError, TrainConfig
 from gtrxl_jax.envs import EnvSpec, make_env
 from gtrxl_jax.train import devices as device_placement
 from gtrxl_jax.train import nonfinite, types
-from gtrxl_jax.train.actor import ActingSteps, Actor, EnvGroup
+from gtrxl_jax.train.actor import ActingSteps, Actor
+from gtrxl_jax.train.actor_process import ActorProcess
+from gtrxl_jax.train.actor_setup import ActorPlan, build_actor, make_agent
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.evaluation import evaluate
 from gtrxl_jax.train.handoff import ParamsStore, Stalled, Stopped, TrajectoryQueue
@@ -128,18 +133,6 @@ def check_log_dir(log_dir: str) -> None:
                           "writable by this user. Choose another run.log_dir.")
 
 
-def make_agent(config: TrainConfig, spec: EnvSpec, num_tasks: int) -> Agent:
-    """The agent of a config for an environment spec, with one value output per task."""
-    return Agent(
-        spec.observation,
-        spec.num_actions,
-        config.agent.core_config(),
-        torso_options=tuple(sorted(config.agent.torso_options.items())),
-        use_prev_action_reward=config.agent.use_prev_action_reward,
-        num_tasks=num_tasks,
-    )
-
-
 def train(config: TrainConfig) -> TrainResult:
     """Train an agent as the config says; see the module docstring for the recipe.
 
@@ -177,7 +170,7 @@ def train(config: TrainConfig) -> TrainResult:
         stop = threading.Event()
         params_store = ParamsStore()
         params_store.publish(start_update, state.params)
-        actors, queues = make_actors(config, layout, agent, state, params_store, stop,
+        actors, queues = make_actors(config, layout, spec, agent, state, params_store, stop,
                                      actor_devices)
         replicated = learner.replicate(state)
         streak = NonFiniteStreak(config.learner.max_nonfinite_updates)
@@ -276,48 +269,33 @@ def initial_state(
 def make_actors(
     config: TrainConfig,
     layout: Layout,
+    spec: EnvSpec,
     agent: Agent,
     state: LearnerState,
     params_store: ParamsStore,
     stop: threading.Event,
     actor_devices: list,
-) -> tuple[list[Actor], list[TrajectoryQueue]]:
-    """Make this process's actor threads (not started), each with its environments and queue.
+) -> tuple[list[Actor | ActorProcess], list[TrajectoryQueue]]:
+    """Make this process's actors (not started): threads, or processes (actor_processes).
 
     Environment seeds and sampling keys derive from the learner state's RNG key, the
-    process and the actor, so a resumed run does not replay the same episodes.
+    process and the actor (`ActorPlan.seeds`), so a resumed run does not replay the same
+    episodes, and an actor makes the same data as a thread or as a process.
     """
     actors, queues = [], []
-    acting = ActingSteps.of(agent)
+    acting = None if config.learner.actor_processes else ActingSteps.of(agent)
     for index in range(config.learner.num_actor_threads):
-        name = f"actor {jax.process_index()}.{index}"
-        num_groups = len(layout.tasks) * layout.groups_per_task
-        seeds = np.random.SeedSequence(
-            [*np.asarray(state.rng, np.uint32).tolist(), jax.process_index(), index]
-        ).generate_state(num_groups + 1) % 2**31
-        env_seeds, key_seed = seeds[:num_groups], seeds[num_groups]
-        groups = []
-        for task_id, task in enumerate(layout.tasks):
-            for g in range(layout.groups_per_task):
-                seed = int(env_seeds[task_id * layout.groups_per_task + g])
-                env = make_env(task, layout.envs_per_group, seed=seed, training=True,
-                               **config.env.options)
-                groups.append(EnvGroup(env=env, task_id=task_id))
-        queue = TrajectoryQueue(config.learner.queue_size, name)
-        actors.append(Actor(
-            name, agent, groups,
-            trajectory_len=config.learner.trajectory_len,
-            params_store=params_store,
-            trajectory_queue=queue,
-            stop=stop,
-            key=jax.random.PRNGKey(int(key_seed)),
-            device=actor_devices[index % len(actor_devices)],
-            reproducible=config.learner.reproducible,
-            start_update=int(state.update),
-            trajectories_per_update=layout.trajectories_per_update,
-            timeout_s=STALL_TIMEOUT_S,
-            acting=acting,
-        ))
+        plan = ActorPlan(config, layout, spec, process_index=jax.process_index(), index=index,
+                         run_key=tuple(np.asarray(state.rng, np.uint32).tolist()),
+                         start_update=int(state.update), stall_timeout_s=STALL_TIMEOUT_S)
+        queue = TrajectoryQueue(config.learner.queue_size, plan.name)
+        if config.learner.actor_processes:
+            actors.append(ActorProcess(plan, params_store, queue, stop))
+        else:
+            actors.append(build_actor(
+                plan, agent=agent, acting=acting, params_store=params_store,
+                trajectory_queue=queue, stop=stop,
+                device=actor_devices[index % len(actor_devices)]))
         queues.append(queue)
     return actors, queues
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gtrxl_jax.envs import TMaze
-from gtrxl_jax.train import loop
+from gtrxl_jax.train import actor_setup
 from tests.train.helpers import TINY_AGENT, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +74,6 @@ class FaultyTMaze(TMaze):
 
 
 def use_faulty_envs(monkeypatch, **fault) -> None:
-    """Make the training loop's environments FaultyTMaze(**fault)."""
-    monkeypatch.setattr(loop, "make_env", lambda task, n, seed, training, **options:
+    """Make the training run's environments (its actor threads') FaultyTMaze(**fault)."""
+    monkeypatch.setattr(actor_setup, "make_env", lambda task, n, seed, training, **options:
                         FaultyTMaze(n, seed, **fault))

@@ -24,6 +24,7 @@ def test_a_short_minigrid_memory_run_improves_clearly_over_its_start(tmp_path):
     config = load_config(None, [
         f"env.task={TASK}", "env.num_envs=16",
         "learner.batch_size=32", "learner.trajectory_len=32", "learner.total_env_steps=300000",
+        "learner.actor_processes=true",  # envpool in an actor process; faster on 2 cores
         "agent.transformer.num_layers=1", "agent.transformer.d_model=32",
         "agent.transformer.num_heads=2", "agent.transformer.memory_len=32",
         "agent.torso_options.output_size=64",

@@ -1,0 +1,77 @@
+"""Actors in processes of their own (learner.actor_processes): the same run as with threads,
+and a child's failure (a stall inside it, or its death) ends the run with a clear error and
+a final checkpoint."""
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from gtrxl_jax.train import loop
+from gtrxl_jax.train.actor_process import ActorProcessError
+from gtrxl_jax.train.handoff import Stalled
+from gtrxl_jax.train.learner import Learner
+from tests.reliability.helpers import checkpoint_updates, quick_config, read_metrics
+from tests.reliability.test_reproducibility import assert_equal_trees
+
+PROCESSES = "learner.actor_processes=true"
+LONG_RUN = "learner.total_env_steps=100000"
+
+
+def learning(log_dir) -> list[tuple]:
+    return [(r["loss"], r["grad_norm"], r["entropy"], r["episode_return"])
+            for r in read_metrics(log_dir)]
+
+
+def test_actor_processes_make_the_same_reproducible_run_as_threads(finished_run, tmp_path):
+    log_dir, by_threads = finished_run
+    by_processes = loop.train(quick_config(tmp_path, PROCESSES))
+    assert learning(tmp_path) == learning(log_dir)
+    assert_equal_trees(by_processes.params, by_threads.params)
+    assert read_metrics(tmp_path)[-1]["actor_sps"] > 0
+    assert multiprocessing.active_children() == []
+
+
+def test_a_stall_inside_an_actor_process_comes_back_as_the_runs_error(
+        tmp_path, monkeypatch, finished_run):
+    monkeypatch.setattr(loop, "STALL_TIMEOUT_S", 8.0)
+    update = Learner.update
+    calls = []
+
+    def hanging_update(self, state, batch):
+        calls.append(1)
+        if len(calls) == 4:
+            time.sleep(12.0)
+        return update(self, state, batch)
+
+    monkeypatch.setattr(Learner, "update", hanging_update)
+    with pytest.raises(Stalled, match=r"actor 0\.0 waited 8 s for parameters version 4: the "
+                                      r"learner stalled \(latest published: 3\)"):
+        loop.train(quick_config(tmp_path, LONG_RUN, PROCESSES))
+    assert checkpoint_updates(tmp_path)[-1] == read_metrics(tmp_path)[-1]["update"] == 4
+    assert multiprocessing.active_children() == []
+
+
+def test_a_killed_actor_process_ends_the_run_saying_so(tmp_path, finished_run):
+    def kill_after_two_updates():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            metrics = tmp_path / "metrics.jsonl"
+            children = multiprocessing.active_children()
+            if children and metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+                os.kill(children[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_after_two_updates)
+    killer.start()
+    try:
+        with pytest.raises(ActorProcessError, match=r"actor 0\.0 \(pid \d+\) ended with exit "
+                                                    r"code -9 without reporting an error"):
+            loop.train(quick_config(tmp_path, LONG_RUN, PROCESSES))
+    finally:
+        killer.join()
+    assert checkpoint_updates(tmp_path)[-1] == read_metrics(tmp_path)[-1]["update"] >= 2
