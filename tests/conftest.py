@@ -1,14 +1,17 @@
-"""Test-wide setup: two forced CPU devices, and one persistent compilation cache.
+"""Test-wide setup: the tests' XLA flags (tests/environment.py), one compilation cache.
 
-Two forced CPU devices make the pmap paths run on this machine. Most of a test's time is XLA
-compiling, and many tests compile the same programs (the tiny training runs above all), so
-a persistent compilation cache, fresh for each pytest run and shared by its xdist workers,
-compiles each program once; it changes no result.
+Two forced CPU devices make the pmap paths run on this machine, and XLA's backend
+optimisation level 0 halves the compiles (tests/environment.py says why that is sound).
+Many tests compile the same programs (the tiny training runs above all), so a persistent
+compilation cache, fresh for each pytest run and shared by its xdist workers, compiles
+each program once; it changes no result.
 """
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+from tests.environment import TEST_XLA_FLAGS
+
+os.environ.setdefault("XLA_FLAGS", TEST_XLA_FLAGS)
 
 import jax  # noqa: E402  (after XLA_FLAGS, which jax reads when its backend starts)
 import pytest  # noqa: E402

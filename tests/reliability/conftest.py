@@ -6,26 +6,23 @@ through JAX_* variables. The tests that damage a run folder work on copies of on
 run.
 """
 
-import os
 import shutil
 
 import pytest
 
 from gtrxl_jax.train.loop import train
-from tests.reliability.helpers import REPO, quick_config
+from tests.environment import child_env
+from tests.reliability.helpers import quick_config
 
 
 @pytest.fixture(scope="package")
 def subprocess_env(compilation_cache_dir):
-    """The environment for `gtrxl-train` subprocesses: two CPU devices, the shared cache."""
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "JAX_COMPILATION_CACHE_DIR": compilation_cache_dir,
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
+    """The environment for `gtrxl-train` subprocesses: the tests' XLA flags, the shared cache."""
+    return child_env(
+        JAX_COMPILATION_CACHE_DIR=compilation_cache_dir,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
 
 
 @pytest.fixture(scope="package")

@@ -12,7 +12,6 @@ from gtrxl_jax.envs import TMaze
 from gtrxl_jax.train import actor_setup
 from tests.train.helpers import TINY_AGENT, tiny_config
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS_PER_UPDATE = 4 * 8  # tiny_config: 4 environments x 8 steps
 
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from tests.environment import REPO
 from tests.reliability.helpers import (
-    REPO,
     STEPS_PER_UPDATE,
     checkpoint_updates,
     partial_checkpoints,

@@ -1,6 +1,13 @@
-"""Small training configs shared by the tests (random batches: gtrxl_jax.bench.learner)."""
+"""Small training configs and user-like training runs shared by the tests (random batches:
+gtrxl_jax.bench.learner)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 from gtrxl_jax.config import TrainConfig, load_config
+from tests.environment import REPO, user_env
 
 TINY_AGENT = [
     "agent.transformer.num_layers=1",
@@ -26,3 +33,19 @@ def tiny_config(log_dir, *overrides: str) -> TrainConfig:
         f"run.log_dir={log_dir}",
         *overrides,
     ])
+
+
+def train_as_a_user(log_dir: Path, *args: str, timeout_s: float = 900) -> dict:
+    """Run `python -m gtrxl_jax.train *args run.log_dir=log_dir` as a user would (XLA's
+    default optimisation level, one CPU device: tests/environment.py); fail with its output
+    if it fails.
+
+    Returns:
+      The run's summary.json.
+    """
+    completed = subprocess.run(
+        [sys.executable, "-m", "gtrxl_jax.train", *args, "run.progress=false",
+         f"run.log_dir={log_dir}"],
+        cwd=REPO, env=user_env(), capture_output=True, text=True, timeout=timeout_s)
+    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
+    return json.loads((log_dir / "summary.json").read_text())

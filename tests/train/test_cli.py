@@ -1,12 +1,9 @@
 """The command line: config errors exit with code 2 before any work (signals: tests/reliability)."""
 
-from pathlib import Path
-
 import pytest
 
 from gtrxl_jax.train.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.environment import REPO
 
 
 @pytest.mark.parametrize("override, message", [

@@ -1,14 +1,12 @@
 """Two processes on 127.0.0.1 joined by jax.distributed train as one: identical parameters."""
 
-import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.environment import REPO, child_env
 
 
 def free_port() -> int:
@@ -19,8 +17,7 @@ def free_port() -> int:
 
 def test_two_processes_end_with_identical_params(tmp_path):
     port = free_port()
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "PYTHONPATH": str(REPO)}
+    env = child_env()
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.train.distributed_worker", str(port), str(i),

@@ -2,25 +2,21 @@
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
-from gtrxl_jax.config import load_config
-from gtrxl_jax.train.loop import train
-
-TMAZE_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "tmaze.py"
+from tests.train.helpers import train_as_a_user
 
 
-def _memory_run(tmp_path, core):
+def _memory_run(tmp_path, core) -> dict:
     """TMaze-L20: the cue is recalled 21 steps later, beyond one 16-step trajectory and
-    its two 8-step segments, so the memory must cross segment and trajectory boundaries."""
-    return train(load_config(str(TMAZE_CONFIG), [
+    its two 8-step segments, so the memory must cross segment and trajectory boundaries.
+    The main job's config otherwise (its actor in a process of its own)."""
+    return train_as_a_user(
+        tmp_path / core, "--config", "experiments/configs/tmaze.py",
         "env.task=TMaze-L20", "learner.trajectory_len=16", "learner.segment_len=8",
         "agent.transformer.memory_len=24", "learner.total_env_steps=250000",
-        "optimizer.schedule=linear", f"agent.core={core}",
-        "run.eval_episodes=100", "run.progress=false", f"run.log_dir={tmp_path / core}",
-    ]))
+        "optimizer.schedule=linear", f"agent.core={core}", "run.eval_episodes=100")
 
 
 @pytest.mark.slow
@@ -31,6 +27,6 @@ def test_memory_crosses_segments_and_trajectories_and_feedforward_stays_at_chanc
     assert time.monotonic() - start < 600
     first_record = json.loads((tmp_path / "gtrxl" / "metrics.jsonl").read_text().splitlines()[0])
     assert first_record["success"] < 0.7  # chance is 0.5: it starts as a reactive policy
-    assert gtrxl.eval["greedy"]["success"] >= 0.95, gtrxl.eval
-    assert feedforward.eval["greedy"]["success"] <= 0.65, feedforward.eval
-    assert feedforward.eval["sampled"]["success"] <= 0.65, feedforward.eval
+    assert gtrxl["eval"]["greedy"]["success"] >= 0.95, gtrxl["eval"]
+    assert feedforward["eval"]["greedy"]["success"] <= 0.65, feedforward["eval"]
+    assert feedforward["eval"]["sampled"]["success"] <= 0.65, feedforward["eval"]

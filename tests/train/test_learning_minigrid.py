@@ -12,33 +12,30 @@ import json
 import numpy as np
 import pytest
 
-from gtrxl_jax.config import load_config
 from gtrxl_jax.suite.references import load_references
-from gtrxl_jax.train.loop import train
+from tests.train.helpers import train_as_a_user
 
 TASK = "MiniGrid-MemoryS7-v0"
 
 
 @pytest.mark.slow
 def test_a_short_minigrid_memory_run_improves_clearly_over_its_start(tmp_path):
-    config = load_config(None, [
-        f"env.task={TASK}", "env.num_envs=16",
+    random_return = load_references().for_task(TASK).random
+    # ~2 min on an idle 2-core machine, twice that on a busy one
+    summary = train_as_a_user(
+        tmp_path, f"env.task={TASK}", "env.num_envs=16",
         "learner.batch_size=32", "learner.trajectory_len=32", "learner.total_env_steps=300000",
         "learner.actor_processes=true",  # envpool in an actor process; faster on 2 cores
         "agent.transformer.num_layers=1", "agent.transformer.d_model=32",
         "agent.transformer.num_heads=2", "agent.transformer.memory_len=32",
         "agent.torso_options.output_size=64",
         "optimizer.learning_rate=1e-3",
-        "run.log_interval_updates=10", "run.eval_episodes=100", "run.progress=false",
-        f"run.log_dir={tmp_path}",
-    ])
-    random_return = load_references().for_task(TASK).random
-    result = train(config)  # ~2 min on an idle 2-core machine, twice that on a busy one
+        "run.log_interval_updates=10", "run.eval_episodes=100")
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     returns = [r["episode_return"] for r in records]
     first, last = np.mean(returns[:3]), np.mean(returns[-5:])
     measured = (f"first {first:.3f}, last {last:.3f}, greedy eval "
-                f"{result.eval['greedy']['episode_return']:.3f}, random {random_return:.3f}")
+                f"{summary['eval']['greedy']['episode_return']:.3f}, random {random_return:.3f}")
     assert first < random_return + 0.15, measured  # it starts near the random policy
     assert last > first + 0.2, measured
-    assert result.eval["greedy"]["episode_return"] > random_return + 0.15, measured
+    assert summary["eval"]["greedy"]["episode_return"] > random_return + 0.15, measured
