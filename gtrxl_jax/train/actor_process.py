@@ -11,7 +11,8 @@ has its own pool and interpreter. It acts on that process's CPU (JAX there sees 
 accelerator), as a CPU host's actors would.
 
 `ActorProcess` stands in for an `Actor` in the learner's process (name, stats, error,
-start, join, is_alive), so the loop treats both alike. The child makes its actor from the
+start, join, is_alive), so the loop treats both alike; its stats are the child's as of the
+last trajectory received. The child makes its actor from the
 same `ActorPlan`, and gets every parameter version in order, so a reproducible run's data
 are the same as with threads. An error in the child (an environment's, a stall) comes
 back and is raised as is; a child that dies without a word raises ActorProcessError.
