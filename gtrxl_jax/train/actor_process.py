@@ -11,8 +11,8 @@ has its own pool and interpreter. It acts on that process's CPU (JAX there sees 
 accelerator), as a CPU host's actors would.
 
 `ActorProcess` stands in for an `Actor` in the learner's process (name, stats, error,
-start, join, is_alive), so the loop treats both alike; its stats are the child's as of the
-last trajectory received. The child makes its actor from the
+start, join, is_alive), so the loop treats both alike; its stats are the child's, sent
+with each trajectory and every STATS_INTERVAL_S. The child makes its actor from the
 same `ActorPlan`, and gets every parameter version in order, so a reproducible run's data
 are the same as with threads. An error in the child (an environment's, a stall) comes
 back and is raised as is; a child that dies without a word raises ActorProcessError.
@@ -24,6 +24,7 @@ Programs that call `train` with actor processes must guard their entry point wit
 import dataclasses
 import logging
 import multiprocessing
+import pickle
 import signal
 import threading
 import time
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 _SPAWN = multiprocessing.get_context("spawn")  # fork is unsafe once JAX runs threads
 _CLOSE_S = 5.0
+STATS_INTERVAL_S = 1.0  # how often an actor process reports its stats between trajectories
 _SHARED_JAX_SETTINGS = (  # the child compiles through the learner's process's cache
     "jax_compilation_cache_dir",
     "jax_persistent_cache_min_compile_time_secs",
@@ -133,6 +135,8 @@ class ActorProcess:
                 kind, *payload = self._data_pipe.recv()
                 if kind == "error":
                     self._fail(payload[0])
+                elif kind == "stats":
+                    self.stats = ActorStats(**payload[0])
                 elif not self._stop.is_set():  # after a stop: drain, so the child can end
                     item, stats = payload
                     self._queue.put(item, self._stop, self._plan.stall_timeout_s)
@@ -168,30 +172,45 @@ class ActorProcess:
 class PipeSender:
     """The child's stand-in for a TrajectoryQueue: `put` sends the item to the learner's process.
 
-    `put` blocks until the learner's process takes the item (its queue bounds the lag), and
-    sends the actor's stats along.
+    `put` blocks until the learner's process takes the item (its queue bounds the lag).
+    The actor's stats go along with each item, and every STATS_INTERVAL_S in between
+    (`send_stats_until`), so the learner's metrics see the actor's progress within a trajectory.
     """
 
     def __init__(self, pipe):
-        """Send on `pipe`; `stats` (the actor's, once it exists) go along with each item."""
+        """Send on `pipe`; `stats` is the actor's, once it exists."""
         self._pipe = pipe
+        self._lock = threading.Lock()  # the actor's thread and the stats thread both send
         self.stats = ActorStats()
+
+    def _send(self, *message: Any) -> None:
+        with self._lock:
+            self._pipe.send(message)
 
     def put(self, item: Any, stop: threading.Event, timeout_s: float) -> float:
         """Send one (trajectory, episodes) item; returns the seconds it took."""
         del stop, timeout_s  # the learner's process waits on its queue with both
         start = time.monotonic()
-        self._pipe.send(("trajectory", item, dataclasses.asdict(self.stats)))
+        self._send("trajectory", item, dataclasses.asdict(self.stats))
         return time.monotonic() - start
+
+    def send_stats_until(self, stop: threading.Event) -> None:
+        """Send the actor's stats every STATS_INTERVAL_S until `stop` (or the pipe closes)."""
+        try:
+            while not stop.wait(STATS_INTERVAL_S):
+                self._send("stats", dataclasses.asdict(self.stats))
+        except OSError:
+            pass  # the learner's process is gone, or the child is ending
 
     def send_error(self, error: BaseException) -> None:
         """Report an error to the learner's process (as text if it does not pickle)."""
         try:
-            self._pipe.send(("error", error))
+            try:
+                self._send("error", error)
+            except (pickle.PicklingError, TypeError, AttributeError):  # nothing was sent
+                self._send("error", RuntimeError(f"{type(error).__name__}: {error}"))
         except OSError:
             pass  # the learner's process is gone
-        except Exception:  # noqa: BLE001  (an error object that does not pickle)
-            self._pipe.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
 
 
 def run_child(plan: ActorPlan, jax_settings: dict, params_pipe, data_pipe) -> None:
@@ -217,6 +236,8 @@ def run_child(plan: ActorPlan, jax_settings: dict, params_pipe, data_pipe) -> No
         sender.stats = actor.stats
         threading.Thread(target=receive_params, args=(params_pipe, store, stop),
                          name="params", daemon=True).start()
+        threading.Thread(target=sender.send_stats_until, args=(stop,), name="stats",
+                         daemon=True).start()
         actor.start()
         actor.join()
         if actor.error is not None:

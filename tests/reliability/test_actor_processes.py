@@ -31,7 +31,7 @@ def test_actor_processes_make_the_same_reproducible_run_as_threads(finished_run,
     by_processes = loop.train(quick_config(tmp_path, PROCESSES))
     assert learning(tmp_path) == learning(log_dir)
     assert_equal_trees(by_processes.params, by_threads.params)
-    # the child's stats come with each trajectory, so some log intervals see none
+    # the child's stats come with each trajectory and each second: short intervals may see none
     assert max(r["actor_sps"] for r in read_metrics(tmp_path)) > 0
     assert multiprocessing.active_children() == []
 
