@@ -6,7 +6,7 @@ by `registry.register(...)` and import it below.
 """
 
 # Imported for their side effect: each module registers its measurements.
-from gtrxl_jax.bench import ceiling, core, e2e, learner, segments, torso  # noqa: F401
+from gtrxl_jax.bench import bandwidth, ceiling, core, e2e, learner, segments, torso  # noqa: F401
 from gtrxl_jax.bench.registry import MEASUREMENTS, Session, register, run_measurements
 from gtrxl_jax.bench.workloads import WORKLOADS, Workload
 

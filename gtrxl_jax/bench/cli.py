@@ -1,4 +1,4 @@
-"""`gtrxl-bench`: times the GTrXL core and the machine's matmul ceiling, one JSON line per figure.
+"""`gtrxl-bench`: times the GTrXL core and the machine's ceilings, one JSON line per figure.
 
   gtrxl-bench                                   # ceiling, learn, act, scaling on "reference"
   gtrxl-bench --only learn,act --dtype bfloat16 --out runs/bench.jsonl
@@ -8,9 +8,10 @@
 
 The first line of a run is a machine record (CPU, cores, backend, versions, load, date);
 every record carries the run id. Figures are medians of repeated calls after warm-up;
-compile time is reported apart. Measurements that report a fraction of the ceiling run
-"ceiling" first. "e2e" trains for minutes and is not in the default set; its steady state
-starts after --warmup learner updates.
+compile time is reported apart. Measurements that report a fraction of a ceiling run
+"ceiling" (matmul FLOP/s) and "bandwidth" (memory read GB/s) first. "e2e" trains for
+minutes and is not in the default set; its steady state starts after --warmup learner
+updates.
 """
 
 import argparse

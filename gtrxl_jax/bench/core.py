@@ -7,6 +7,10 @@ act: one jitted step (T = 1) of B sequences carrying a full memory, as an actor 
   step takes the memory the previous one returned. With the acting cache the memory's keys
   and values are read; without it they are re-projected. The memory is donated, as actors
   donate it, so a step writes its one ring slot in place instead of copying the memory.
+  Acting streams more bytes than it computes on, so it is also given against the machine's
+  read bandwidth: the least it must read (the parameters, and the memory's cached keys and
+  values, or its states without the cache) over this run's measured read ceiling is the
+  fastest the step could be.
 scaling: act (cached and not) and learn at each memory length of the workload's sweep.
 """
 
@@ -17,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from gtrxl_jax.bench import flops
+from gtrxl_jax.bench.bandwidth import bandwidth_gbs
 from gtrxl_jax.bench.ceiling import ceiling_gflops
 from gtrxl_jax.bench.machine import available_memory_bytes
 from gtrxl_jax.bench.registry import Record, Session, register
@@ -99,6 +104,19 @@ def _rates(session: Session, config: GTrXLConfig, flop_count: float, seconds: fl
     }
 
 
+def _read_rates(session: Session, read_bytes: int, seconds: float) -> dict:
+    """Bytes the step must read, its GB/s of them, and the floor this run's read ceiling sets."""
+    ceiling = bandwidth_gbs(session)
+    floor_s = read_bytes / (ceiling * 1e9) if ceiling else None
+    return {
+        "read_bytes_min": read_bytes,
+        "read_gb_per_s": read_bytes / seconds / 1e9,
+        "ceiling_read_gb_per_s": ceiling,
+        "read_floor_s": floor_s,
+        "fraction_of_read_ceiling": floor_s / seconds if floor_s else None,
+    }
+
+
 def measure_learn(session: Session, workload: Workload) -> Record:
     """Times one learner update (forward and backward) over [T, B] from a full memory."""
     config, T, B = workload.core, workload.unroll, workload.batch
@@ -162,6 +180,9 @@ def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
         outputs, memory = step(params, inputs, first, memory)
         return outputs
 
+    # Read before timing: the donated steps delete the memory passed in.
+    streamed = memory.cache if cached else memory.states
+    read_bytes = sum(x.nbytes for x in jax.tree.leaves((params, streamed)))
     timing = time_calls(act, session.act_repeats, session.warmup)
     analytic = flops.forward_flops(config, 1, B, cached=cached)
     return {
@@ -171,6 +192,7 @@ def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
         "flops": analytic,
         "flops_source": "analytic (gtrxl_jax.bench.flops)",
         **_rates(session, config, analytic, timing.median_s),
+        **_read_rates(session, read_bytes, timing.median_s),
     }
 
 
@@ -180,14 +202,14 @@ def learn(session: Session) -> Iterator[Record]:
     yield measure_learn(session, session.workload)
 
 
-@register("act", requires=("ceiling",))
+@register("act", requires=("ceiling", "bandwidth"))
 def act(session: Session) -> Iterator[Record]:
     """Acting step on the workload, with the acting cache and without it."""
     for cached in (True, False):
         yield measure_act(session, session.workload, cached)
 
 
-@register("scaling", requires=("ceiling",))
+@register("scaling", requires=("ceiling", "bandwidth"))
 def scaling(session: Session) -> Iterator[Record]:
     """Acting steps (cached and not) and the learner update at each memory length of the sweep."""
     for memory_len in session.workload.memory_lens:

@@ -20,6 +20,8 @@ class Workload:
       batch: B, sequences per learner update and per acting step.
       memory_lens: the memory lengths M of the scaling sweep.
       square: side of the square matmul that measures the machine's ceiling.
+      stream_bytes: size of the buffer that measures the machine's read bandwidth (larger
+        than the CPU's caches, or it measures them).
     """
 
     name: str
@@ -28,6 +30,7 @@ class Workload:
     batch: int
     memory_lens: tuple[int, ...]
     square: int
+    stream_bytes: int
 
     def with_dtype(self, dtype: str) -> "Workload":
         """The same workload computing in `dtype` ("float32" or "bfloat16")."""
@@ -69,6 +72,7 @@ WORKLOADS = {
         batch=32,
         memory_lens=(32, 64, 128, 256, 512),
         square=2048,
+        stream_bytes=512 * 2**20,
     ),
     # The paper's DMLab scale (12 layers, embedding 256, memory 512; a 512-wide attention of
     # 8 heads x 64), with IMPALA-style unroll 80 and batch 256: a GPU workload.
@@ -81,6 +85,7 @@ WORKLOADS = {
         batch=256,
         memory_lens=(128, 256, 512, 1024),
         square=4096,
+        stream_bytes=2 * 2**30,
     ),
     # A seconds-long smoke test of the harness itself.
     "tiny": Workload(
@@ -90,5 +95,6 @@ WORKLOADS = {
         batch=2,
         memory_lens=(2, 4),
         square=64,
+        stream_bytes=2**20,
     ),
 }

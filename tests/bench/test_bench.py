@@ -28,13 +28,16 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
     assert {"cpu", "cpu_count", "jax", "backend", "date"} <= machine.keys()
     assert {r["run"] for r in written} == {machine["run"]}
 
-    # "scaling" requires "ceiling", which runs first: 5 shapes x 2 precisions.
+    # "scaling" requires "ceiling" (5 shapes x 2 precisions) and "bandwidth", which run first.
     ceilings = [r for r in records if r["measurement"] == "ceiling"]
     assert records[: len(ceilings)] == ceilings and len(ceilings) == 10
     assert {(r["shape"], r["dtype"]) for r in ceilings} >= {("square", "float32")}
     assert all(TIMING_FIELDS <= r.keys() and positive(r, "gflop_per_s") for r in ceilings)
+    bandwidth = records[len(ceilings)]
+    assert bandwidth["measurement"] == "bandwidth" and bandwidth["bytes"] >= 2**20
+    assert bandwidth["gb_per_s"] == pytest.approx(bandwidth["bytes"] / bandwidth["median_s"] / 1e9)
 
-    scaling = records[len(ceilings) :]
+    scaling = records[len(ceilings) + 1 :]
     assert [(r["kind"], r.get("cached")) for r in scaling] == [
         ("act", True),
         ("act", False),
@@ -44,6 +47,17 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
         assert r["workload"] == "tiny" and r["memory_len"] == 4 and r["dtype"] == "float32"
         assert TIMING_FIELDS <= r.keys() and positive(r, "median_s", "compile_s", "flops")
         assert positive(r, "gflop_per_s", "ceiling_gflop_per_s", "fraction_of_ceiling")
+    for act in scaling[:2]:
+        assert act["ceiling_read_gb_per_s"] == bandwidth["gb_per_s"]
+        floor_s = act["read_bytes_min"] / (bandwidth["gb_per_s"] * 1e9)
+        assert act["read_floor_s"] == pytest.approx(floor_s)
+        assert act["fraction_of_read_ceiling"] == pytest.approx(floor_s / act["median_s"])
+    # Both steps read the same parameters; the cached one the memory's keys and values (per
+    # layer 2 x [B, H, M + 1 pending, Dh]), the uncached one its states [B, L, M, D].
+    cache_bytes = 4 * 2 * 2 * (2 * 2 * (4 + 1) * 8)
+    states_bytes = 4 * 2 * 2 * 4 * 16
+    cached_read, uncached_read = (act["read_bytes_min"] for act in scaling[:2])
+    assert cached_read - uncached_read == cache_bytes - states_bytes
     learn = scaling[-1]
     assert learn["tokens_per_s"] == pytest.approx(4 * 2 / learn["median_s"])
     assert learn["flops"] == learn_flops(WORKLOADS["tiny"].with_memory(4).core, 4, 2)
