@@ -5,9 +5,26 @@ modules imported here register theirs. To add one, write a module with a functio
 by `registry.register(...)` and import it below.
 """
 
-# Imported for their side effect: each module registers its measurements.
-from gtrxl_jax.bench import bandwidth, ceiling, core, e2e, learner, segments, torso  # noqa: F401
-from gtrxl_jax.bench.registry import MEASUREMENTS, Session, register, run_measurements
+# Imported for their side effect: each module registers its measurements. The core's and
+# the machine's need only JAX and Flax, so they also run where the training stack (envpool,
+# rlax, ...) is not installed, such as a GPU machine's own Python.
+from gtrxl_jax.bench import bandwidth, ceiling, core, segments, torso  # noqa: F401
+from gtrxl_jax.bench.registry import (
+    MEASUREMENTS,
+    Session,
+    register,
+    register_unavailable,
+    run_measurements,
+)
 from gtrxl_jax.bench.workloads import WORKLOADS, Workload
+
+try:
+    from gtrxl_jax.bench import e2e, learner  # noqa: F401
+except ImportError as error:
+    register_unavailable(
+        ("e2e", "update"),
+        f"it needs the training stack, and importing it failed ({error}); "
+        "install requirements.txt",
+    )
 
 __all__ = ["MEASUREMENTS", "WORKLOADS", "Session", "Workload", "register", "run_measurements"]

@@ -5,6 +5,7 @@
   gtrxl-bench --config paper --only learn --repeats 2 --warmup 1
   gtrxl-bench --only e2e --e2e-steps 200000     # training runs: Pong, MiniGrid x GTrXL, FF
   gtrxl-bench --list                            # the registered measurements
+  gtrxl-bench --summarize runs/bench.jsonl      # one short line per record of a file
 
 The first line of a run is a machine record (CPU, cores, backend, versions, load, date);
 every record carries the run id. Figures are medians of repeated calls after warm-up;
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, run_measurements
 from gtrxl_jax.bench.machine import machine_info
 from gtrxl_jax.bench.registry import Record
+from gtrxl_jax.bench.summary import summarize
 from gtrxl_jax.bench.workloads import EndToEnd, Workload
 
 DEFAULT_MEASUREMENTS = ("ceiling", "learn", "act", "scaling")
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a further TrainConfig override, e.g. learner.reproducible=false "
                      "(repeatable)")
     parser.add_argument("--out", help="append the JSON records to this JSONL file")
+    parser.add_argument("--summarize", metavar="JSONL", help="print one short line per record "
+                        "of a file written with --out, and exit")
     parser.add_argument("--list", action="store_true", help="list the measurements and exit")
     return parser
 
@@ -112,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for measurement in MEASUREMENTS.values():
             print(f"{measurement.name:10s} {measurement.description}")
+        return 0
+    if args.summarize:
+        print("\n".join(summarize(args.summarize)))
         return 0
     unknown = [name for name in args.only if name not in MEASUREMENTS]
     if unknown:

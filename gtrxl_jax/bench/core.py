@@ -24,6 +24,7 @@ from gtrxl_jax.bench import flops
 from gtrxl_jax.bench.bandwidth import bandwidth_gbs
 from gtrxl_jax.bench.ceiling import ceiling_gflops
 from gtrxl_jax.bench.machine import available_memory_bytes
+from gtrxl_jax.bench.peaks import peak_flops
 from gtrxl_jax.bench.registry import Record, Session, register
 from gtrxl_jax.bench.timing import compile_jit, memory_fields, time_calls, xla_flops
 from gtrxl_jax.bench.workloads import Workload
@@ -94,13 +95,20 @@ def _too_big(compiled) -> str | None:
 
 
 def _rates(session: Session, config: GTrXLConfig, flop_count: float, seconds: float) -> dict:
-    """Achieved GFLOP/s and its fraction of this run's matmul ceiling in the compute dtype."""
+    """Achieved GFLOP/s, its fraction of this run's matmul ceiling, and MFU (compute dtype).
+
+    MFU needs the chip's vendor peak (`peaks.PEAK_TFLOPS`), so it is None on CPUs and on
+    accelerators not listed there.
+    """
     gflops = flop_count / seconds / 1e9
     ceiling = ceiling_gflops(session, config.dtype)
+    peak = peak_flops(jax.devices()[0].device_kind, config.dtype)
     return {
         "gflop_per_s": gflops,
         "ceiling_gflop_per_s": ceiling,
         "fraction_of_ceiling": gflops / ceiling if ceiling else None,
+        "peak_gflop_per_s": peak / 1e9 if peak else None,
+        "mfu": gflops * 1e9 / peak if peak else None,
     }
 
 

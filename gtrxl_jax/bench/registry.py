@@ -41,6 +41,20 @@ def register(name: str, requires: tuple[str, ...] = ()) -> Callable[[MeasureFn],
     return decorate
 
 
+def register_unavailable(names: Iterable[str], reason: str) -> None:
+    """Registers measurements that cannot run here: selecting one raises `reason`.
+
+    So that `--list` still shows them, and choosing one says what to install instead of
+    failing on an import.
+    """
+    for name in names:
+
+        def unavailable(session: "Session", name: str = name) -> Iterator[Record]:
+            raise RuntimeError(f"measurement {name!r} cannot run here: {reason}")
+
+        MEASUREMENTS[name] = Measurement(name, unavailable, (), f"(unavailable: {reason})")
+
+
 @dataclasses.dataclass
 class Session:
     """The settings of one benchmark run and the records it has produced so far.

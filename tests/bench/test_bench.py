@@ -1,12 +1,16 @@
 """The benchmark harness on a tiny workload: records are well formed (timings are not checked)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, register, run_measurements
 from gtrxl_jax.bench.cli import main
 from gtrxl_jax.bench.flops import forward_flops, forward_terms, learn_flops
+from gtrxl_jax.bench.peaks import peak_flops
+from tests.environment import REPO, child_env
 
 TIMING_FIELDS = {"median_s", "min_s", "max_s", "cpu_median_s", "repeats"}
 
@@ -47,6 +51,7 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
         assert r["workload"] == "tiny" and r["memory_len"] == 4 and r["dtype"] == "float32"
         assert TIMING_FIELDS <= r.keys() and positive(r, "median_s", "compile_s", "flops")
         assert positive(r, "gflop_per_s", "ceiling_gflop_per_s", "fraction_of_ceiling")
+        assert r["mfu"] is None and r["peak_gflop_per_s"] is None  # no vendor peak for a CPU
     for act in scaling[:2]:
         assert act["ceiling_read_gb_per_s"] == bandwidth["gb_per_s"]
         floor_s = act["read_bytes_min"] / (bandwidth["gb_per_s"] * 1e9)
@@ -58,9 +63,18 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
     states_bytes = 4 * 2 * 2 * 4 * 16
     cached_read, uncached_read = (act["read_bytes_min"] for act in scaling[:2])
     assert cached_read - uncached_read == cache_bytes - states_bytes
+    lines = main_output(["--summarize", str(out)], capsys).splitlines()
+    assert len(lines) == len(written) and lines[0].startswith("machine: ['cpu'")
+    assert lines[-1].startswith("scaling workload=tiny kind=learn dtype=float32 memory_len=4: ")
+    assert "of the matmul ceiling" in lines[-1] and "MFU" not in lines[-1]
     learn = scaling[-1]
     assert learn["tokens_per_s"] == pytest.approx(4 * 2 / learn["median_s"])
     assert learn["flops"] == learn_flops(WORKLOADS["tiny"].with_memory(4).core, 4, 2)
+
+
+def main_output(argv, capsys):
+    assert main(argv) == 0
+    return capsys.readouterr().out
 
 
 def test_registry_runs_requirements_once_and_stamps_records():
@@ -128,3 +142,42 @@ def test_update_times_the_learners_whole_update_and_its_first_call():
     assert record["layers"] == workload.core.num_layers and record["optimizer"] == "adam"
     assert TIMING_FIELDS <= record.keys() and positive(record, "first_call_s", "env_steps_per_s")
     assert record["compile_s"] == pytest.approx(record["first_call_s"] - record["median_s"])
+
+
+def test_peak_flops_match_device_kinds_most_specific_first():
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == pytest.approx(989.4e12)
+    assert peak_flops("NVIDIA H100 PCIe", "bfloat16") == pytest.approx(756.0e12)
+    assert peak_flops("NVIDIA H200", "float32") == pytest.approx(494.7e12)
+    assert peak_flops("cpu", "float32") is None
+    assert peak_flops("NVIDIA H100 80GB HBM3", "float16") is None
+
+
+def test_measurements_without_the_training_stack_say_what_to_install(tmp_path):
+    """A Python without envpool (a GPU machine's own) runs the core's measurements; e2e and
+    update are listed and, when chosen, fail with what to install."""
+    script = (
+        "import sys; sys.modules['envpool'] = None\n"
+        "from gtrxl_jax.bench.cli import main\n"
+        "main(['--list'])\n"
+        "main(['--config', 'tiny', '--only', 'update'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=REPO, env=child_env(), timeout=300)
+    assert result.returncode != 0
+    assert "act " in result.stdout and "e2e        (unavailable" in result.stdout
+    assert "measurement 'update' cannot run here" in result.stderr
+    assert "install requirements.txt" in result.stderr
+
+
+def test_the_prepared_gpu_script_runs_end_to_end(tmp_path):
+    """scripts/gpu_bench.sh on the tiny workload: every step runs and the summary is written."""
+    result = subprocess.run(
+        ["bash", "scripts/gpu_bench.sh", str(tmp_path)], capture_output=True, text=True,
+        cwd=REPO, env=child_env(CONFIGS="tiny", PYTHON=sys.executable), timeout=600)
+    assert result.returncode == 0, result.stdout + (tmp_path / "errors.txt").read_text()
+    records = [json.loads(line) for line in (tmp_path / "bench.jsonl").read_text().splitlines()]
+    timed = {(r["measurement"], r["dtype"]) for r in records if r.get("kind") in ("learn", "act")}
+    assert timed == {("learn", "bfloat16"), ("act", "bfloat16"), ("learn", "float32"),
+                     ("act", "float32"), ("scaling", "bfloat16")}
+    summary = (tmp_path / "summary.txt").read_text().splitlines()
+    assert len(summary) == len(records) and summary == result.stdout.splitlines()[-len(records):]

@@ -1,0 +1,39 @@
+"""One short line per record of a gtrxl-bench JSONL file: the figures a person reads first."""
+
+import json
+from pathlib import Path
+
+# What a record measured (printed as key=value) and what it found (formatted), in order.
+IDENTITY = ("workload", "kind", "shape", "dtype", "memory_len", "cached", "task", "core",
+            "overrides")
+FIGURES = {
+    "median_s": "{:.4g} s",
+    "compile_s": "compile {:.3g} s",
+    "tokens_per_s": "{:,.0f} tokens/s",
+    "gflop_per_s": "{:,.1f} GFLOP/s",
+    "fraction_of_ceiling": "{:.0%} of the matmul ceiling",
+    "mfu": "MFU {:.1%}",
+    "gb_per_s": "{:,.1f} GB/s",
+    "fraction_of_read_ceiling": "{:.0%} of the speed the read bandwidth allows",
+    "sps": "{:,.1f} env steps/s",
+    "learner_wait_share": "learner waits {:.1%}",
+}
+
+
+def summary_line(record: dict) -> str:
+    """The record as one line: what it measured, then its main figures."""
+    if record.get("kind") == "machine":
+        return (f"machine: {record.get('devices')} {record.get('cpu')}, jax {record.get('jax')}, "
+                f"{record.get('date')}")
+    identity = " ".join([record.get("measurement", "?")] + [
+        f"{k}={record[k]}" for k in IDENTITY if record.get(k) not in (None, [])])
+    if "skipped" in record:
+        return f"{identity}: skipped ({record['skipped']})"
+    figures = [fmt.format(record[k]) for k, fmt in FIGURES.items() if record.get(k) is not None]
+    return f"{identity}: {', '.join(figures)}"
+
+
+def summarize(path: str | Path) -> list[str]:
+    """A summary line for each record of the JSONL file at `path`."""
+    with open(path) as file:
+        return [summary_line(json.loads(line)) for line in file if line.strip()]
