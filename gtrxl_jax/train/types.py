@@ -95,7 +95,8 @@ def split_for_devices(trajectory: Trajectory, num_devices: int) -> Trajectory:
 
     Returns:
       The same Trajectory with time-major leaves [D, T+1, B/D, ...] and batch-major leaves
-      [D, B/D, ...], ready for a pmap over D devices.
+      [D, B/D, ...], ready for a pmap over D devices. The leaves are NumPy views of the
+      input's (no copy here: the pmap's transfer to the devices is the one copy).
     """
     B = trajectory.batch_size
     if B % num_devices:
@@ -105,8 +106,8 @@ def split_for_devices(trajectory: Trajectory, num_devices: int) -> Trajectory:
     def split(axis):
         def split_leaf(x):
             x = np.asarray(x)
-            parts = np.split(x, num_devices, axis=axis)
-            return np.stack(parts)
+            shape = (*x.shape[:axis], num_devices, B // num_devices, *x.shape[axis + 1:])
+            return np.moveaxis(x.reshape(shape), axis, 0)
         return split_leaf
 
     time_major = jax.tree.map(split(1), _time_major(trajectory))

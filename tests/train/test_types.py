@@ -28,5 +28,9 @@ def test_split_for_devices_puts_equal_parts_on_a_leading_axis():
     assert split.core_state.valid.shape == (2, 2, 4)
     np.testing.assert_array_equal(split.actions[1], batch.actions[:, 2:])
     np.testing.assert_array_equal(split.param_version[1], batch.param_version[2:])
+    np.testing.assert_array_equal(split.core_state.states[1], batch.core_state.states[2:])
+    # Views, not copies: the learner's transfer to its devices is the batch's one copy.
+    assert np.shares_memory(split.inputs.observation, batch.inputs.observation)
+    assert np.shares_memory(split.core_state.states, batch.core_state.states)
     with pytest.raises(ValueError, match="cannot be split evenly over 3"):
         split_for_devices(batch, 3)
