@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 _SPAWN = multiprocessing.get_context("spawn")  # fork is unsafe once JAX runs threads
 _CLOSE_S = 5.0
-STATS_INTERVAL_S = 1.0  # how often an actor process reports its stats between trajectories
+STATS_INTERVAL_S = 0.25  # how often an actor process reports its stats between trajectories
 _SHARED_JAX_SETTINGS = (  # the child compiles through the learner's process's cache
     "jax_compilation_cache_dir",
     "jax_persistent_cache_min_compile_time_secs",

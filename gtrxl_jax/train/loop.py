@@ -20,6 +20,7 @@ Free-running mode: actors take the newest parameters at each trajectory's start,
 queue depth bounds the policy lag.
 """
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -348,26 +349,41 @@ def stop_if_an_actor_failed(actors: list[Actor]) -> None:
 
 
 class ActorMonitor:
-    """Actor-side figures for each metrics record, over the interval since the last one."""
+    """Actor-side figures for each metrics record, over the interval since the last one.
+
+    actor_sps is the exception: over an interval shorter than ACTOR_SPS_WINDOW_S it is taken
+    over the last ACTOR_SPS_WINDOW_S instead. An actor process reports its counters a few
+    times a second (actor_process.STATS_INTERVAL_S), so a shorter interval could see none of
+    its steps, or two reports' worth.
+    """
+
+    ACTOR_SPS_WINDOW_S = 2.0
 
     def __init__(self, actors: list[Actor], queues: list[TrajectoryQueue]):
         """Watch these actors and their queues."""
         self._actors, self._queues = actors, queues
-        self._last = (0.0, 0, time.monotonic())
-        self._last_params_wait_s = 0.0
+        self._last_wait_s = self._last_params_wait_s = 0.0
+        self._created = (time.monotonic(), 0)
+        self._step_reads = collections.deque()  # (time, env steps) of the recent reads
 
     def read(self) -> dict[str, float]:
         """Queue depth now; actors' waiting time and env steps per second since the last read."""
         wait_s = sum(actor.stats.wait_s for actor in self._actors)
+        params_wait_s = sum(actor.stats.params_wait_s for actor in self._actors)
         env_steps = sum(actor.stats.env_steps for actor in self._actors)
         now = time.monotonic()
-        last_wait_s, last_env_steps, last_time = self._last
-        self._last = (wait_s, env_steps, now)
-        params_wait_s = sum(actor.stats.params_wait_s for actor in self._actors)
-        last_params_wait_s, self._last_params_wait_s = self._last_params_wait_s, params_wait_s
-        return {
+        reads = self._step_reads
+        reads.append((now, env_steps))
+        while len(reads) > 2 and now - reads[1][0] >= self.ACTOR_SPS_WINDOW_S:
+            reads.popleft()  # reads[0]: the latest read at least the window old (or the first)
+        # The first read counts from the start; later ones never reach back before the first
+        # read, so the run's start-up (compiling, before any record) does not dilute them.
+        start_time, start_steps = reads[0] if len(reads) > 1 else self._created
+        record = {
             "queue_depth": float(sum(queue.qsize() for queue in self._queues)),
-            "actor_wait_s": wait_s - last_wait_s,
-            "actor_params_wait_s": params_wait_s - last_params_wait_s,
-            "actor_sps": (env_steps - last_env_steps) / max(now - last_time, 1e-9),
+            "actor_wait_s": wait_s - self._last_wait_s,
+            "actor_params_wait_s": params_wait_s - self._last_params_wait_s,
+            "actor_sps": (env_steps - start_steps) / max(now - start_time, 1e-9),
         }
+        self._last_wait_s, self._last_params_wait_s = wait_s, params_wait_s
+        return record

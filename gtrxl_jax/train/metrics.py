@@ -9,7 +9,9 @@ Files in the run's log_dir:
                   the learner waited for trajectories), actor_wait_s (seconds the actors
                   waited for parameters or queue space in the interval, summed over actor
                   threads), actor_params_wait_s (the part of it spent waiting for
-                  parameters), actor_sps, queue_depth, time (Unix seconds when the record
+                  parameters), actor_sps (env steps per second of all actors, over the
+                  interval or, if it is shorter, the last 2 s), queue_depth, time (Unix
+                  seconds when the record
                   was written), ... (null where a value is undefined, e.g. no episode ended
                   in the interval). Episodes are those that ended in the consumed batches.
   events.out.*    the same scalars as TensorBoard events, against env_steps
