@@ -40,7 +40,7 @@ from gtrxl_jax.envs import EnvSpec, make_env
 from gtrxl_jax.train import devices as device_placement
 from gtrxl_jax.train import nonfinite, types
 from gtrxl_jax.train.actor import ActingSteps, Actor
-from gtrxl_jax.train.actor_process import ActorProcess
+from gtrxl_jax.train.actor_process import ActorProcess, PickledParams
 from gtrxl_jax.train.actor_setup import ActorPlan, build_actor, make_agent
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.evaluation import evaluate
@@ -285,13 +285,14 @@ def make_actors(
     """
     actors, queues = [], []
     acting = None if config.learner.actor_processes else ActingSteps.of(agent)
+    pickled_params = PickledParams()  # actor processes share each version's host copy
     for index in range(config.learner.num_actor_threads):
         plan = ActorPlan(config, layout, spec, process_index=jax.process_index(), index=index,
                          run_key=tuple(np.asarray(state.rng, np.uint32).tolist()),
                          start_update=int(state.update), stall_timeout_s=STALL_TIMEOUT_S)
         queue = TrajectoryQueue(config.learner.queue_size, plan.name)
         if config.learner.actor_processes:
-            actors.append(ActorProcess(plan, params_store, queue, stop))
+            actors.append(ActorProcess(plan, params_store, queue, stop, pickled_params))
         else:
             actors.append(build_actor(
                 plan, agent=agent, acting=acting, params_store=params_store,

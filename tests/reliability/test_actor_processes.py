@@ -4,14 +4,16 @@ a final checkpoint."""
 
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from gtrxl_jax.train import loop
-from gtrxl_jax.train.actor_process import ActorProcessError
+from gtrxl_jax.train.actor_process import ActorProcessError, PickledParams
 from gtrxl_jax.train.handoff import Stalled
 from gtrxl_jax.train.learner import Learner
 from tests.reliability.helpers import checkpoint_updates, quick_config, read_metrics
@@ -31,7 +33,7 @@ def test_actor_processes_make_the_same_reproducible_run_as_threads(finished_run,
     by_processes = loop.train(quick_config(tmp_path, PROCESSES))
     assert learning(tmp_path) == learning(log_dir)
     assert_equal_trees(by_processes.params, by_threads.params)
-    # the child's stats come with each trajectory and each second: short intervals may see none
+    # the child's stats come with each trajectory and 4 times a second
     assert max(r["actor_sps"] for r in read_metrics(tmp_path)) > 0
     assert multiprocessing.active_children() == []
 
@@ -76,3 +78,14 @@ def test_a_killed_actor_process_ends_the_run_saying_so(tmp_path, finished_run):
     finally:
         killer.join()
     assert checkpoint_updates(tmp_path)[-1] == read_metrics(tmp_path)[-1]["update"] >= 2
+
+
+def test_each_parameter_version_is_pickled_once_for_all_actor_processes():
+    pickled = PickledParams()
+    params = {"w": np.arange(4.0, dtype=np.float32)}
+    first = pickled.message(3, params)
+    assert pickled.message(3, {"w": None}) is first  # the same version: the same bytes
+    kind, version, host = pickle.loads(first)
+    assert (kind, version) == ("params", 3)
+    np.testing.assert_array_equal(host["w"], params["w"])
+    assert pickle.loads(pickled.message(4, {"w": np.ones(2)}))[1] == 4
