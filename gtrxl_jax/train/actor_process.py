@@ -83,7 +83,7 @@ class ActorProcess:
 
     def __init__(self, plan: ActorPlan, params_store: ParamsStore,
                  trajectory_queue: TrajectoryQueue, stop: threading.Event,
-                 pickled_params: PickledParams | None = None):
+                 pickled_params: PickledParams):
         """Set up the process and its two pipes (nothing runs until `start`).
 
         Args:
@@ -91,15 +91,14 @@ class ActorProcess:
           params_store: the learner's published parameters; every version is forwarded.
           trajectory_queue: where the actor's trajectories go.
           stop: the run's stop event; set when the child fails.
-          pickled_params: the pickled versions, shared by this store's actor processes
-            (None: this process's own).
+          pickled_params: the pickled versions, shared by this store's actor processes.
         """
         self.name = plan.name
         self.stats = ActorStats()
         self.error: BaseException | None = None
         self._plan = plan
         self._params_store, self._queue, self._stop = params_store, trajectory_queue, stop
-        self._pickled_params = pickled_params or PickledParams()
+        self._pickled_params = pickled_params
         self._child_params, self._params_pipe = _SPAWN.Pipe(duplex=False)
         self._data_pipe, self._child_data = _SPAWN.Pipe(duplex=False)
         self._send_lock = threading.Lock()

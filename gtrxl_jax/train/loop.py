@@ -284,8 +284,10 @@ def make_actors(
     episodes, and an actor makes the same data as a thread or as a process.
     """
     actors, queues = [], []
-    acting = None if config.learner.actor_processes else ActingSteps.of(agent)
-    pickled_params = PickledParams()  # actor processes share each version's host copy
+    if config.learner.actor_processes:  # they share each version's host copy and pickle
+        acting, pickled_params = None, PickledParams()
+    else:
+        acting, pickled_params = ActingSteps.of(agent), None
     for index in range(config.learner.num_actor_threads):
         plan = ActorPlan(config, layout, spec, process_index=jax.process_index(), index=index,
                          run_key=tuple(np.asarray(state.rng, np.uint32).tolist()),
