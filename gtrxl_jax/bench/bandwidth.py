@@ -15,11 +15,12 @@ import jax.numpy as jnp
 from gtrxl_jax.bench.registry import Record, Session, register
 from gtrxl_jax.bench.timing import compile_jit, time_calls
 
-# The buffer is read as _BLOCKS blocks (one per thread, whatever the core count) of rows of
-# _ROW float32 each, summed down the rows: wide vector adds over contiguous memory. On a
-# 2-core AMD EPYC this read as fast as any layout tried and the most steadily: 21.0-21.6
-# GB/s in three runs, against 5-25 GB/s for the others (the column sums of one block, with
-# 256-, 1024- or 8192-wide rows; the row sums; the total; the max).
+# The buffer is read as _BLOCKS blocks (more than a CPU has threads, so XLA can give each
+# thread its share) of rows of _ROW float32 each, summed down the rows: wide vector adds
+# over contiguous memory. On a 2-core AMD EPYC this read as fast as any layout tried, and
+# the most steadily: 21.0-21.6 GB/s in three runs, against 5-25 GB/s for the others (the
+# column sums of one block, with 256-, 1024- or 8192-wide rows; the row sums; the total;
+# the max).
 _BLOCKS, _ROW = 64, 1024
 
 
