@@ -14,6 +14,7 @@ import pytest
 
 from gtrxl_jax.train import loop
 from gtrxl_jax.train.actor_process import ActorProcessError, PickledParams
+from gtrxl_jax.train.actor_setup import ActorPlan
 from gtrxl_jax.train.handoff import Stalled
 from gtrxl_jax.train.learner import Learner
 from tests.reliability.helpers import checkpoint_updates, quick_config, read_metrics
@@ -40,7 +41,11 @@ def test_actor_processes_make_the_same_reproducible_run_as_threads(finished_run,
 
 def test_a_stall_inside_an_actor_process_comes_back_as_the_runs_error(
         tmp_path, monkeypatch, finished_run):
-    monkeypatch.setattr(loop, "STALL_TIMEOUT_S", 8.0)
+    # The child gives up after 8 s; the learner waits longer, since its first wait covers
+    # the child's start (spawn, imports, environments), which can pass 8 s on a busy machine.
+    monkeypatch.setattr(loop, "STALL_TIMEOUT_S", 60.0)
+    monkeypatch.setattr(loop, "ActorPlan", lambda *args, **kwargs: ActorPlan(
+        *args, **{**kwargs, "stall_timeout_s": 8.0}))
     update = Learner.update
     calls = []
 
