@@ -78,7 +78,7 @@ def make_problem(config: GTrXLConfig, T: int, B: int, seed: int = 0) -> Problem:
         states=jax.random.normal(key_states, empty.states.shape),
         valid=jnp.ones_like(empty.valid),
     )
-    params = core.init(key_params, inputs, first, memory)
+    params = jax.jit(core.init)(key_params, inputs, first, memory)  # one compile, not op by op
     return Problem(core, params, inputs, first, memory)
 
 
