@@ -357,7 +357,9 @@ class ActorMonitor:
     actor_sps is the exception: over an interval shorter than ACTOR_SPS_WINDOW_S it is taken
     over the last ACTOR_SPS_WINDOW_S instead. An actor process reports its counters a few
     times a second (actor_process.STATS_INTERVAL_S), so a shorter interval could see none of
-    its steps, or two reports' worth.
+    its steps, or two reports' worth. Until the window has passed since the first read, a
+    read that sees no new steps repeats the last figure: no report has come in yet, and a 0
+    would read as a stall.
     """
 
     ACTOR_SPS_WINDOW_S = 2.0
@@ -368,6 +370,7 @@ class ActorMonitor:
         self._last_wait_s = self._last_params_wait_s = 0.0
         self._created = (time.monotonic(), 0)
         self._step_reads = collections.deque()  # (time, env steps) of the recent reads
+        self._last_sps = 0.0
 
     def read(self) -> dict[str, float]:
         """Queue depth now; actors' waiting time and env steps per second since the last read."""
@@ -382,11 +385,13 @@ class ActorMonitor:
         # The first read counts from the start; later ones never reach back before the first
         # read, so the run's start-up (compiling, before any record) does not dilute them.
         start_time, start_steps = reads[0] if len(reads) > 1 else self._created
+        if env_steps > start_steps or now - start_time >= self.ACTOR_SPS_WINDOW_S:
+            self._last_sps = (env_steps - start_steps) / max(now - start_time, 1e-9)
         record = {
             "queue_depth": float(sum(queue.qsize() for queue in self._queues)),
             "actor_wait_s": wait_s - self._last_wait_s,
             "actor_params_wait_s": params_wait_s - self._last_params_wait_s,
-            "actor_sps": (env_steps - start_steps) / max(now - start_time, 1e-9),
+            "actor_sps": self._last_sps,
         }
         self._last_wait_s, self._last_params_wait_s = wait_s, params_wait_s
         return record

@@ -93,3 +93,19 @@ def test_actor_sps_covers_at_least_its_window_when_records_come_faster(monkeypat
     clock[0] += 3.0
     actor.stats = ActorStats(env_steps=9000)
     assert monitor.read()["actor_sps"] == pytest.approx(6000 / 3)
+
+
+def test_actor_sps_repeats_its_last_figure_until_a_report_comes_and_then_shows_a_stall(
+        monkeypatch):
+    """A read too soon after the first to see a new report keeps the first figure (a 0 would
+    read as a stall); an actor that really stops shows 0 once the window has passed."""
+    clock = [100.0]
+    monkeypatch.setattr(loop.time, "monotonic", lambda: clock[0])
+    actor = types.SimpleNamespace(stats=ActorStats())
+    monitor = ActorMonitor([actor], [])
+    sps = []
+    for seconds, steps in ((1.0, 1000), (0.1, 1000), (0.4, 1500), (2.5, 1500)):
+        clock[0] += seconds
+        actor.stats = ActorStats(env_steps=steps)
+        sps.append(monitor.read()["actor_sps"])
+    assert sps == pytest.approx([1000 / 1, 1000 / 1, 500 / 0.5, 0])
