@@ -58,8 +58,8 @@ class PickledParams:
     The message ("params", version, host arrays) as pickled bytes, which every process's
     forward thread sends as is: with several actor processes the learner's process does
     not repeat the device-to-host copy and the pickling (~30 ms for the reference core's
-    26 MB) per process. Only the latest version is kept; a forward thread that lags
-    behind pickles its older version itself.
+    26 MB) per process. Only the newest version asked for is kept; a forward thread that
+    lags behind pickles its older version itself, without evicting the newer one.
     """
 
     def __init__(self):
@@ -71,11 +71,13 @@ class PickledParams:
     def message(self, version: int, params: Any) -> bytes:
         """The pickled message of `version`, whose parameters are `params`."""
         with self._lock:
-            if version != self._version:
-                self._message = pickle.dumps(("params", version, jax.device_get(params)),
-                                             protocol=pickle.HIGHEST_PROTOCOL)
-                self._version = version
-            return self._message
+            if version == self._version:
+                return self._message
+            message = pickle.dumps(("params", version, jax.device_get(params)),
+                                   protocol=pickle.HIGHEST_PROTOCOL)
+            if self._version is None or version > self._version:
+                self._version, self._message = version, message
+            return message
 
 
 class ActorProcess:

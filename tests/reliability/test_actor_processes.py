@@ -90,6 +90,9 @@ def test_each_parameter_version_is_pickled_once_for_all_actor_processes():
     params = {"w": np.arange(4.0, dtype=np.float32)}
     first = pickled.message(3, params)
     assert pickled.message(3, {"w": None}) is first  # the same version: the same bytes
+    older = pickled.message(2, {"w": params["w"] - 1})  # a lagging thread's older version
+    assert pickle.loads(older)[1] == 2
+    assert pickled.message(3, {"w": None}) is first  # ... does not evict the newest
     kind, version, host = pickle.loads(first)
     assert (kind, version) == ("params", 3)
     np.testing.assert_array_equal(host["w"], params["w"])
