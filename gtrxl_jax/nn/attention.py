@@ -159,7 +159,11 @@ class RelativeMultiHeadAttention(nn.Module):
             position = gather_distances(by_distance, memory_distances)
         logits = (content + position) / jnp.sqrt(self.head_dim)  # [B, H, T, M + T]
         logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
-        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+        weights = jax.nn.softmax(logits, axis=-1)
+        # Kept only when the caller asks (`apply(..., mutable="intermediates")`): what each
+        # query attends to, [B, H, T, M + T], for analysis and plots; free otherwise.
+        self.sow("intermediates", "weights", weights)
+        weights = weights.astype(self.dtype)
         attended = _matmul("bhij,bhjd->bihd", weights[..., :M], v_mem) + _matmul(
             "bhij,bhjd->bihd", weights[..., M:], v_seg
         )

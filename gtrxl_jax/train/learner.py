@@ -206,6 +206,7 @@ class Learner:
 
         Returns:
           The new state and metrics: the loss's metrics, grad_norm (before clipping),
+          update_norm (the optimiser's step, the parameters' change) and param_norm (after it),
           nonfinite_loss, nonfinite_grads and nonfinite_params (1.0 where the loss, the
           gradients or the updated parameters were not finite, which skips the update; the
           parameters are checked so that no checkpoint ever holds non-finite ones),
@@ -236,6 +237,8 @@ class Learner:
         lag = version - batch.param_version.astype(jnp.float32)
         metrics.update(
             grad_norm=optax.global_norm(grads),
+            update_norm=optax.global_norm(updates),
+            param_norm=optax.global_norm(params),
             nonfinite_loss=(~loss_finite).astype(jnp.float32),
             nonfinite_grads=(~grads_finite).astype(jnp.float32),
             nonfinite_params=(~params_finite).astype(jnp.float32),
