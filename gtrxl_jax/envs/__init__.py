@@ -14,6 +14,18 @@ discount and row order are in `gtrxl_jax.envs.base`.
     timestep = env.reset()                       # TimeStep, rows [8]
     timestep = env.step(np.zeros(8, np.int32))
     episodes = env.pop_episodes()                # completed episodes since last call
+
+`make_jax_env(task)` builds one JAX-native environment (`JaxEnv`: pure `reset`/`step`
+functions, batched with `jax.vmap`) for loops that step environments and agent inside one
+jitted program: the T-maze ("TMaze-L10", the same episodes as the host one),
+xminigrid's MiniGrid Memory with a 3x3 view ("MiniGrid-MemoryS9"; the host
+"MiniGrid-MemoryS9-v0" is envpool's, 7x7 view), bsuite's MemoryChain ("MemoryChain-L50")
+and POPGym's card games ("RepeatPreviousEasy", "CountRecallHard", ...). Conventions in
+`gtrxl_jax.envs.functional`.
+
+    env = make_jax_env("TMaze-L10")
+    states, timestep = batch_reset(env, reset_keys(seed=0, num_envs=8))  # JaxTimeStep [8]
+    states, timestep = batch_step(env, states, jnp.zeros(8, jnp.int32))
 """
 
 from typing import Any
@@ -23,11 +35,22 @@ import numpy as np
 from gtrxl_jax.envs.base import VectorEnv
 from gtrxl_jax.envs.envpool_env import EnvpoolEnv
 from gtrxl_jax.envs.episodes import Episode, summarize
+from gtrxl_jax.envs.functional import (
+    EnvState,
+    JaxEnv,
+    JaxTimeStep,
+    batch_reset,
+    batch_step,
+    reset_keys,
+)
 from gtrxl_jax.envs.memory_maze import MemoryMaze
 from gtrxl_jax.envs.registry import (
+    JAX_TASKS,
     PROJECT_TASKS,
     find_project_task,
     is_envpool_task,
+    is_jax_task,
+    make_jax_env,
     unknown_task_error,
 )
 from gtrxl_jax.envs.spec import EnvSpec
@@ -35,15 +58,24 @@ from gtrxl_jax.envs.tmaze import TMaze
 from gtrxl_jax.envs.types import TimeStep
 
 __all__ = [
+    "JAX_TASKS",
     "PROJECT_TASKS",
     "EnvSpec",
+    "EnvState",
     "EnvpoolEnv",
     "Episode",
+    "JaxEnv",
+    "JaxTimeStep",
     "MemoryMaze",
     "TMaze",
     "TimeStep",
     "VectorEnv",
+    "batch_reset",
+    "batch_step",
+    "is_jax_task",
     "make_env",
+    "make_jax_env",
+    "reset_keys",
     "summarize",
 ]
 
@@ -70,7 +102,8 @@ def make_env(
       The environments, not yet reset.
 
     Raises:
-      ValueError: unknown task (with close names), bad num_envs/seed/batch_size, an
+      ValueError: unknown task (with close names; a JAX task's name says to use
+        `make_jax_env`), bad num_envs/seed/batch_size, an
         unknown option, or an observation or action space gtrxl_jax does not support.
     """
     if not _is_int(num_envs) or num_envs < 1:

@@ -87,19 +87,54 @@ class EpisodeTracker:
         return completed
 
 
-def summarize(episodes: list[Episode]) -> dict[str, float]:
-    """Average the return, length and success of some episodes (NaN where undefined).
+@dataclasses.dataclass(frozen=True)
+class EpisodeTotals:
+    """Sums over completed episodes: they add up across updates, devices and tasks.
 
-    Returns:
-      {"episodes": count, "return": mean, "length": mean, "success": rate}; "success"
-      averages only the episodes that report one.
+    The one place where episode statistics become averages (`summary`), whether the episodes
+    ended on the host (`of`) or were summed on a device.
+
+    Attributes:
+      episodes: how many episodes.
+      return_sum: the sum of their returns.
+      length_sum: the sum of their lengths.
+      success_sum: how many of them succeeded.
+      success_count: how many of them report success at all.
     """
-    returns = [e.episode_return for e in episodes]
-    lengths = [e.length for e in episodes]
-    successes = [e.success for e in episodes if e.success is not None]
-    return {
-        "episodes": float(len(episodes)),
-        "return": float(np.mean(returns)) if returns else math.nan,
-        "length": float(np.mean(lengths)) if lengths else math.nan,
-        "success": float(np.mean(successes)) if successes else math.nan,
-    }
+
+    episodes: float = 0.0
+    return_sum: float = 0.0
+    length_sum: float = 0.0
+    success_sum: float = 0.0
+    success_count: float = 0.0
+
+    @classmethod
+    def of(cls, episodes: list[Episode]) -> "EpisodeTotals":
+        """The totals of some completed episodes."""
+        successes = [e.success for e in episodes if e.success is not None]
+        return cls(episodes=float(len(episodes)),
+                   return_sum=float(sum(e.episode_return for e in episodes)),
+                   length_sum=float(sum(e.length for e in episodes)),
+                   success_sum=float(sum(successes)), success_count=float(len(successes)))
+
+    def __add__(self, other: "EpisodeTotals") -> "EpisodeTotals":
+        return EpisodeTotals(*(a + b for a, b in zip(dataclasses.astuple(self),
+                                                     dataclasses.astuple(other), strict=True)))
+
+    def summary(self) -> dict[str, float]:
+        """Averages: {"episodes": count, "episode_return", "episode_length", "success"}.
+
+        NaN where undefined: no episode, or (success) no episode that reports one.
+        """
+        def mean(total: float, count: float) -> float:
+            return total / count if count else math.nan
+
+        return {"episodes": int(self.episodes),
+                "episode_return": mean(self.return_sum, self.episodes),
+                "episode_length": mean(self.length_sum, self.episodes),
+                "success": mean(self.success_sum, self.success_count)}
+
+
+def summarize(episodes: list[Episode]) -> dict[str, float]:
+    """Average the return, length and success of some episodes (see `EpisodeTotals.summary`)."""
+    return EpisodeTotals.of(episodes).summary()

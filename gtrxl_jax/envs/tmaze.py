@@ -20,13 +20,19 @@ observation carries no time or position, so a feed-forward policy sees the same
 junction whatever the cue and succeeds at most half the time; a policy that
 remembers the cue succeeds always. Success = correct choice.
 
-Randomness: one numpy Generator seeded by `seed` draws the cues, in env-id order
-within each `send`, so a given seed and sequence of calls gives the same episodes.
+Randomness: environment i's episode e has the cue `cue_of(derive_key(stream_i, e))`,
+where stream_i is row i of `stream_keys(seed, N)` (`gtrxl_jax.envs.counter_keys`), e counts
+the episodes environment i has started (across resets). So a given seed gives the same
+episodes whatever the order of the calls, and the JAX T-maze (`gtrxl_jax.envs.tmaze_jax`),
+reset with `reset_keys(seed, N)`, plays the same episodes step for step.
 """
+
+from typing import Any
 
 import numpy as np
 
 from gtrxl_jax.envs.base import RawStep, VectorEnv
+from gtrxl_jax.envs.counter_keys import derive_key, stream_keys
 from gtrxl_jax.envs.spec import VECTOR, EnvSpec, array_spec
 
 NUM_ACTIONS = 2  # 0 = left, 1 = right
@@ -34,7 +40,7 @@ OBSERVATION_SIZE = 4
 
 # Rows of the observation table: 0 and 1 are the cue itself (left, right), then these.
 _CORRIDOR, _JUNCTION, _END = 2, 3, 4
-_OBSERVATIONS = np.array(
+OBSERVATIONS = np.array(
     [
         [1, 0, 0, 0],  # cue: left
         [0, 1, 0, 0],  # cue: right
@@ -44,6 +50,49 @@ _OBSERVATIONS = np.array(
     ],
     dtype=np.float32,
 )
+
+
+def describe(corridor_length: int, task: str | None = None) -> dict[str, Any]:
+    """The T-maze's static description: the `EnvSpec` fields that do not depend on the batch.
+
+    Args:
+      corridor_length: L >= 0.
+      task: the task name (default "TMaze-L{L}").
+
+    Returns:
+      task, family, observation, observation_kind, num_actions and has_success.
+    """
+    if corridor_length < 0:
+        raise ValueError(f"corridor_length must be >= 0, got {corridor_length}")
+    return dict(
+        task=task or f"TMaze-L{corridor_length}",
+        family="tmaze",
+        observation=array_spec((OBSERVATION_SIZE,), np.float32),
+        observation_kind=VECTOR,
+        num_actions=NUM_ACTIONS,
+        has_success=True,
+    )
+
+
+def cue_of(episode_key: Any) -> Any:
+    """The cue (0 = left, 1 = right) of the episode with this key: uint32 [..., 2] -> [...]."""
+    return (episode_key[..., 0] & 1).astype(np.int32)
+
+
+def view_of(time: Any, cue: Any, corridor_length: int, where: Any = np.where) -> Any:
+    """The row of `OBSERVATIONS` that the agent sees at time t of an episode.
+
+    Args:
+      time: int [...], t within the episode (0 .. L+2, see the module doc).
+      cue: int [...], the episode's cue.
+      corridor_length: L.
+      where: `np.where` or `jnp.where`, for numpy or JAX arrays.
+
+    Returns:
+      int [...]: the cue at t = 0, then corridor, junction and end.
+    """
+    after_corridor = where(time == corridor_length + 1, _JUNCTION, _END)
+    return where(time == 0, cue, where(time <= corridor_length, _CORRIDOR, after_corridor))
 
 
 class TMaze(VectorEnv):
@@ -62,28 +111,16 @@ class TMaze(VectorEnv):
         Args:
           corridor_length: L >= 0, the number of corridor steps between cue and junction.
           num_envs: N >= 1.
-          seed: seed of the cue generator.
+          seed: 0 <= seed < 2**31, the seed of the cues (see the module doc).
           batch_size: rows per `recv` (default N: synchronous use).
           task: the task name to put in the spec (default "TMaze-L{L}").
         """
-        if corridor_length < 0:
-            raise ValueError(f"corridor_length must be >= 0, got {corridor_length}")
         batch_size = num_envs if batch_size is None else batch_size
-        spec = EnvSpec(
-            task=task or f"TMaze-L{corridor_length}",
-            family="tmaze",
-            observation=array_spec((OBSERVATION_SIZE,), np.float32),
-            observation_kind=VECTOR,
-            num_actions=NUM_ACTIONS,
-            num_envs=num_envs,
-            batch_size=batch_size,
-            has_success=True,
-        )
+        spec = EnvSpec(**describe(corridor_length, task), num_envs=num_envs, batch_size=batch_size)
         super().__init__(spec)
         self._corridor_length = corridor_length
-        # What the agent sees at each t > 0 (t = 0 shows the cue instead).
-        self._view_by_time = np.array([_END] + [_CORRIDOR] * corridor_length + [_JUNCTION, _END])
-        self._rng = np.random.default_rng(seed)
+        self._streams = stream_keys(seed, num_envs)  # uint32 [N, 2]
+        self._episodes = np.zeros(num_envs, np.uint32)  # episodes each env has started
         self._time = np.zeros(num_envs, np.int64)  # t within the episode, see module doc
         self._cue = np.zeros(num_envs, np.int64)  # 0 = left, 1 = right
         self._reward = np.zeros(num_envs, np.float32)  # reward of each env's latest step
@@ -100,7 +137,7 @@ class TMaze(VectorEnv):
 
     def _async_reset(self) -> None:
         self._time[:] = 0
-        self._cue[:] = self._rng.integers(0, 2, size=self._spec.num_envs)
+        self._start_episodes(self._all_env_ids)
         self._reward[:] = 0.0
         self._in_flight[:] = True
         self._ready = self._all_env_ids.copy()
@@ -118,9 +155,14 @@ class TMaze(VectorEnv):
         chose = time == end - 1
         self._reward[env_ids] = chose & (actions == self._cue[env_ids])
         self._time[env_ids] = np.where(restart, 0, time + 1)
-        self._cue[env_ids[restart]] = self._rng.integers(0, 2, size=int(restart.sum()))
+        self._start_episodes(env_ids[restart])
         self._in_flight[env_ids] = True
         self._ready = np.concatenate([self._ready, env_ids])
+
+    def _start_episodes(self, env_ids: np.ndarray) -> None:
+        """Draw the cues of the next episodes of some environments (env_ids [B])."""
+        self._cue[env_ids] = cue_of(derive_key(self._streams[env_ids], self._episodes[env_ids]))
+        self._episodes[env_ids] += np.uint32(1)
 
     def _recv(self) -> RawStep:
         batch_size = self._spec.batch_size
@@ -134,11 +176,11 @@ class TMaze(VectorEnv):
         self._ready = self._ready[batch_size:]
         self._in_flight[env_ids] = False
         time = self._time[env_ids]
-        view = np.where(time == 0, self._cue[env_ids], self._view_by_time[time])
+        view = view_of(time, self._cue[env_ids], self._corridor_length)
         terminated = view == _END
         reward = self._reward[env_ids]
         return RawStep(
-            observation=_OBSERVATIONS[view],
+            observation=OBSERVATIONS[view],
             reward=reward,
             terminated=terminated,
             truncated=np.zeros_like(terminated),

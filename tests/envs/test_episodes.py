@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from gtrxl_jax.envs.episodes import Episode, EpisodeTracker, summarize
+from gtrxl_jax.envs.episodes import Episode, EpisodeTotals, EpisodeTracker, summarize
 
 
 def test_tracker_sums_rewards_counts_non_first_steps_and_clears_on_pop():
@@ -48,6 +48,15 @@ def test_restart_forgets_episodes_in_progress():
 
 def test_summarize():
     episodes = [Episode(0, 1.0, 4, True), Episode(1, 3.0, 6, False), Episode(0, 2.0, 5, None)]
-    assert summarize(episodes) == {"episodes": 3.0, "return": 2.0, "length": 5.0, "success": 0.5}
+    assert summarize(episodes) == {"episodes": 3.0, "episode_return": 2.0, "episode_length": 5.0,
+                                   "success": 0.5}
     empty = summarize([])
-    assert empty["episodes"] == 0.0 and math.isnan(empty["return"]) and math.isnan(empty["success"])
+    assert empty["episodes"] == 0.0 and math.isnan(empty["episode_return"])
+    assert math.isnan(empty["success"])
+
+
+def test_totals_add_up_to_the_summary_of_all_episodes():
+    first = [Episode(0, 1.0, 4, True)]
+    second = [Episode(1, 3.0, 6, False), Episode(0, 2.0, 5, None)]
+    assert (EpisodeTotals.of(first) + EpisodeTotals.of(second)).summary() == summarize(
+        first + second)

@@ -67,7 +67,7 @@ def test_policy_that_ignores_the_cue_succeeds_half_the_time():
     stats = summarize(env.pop_episodes())
     assert stats["episodes"] == 32 * 50
     assert 0.45 < stats["success"] < 0.55  # 1600 episodes: 4 standard deviations
-    assert stats["return"] == stats["success"]
+    assert stats["episode_return"] == stats["success"]
 
 
 def test_actions_outside_the_junction_do_not_matter():
