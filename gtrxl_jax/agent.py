@@ -24,7 +24,7 @@ from flax import struct
 from gtrxl_jax.nn.config import CoreConfig, GTrXLConfig, resolve_dtype
 from gtrxl_jax.nn.cores import init_memory, make_core
 from gtrxl_jax.nn.gtrxl import GTrXL
-from gtrxl_jax.nn.heads import PolicyValueHead
+from gtrxl_jax.nn.heads import VALUE_LAYER, PolicyValueHead
 from gtrxl_jax.nn.segments import scan_segments
 from gtrxl_jax.nn.torsos import make_torso
 
@@ -221,7 +221,7 @@ class Agent:
 
         Jit it with the state donated (`jax.jit(agent.step, donate_argnums=2)`): a GTrXL
         memory is then updated in place, one slot per step. The state comes back in ring
-        order; `state.in_order()` gives a GTrXL memory oldest first, as the learner reads it.
+        order; `snapshot_state` gives it oldest first, as the learner reads it.
         """
         self._check_inputs(inputs, ("B",), "step (one step of B environments)")
         batched = jax.tree.map(lambda a: a[None], inputs)
@@ -267,3 +267,23 @@ class Agent:
         if isinstance(self.core_config, GTrXLConfig) and state.cache is not None:
             return self.core.apply(params["core"], state, method=GTrXL.refresh_cache)
         return state
+
+    @staticmethod
+    def snapshot_state(state):
+        """The state as a trajectory stores it for the learner (`CoreState.snapshot`).
+
+        Oldest first, no acting cache, in buffers of its own, so a jitted step that donates
+        `state` cannot overwrite it.
+        """
+        return state.snapshot()
+
+    @staticmethod
+    def value_layer(params: dict) -> dict:
+        """The value output layer's parameters, {"kernel": [D, N], "bias": [N]} (for PopArt)."""
+        return params["head"]["params"][VALUE_LAYER]
+
+    @staticmethod
+    def with_value_layer(params: dict, layer: dict) -> dict:
+        """`params` with the value output layer replaced by `layer` (a new tree; no copy)."""
+        head = params["head"]
+        return {**params, "head": {**head, "params": {**head["params"], VALUE_LAYER: layer}}}

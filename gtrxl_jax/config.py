@@ -25,6 +25,7 @@ from gtrxl_jax.nn.config import (
 )
 
 CORES = (*VARIANTS, "lstm", "feedforward")
+LOOPS = ("auto", "actor_learner", "on_device")
 _ARTICLE_TYPE = {int: "an int", float: "a float"}
 
 
@@ -220,9 +221,15 @@ class OptimizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LearnerConfig:
-    """The learner's batches and the actor-learner coupling.
+    """How the run trains: the loop, the learner's batches and the actor-learner coupling.
 
     Attributes:
+      loop: "actor_learner" (Sebulba: environments step on the host, actors feed a learner
+        through queues; any task), "on_device" (Anakin: environments written in JAX step
+        inside the same compiled program as acting and learning, `gtrxl_jax.envs.JAX_TASKS`;
+        every environment feeds every update, so batch_size = env.num_envs x processes), or
+        "auto": on_device for tasks that exist only in JAX, actor_learner for the rest (the
+        T-maze has both; choose on_device explicitly for it).
       trajectory_len: steps per trajectory (the V-trace horizon), a multiple of segment_len.
       segment_len: the core's segment length T; the learner scans trajectory_len / T segments.
         None means one segment of trajectory_len.
@@ -243,6 +250,7 @@ class LearnerConfig:
         one being received), against queue_size with threads.
     """
 
+    loop: str = "auto"
     trajectory_len: int = 32
     segment_len: int | None = None
     batch_size: int = 32
@@ -257,6 +265,7 @@ class LearnerConfig:
 
     def __post_init__(self):
         _check_types(self, "learner")
+        _require(self.loop in LOOPS, f"learner.loop={self.loop!r} is not one of {LOOPS}.")
         for name in (
             "trajectory_len",
             "batch_size",

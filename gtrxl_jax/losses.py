@@ -151,7 +151,9 @@ def impala_loss(
       baseline_loss = mean[0.5 (v_s - V(x_s))^2],
       entropy = mean[-sum_a pi(a|x_s) log pi(a|x_s)],
     means over the unmasked transitions (see the module docstring), the targets v_s and the
-    advantages held constant (IMPALA section 4.2).
+    advantages held constant (IMPALA section 4.2). It is `importance_ratios`, then
+    `vtrace_targets`, then `vtrace_actor_critic_loss`; a learner that needs the targets
+    (PopArt's statistics) calls the three itself.
 
     With PopArt (Hessel et al. 2018, section 3), `values` are the normalised outputs n(x) of
     each environment's task: V(x) = sigma n(x) + mu with the statistics of `task_ids`. V-trace
@@ -178,21 +180,71 @@ def impala_loss(
 
     Returns:
       loss: scalar.
+      metrics: dict of scalars (see `vtrace_actor_critic_loss`).
+    """
+    chex.assert_rank([target_logits, values, actions], [3, 2, 2])
+    chex.assert_equal_shape_prefix([target_logits, actions], 2)
+    rhos = importance_ratios(target_logits, behaviour_logits, actions, mask)
+    unnormalised_values = to_return_units(values, popart, task_ids)
+    targets = vtrace_targets(unnormalised_values, rewards, discounts, rhos, mask,
+                             rho_bar=rho_bar, c_bar=c_bar, lambda_=lambda_)
+    return vtrace_actor_critic_loss(
+        target_logits, values, actions, rhos, targets, mask, rho_bar=rho_bar,
+        baseline_cost=baseline_cost, entropy_cost=entropy_cost, popart=popart,
+        task_ids=task_ids, unnormalised_values=unnormalised_values)
+
+
+def to_return_units(
+    values: jax.Array, popart: PopArtState | None, task_ids: jax.Array | None
+) -> jax.Array:
+    """Values [T+1, B] in return units: as they are without PopArt, else unnormalised."""
+    if popart is None:
+        return values
+    _check_task_ids(task_ids, values.shape[1])
+    return popart_unnormalize(popart, values, task_ids)
+
+
+def vtrace_actor_critic_loss(
+    target_logits: jax.Array,
+    values: jax.Array,
+    actions: jax.Array,
+    rhos: jax.Array,
+    targets: VTraceTargets,
+    mask: jax.Array,
+    *,
+    rho_bar: float = 1.0,
+    baseline_cost: float = 0.5,
+    entropy_cost: float = 0.01,
+    popart: PopArtState | None = None,
+    task_ids: jax.Array | None = None,
+    unnormalised_values: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The IMPALA loss given the importance ratios and V-trace targets (see `impala_loss`).
+
+    Args:
+      target_logits: [T, B, A] logits of the learner's policy pi at steps 0..T-1.
+      values: [T+1, B] the learner's values (normalised with PopArt), as in `impala_loss`.
+      actions: [T, B] int, the actions a_s taken by the actors.
+      rhos: [T, B] the unclipped importance ratios (`importance_ratios`).
+      targets: the V-trace targets in return units (`vtrace_targets`).
+      mask: [T, B] bool, False for transitions that cross an episode boundary.
+      rho_bar: the truncation level the targets were computed with (for the metrics).
+      baseline_cost: weight of the value loss.
+      entropy_cost: weight of the entropy bonus.
+      popart: PopArt statistics [N] per task, or None.
+      task_ids: [B] int in [0, N), each environment's task; required with `popart`.
+      unnormalised_values: `to_return_units(values, popart, task_ids)` if already computed.
+
+    Returns:
+      loss: scalar.
       metrics: dict of scalars: loss, pg_loss, baseline_loss, entropy, rho_mean,
         rho_clipped_fraction (share of rho_s above rho_bar), value_mean and vs_mean (in
         return units), pg_advantage_mean (as used, so normalised with PopArt) and
         valid_fraction (share of unmasked transitions).
     """
     chex.assert_rank([target_logits, values, actions], [3, 2, 2])
-    chex.assert_equal_shape_prefix([target_logits, actions], 2)
-    rhos = importance_ratios(target_logits, behaviour_logits, actions, mask)
-    if popart is None:
-        unnormalised_values = values
-    else:
-        _check_task_ids(task_ids, values.shape[1])
-        unnormalised_values = popart_unnormalize(popart, values, task_ids)
-    targets = vtrace_targets(unnormalised_values, rewards, discounts, rhos, mask,
-                             rho_bar=rho_bar, c_bar=c_bar, lambda_=lambda_)
+    if unnormalised_values is None:
+        unnormalised_values = to_return_units(values, popart, task_ids)
     value_targets, pg_advantages = targets.vs, targets.pg_advantages
     if popart is not None:
         value_targets = popart_normalize(popart, value_targets, task_ids)

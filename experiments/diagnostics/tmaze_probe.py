@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 from gtrxl_jax.agent import AgentInput
 from gtrxl_jax.config import TrainConfig, from_dict
 from gtrxl_jax.envs import make_env
-from gtrxl_jax.train.actor_setup import make_agent
+from gtrxl_jax.train.builder import make_agent
 
 
 def episode_inputs(corridor_length: int, actions: np.ndarray) -> AgentInput:
@@ -72,10 +72,23 @@ def probe(agent, params, corridor_length: int) -> dict:
         weights = np.asarray(block["attention"]["weights"][0])  # [B, H, T, M + T]
         record[f"attn_cue/{l}"] = float(weights[:, :, T - 1, M + 0].mean())
         stream.append(np.asarray(block["__call__"][0][0][:, 0]))  # [B, D]
+        # how much each sublayer's output at the junction still depends on the cue
+        for name, out in (("attention", block["attention"]["__call__"][0][0]),
+                          ("gate_attention", block.get("gate_attention", {}).get("__call__")),
+                          ("block", block["__call__"][0][0])):
+            if out is None:
+                continue
+            out = np.asarray(out[0] if name == "gate_attention" else out)[:, T - 1]  # [B, D]
+            record[f"junction_sep/{l}/{name}"] = _separation(out)
     for l, s in enumerate(stream[:L]):
-        record[f"cue_sep/{l}"] = float(np.linalg.norm(s[0] - s[1]) /
-                                       max(np.linalg.norm(s).item() / np.sqrt(2), 1e-9))
+        record[f"cue_sep/{l}"] = _separation(s)
     return record
+
+
+def _separation(rows: np.ndarray) -> float:
+    """|rows[0] - rows[1]| relative to the rows' RMS norm: how far the two cues' vectors are."""
+    return float(np.linalg.norm(rows[0] - rows[1]) /
+                 max(np.linalg.norm(rows).item() / np.sqrt(2), 1e-9))
 
 
 def norms(tree) -> dict:

@@ -18,9 +18,9 @@ from gtrxl_jax.bench.core import config_fields
 from gtrxl_jax.bench.registry import Record, Session, register
 from gtrxl_jax.bench.timing import time_calls
 from gtrxl_jax.config import LossConfig
-from gtrxl_jax.train.actor import strip_cache
-from gtrxl_jax.train.learner import Learner
+from gtrxl_jax.train.learning import Learning
 from gtrxl_jax.train.optimizer import make_optimizer
+from gtrxl_jax.train.placement import Learner
 from gtrxl_jax.train.types import Trajectory
 
 OBSERVATION_DIM = 8
@@ -45,7 +45,7 @@ def random_trajectory(agent: Agent, T: int, B: int, seed: int = 0) -> Trajectory
         behaviour_logits=rng.normal(size=(T + 1, B, A)).astype(np.float32),
         discount=(rng.random((T + 1, B)) > 0.1).astype(np.float32),
         task_id=np.zeros(B, np.int32),
-        core_state=jax.device_get(strip_cache(agent.initial_state(B))),
+        core_state=jax.device_get(agent.initial_state(B)),
         param_version=np.zeros(B, np.int32),
     )
 
@@ -57,7 +57,7 @@ def update(session: Session) -> Iterator[Record]:
     T, B = workload.unroll, workload.batch
     agent = Agent(jax.ShapeDtypeStruct((OBSERVATION_DIM,), np.float32), NUM_ACTIONS,
                   workload.core)
-    learner = Learner(agent, LossConfig(), make_optimizer("adam", 1e-4),
+    learner = Learner(Learning(agent, LossConfig(), make_optimizer("adam", 1e-4)),
                       jax.local_devices()[:1], trajectory_len=T)
     state = learner.replicate(learner.init_state(jax.random.PRNGKey(0)))
     batch = random_trajectory(agent, T, B)

@@ -1,4 +1,11 @@
-"""One place that maps a core configuration to its module and its initial state."""
+"""One place that maps a core configuration to its module and its initial state.
+
+Every core's state (GTrXL's `Memory`, `LSTMState`, `NoState`) is a pytree with the batch on
+axis 0 of every leaf, and follows the `CoreState` protocol, so code that carries states
+(actors, learners, the on-device loop) never asks which core it holds.
+"""
+
+from typing import Protocol
 
 from flax import linen as nn
 
@@ -6,6 +13,20 @@ from gtrxl_jax.nn.config import CoreConfig, FeedForwardConfig, GTrXLConfig, LSTM
 from gtrxl_jax.nn.gtrxl import GTrXL
 from gtrxl_jax.nn.memory import init_gtrxl_memory
 from gtrxl_jax.nn.recurrent import FeedForwardCore, LSTMCore, NoState, init_lstm_state
+
+
+class CoreState(Protocol):
+    """What every core state offers besides being a batch-major pytree."""
+
+    def without_cache(self) -> "CoreState":
+        """The state without anything only acting needs (GTrXL's key/value cache)."""
+
+    def snapshot(self) -> "CoreState":
+        """What a trajectory stores as its start state.
+
+        A copy in the order a multi-step call reads, without acting caches, in buffers of
+        its own.
+        """
 
 
 def _unknown_config(config) -> TypeError:

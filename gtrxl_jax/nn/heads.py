@@ -24,6 +24,9 @@ import jax.numpy as jnp
 _dot_general_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
 
 
+VALUE_LAYER = "value"  # the name of the value output layer in the head's parameters
+
+
 class PolicyValueHead(nn.Module):
     """Maps features to policy logits and one state value per task, through an optional MLP.
 
@@ -101,6 +104,6 @@ class PolicyValueHead(nn.Module):
             name="logits",
         )(x)
         values = nn.Dense(
-            self.num_tasks, dtype=self.dtype, dot_general=_dot_general_f32, name="value"
+            self.num_tasks, dtype=self.dtype, dot_general=_dot_general_f32, name=VALUE_LAYER
         )(x)
         return logits.astype(jnp.float32), values.astype(jnp.float32)

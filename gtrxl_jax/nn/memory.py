@@ -87,8 +87,16 @@ class Memory:
     cache: KVCache | None = None
 
     def without_cache(self) -> "Memory":
-        """The memory without its acting cache (what a trajectory stores for the learner)."""
+        """The memory without its acting cache (the form a learner takes)."""
         return self.replace(cache=None)
+
+    def snapshot(self) -> "Memory":
+        """A copy oldest first and without the acting cache: what a trajectory stores.
+
+        Part of the protocol of every core state (`gtrxl_jax.nn.cores.CoreState`). The copy
+        has buffers of its own, so it survives a jitted step that donates the memory.
+        """
+        return self.without_cache().in_order()
 
     def flushed(self) -> "Memory":
         """The memory with its cache's pending keys and values written (see `KVCache`)."""

@@ -7,18 +7,21 @@
 
 or from the shell: `python -m gtrxl_jax.train --config experiments/configs/tmaze.py`.
 
-Modules, in the order data flows:
-  types       the Trajectory pytree (T+1 steps, overlapping by one) and batch assembly
-  actor       actor threads: envs + jitted policy step -> trajectories
-  actor_setup the agent and each actor (envs, seeds, key) from the config: an ActorPlan
+Modules:
+  builder     all wiring from a TrainConfig, checked once: agent, learner, actors, state
+  loop        train(config) -> TrainResult: the actor-learner recipe, top to bottom
+  learning    the learner's pure update: V-trace loss, PopArt, finiteness checks, optimiser
+  placement   the only code that knows devices: jax.distributed, device choice, the
+              data-parallel learner
+  acting      the policy step shared by actors, evaluation and the benchmarks
+  actor       actor threads: envs + the policy step -> trajectories
   actor_process  an actor in a spawned process of its own (learner.actor_processes)
   handoff     the trajectory queues and the versioned parameter store between threads
-  learner     the pmapped V-trace update (LearnerState), skipping non-finite updates
-  loop        train(config) -> TrainResult: the recipe tying everything together
+  types       the Trajectory pytree (T+1 steps, overlapping by one) and batch assembly
   layout      batch sizes over processes, actors, env groups and devices, checked up front
-  devices     jax.distributed set-up and device placement
   checkpoint  orbax checkpoints, resuming, config compatibility
-  metrics     metrics.jsonl, TensorBoard events, progress bar, summary
+  metrics     metrics.jsonl, TensorBoard events, progress bar, summary, actor telemetry
+  nonfinite   skipped non-finite updates: the streak and what caused them
   evaluation  greedy and sampled evaluation episodes
   shutdown    SIGINT / SIGTERM -> a clean stop
   optimizer   the optax optimiser (RMSProp as IMPALA, or Adam)

@@ -20,85 +20,18 @@ Trajectories of T steps overlap by one step; the first holds steps 0..T, the nex
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gtrxl_jax.agent import Agent, AgentInput
 from gtrxl_jax.envs import VectorEnv
 from gtrxl_jax.train import types
+from gtrxl_jax.train.acting import ActingSteps
 from gtrxl_jax.train.handoff import ParamsStore, Stopped, TrajectoryQueue
 
 logger = logging.getLogger(__name__)
-
-
-def make_policy_step(agent: Agent, greedy: bool = False):
-    """The acting step (to be jitted): sample actions from the policy, carrying the core state.
-
-    Args:
-      agent: the agent.
-      greedy: take the most probable action instead of sampling.
-
-    Returns:
-      A function of params, AgentInput [B, ...], the core state and a PRNG key, returning
-      actions [B] int32, logits [B, A] float32, the new state and the next key.
-    """
-
-    def policy_step(params, inputs: AgentInput, state, key):
-        outputs, state = agent.step(params, inputs, state)
-        key, sample_key = jax.random.split(key)
-        if greedy:
-            actions = outputs.logits.argmax(axis=-1)
-        else:
-            actions = jax.random.categorical(sample_key, outputs.logits)
-        return actions.astype(np.int32), outputs.logits, state, key
-
-    return policy_step
-
-
-@dataclasses.dataclass(frozen=True)
-class ActingSteps:
-    """The jitted acting functions of one agent, shared by its actors (compiled once).
-
-    Attributes:
-      policy_step: jitted `make_policy_step(agent)`; it donates the core state it takes.
-      refresh: jitted `agent.refresh_state` (params, state) -> state.
-      start_state: jitted `trajectory_state` (state) -> a trajectory's start state.
-    """
-
-    policy_step: Callable
-    refresh: Callable
-    start_state: Callable
-
-    @classmethod
-    def of(cls, agent: Agent) -> "ActingSteps":
-        """Jit the acting functions of an agent."""
-        return cls(
-            jax.jit(make_policy_step(agent), donate_argnums=2),
-            jax.jit(agent.refresh_state),
-            jax.jit(trajectory_state),
-        )
-
-
-def strip_cache(state: Any) -> Any:
-    """The core state without GTrXL's acting cache (other cores' states as they are)."""
-    return state.without_cache() if hasattr(state, "without_cache") else state
-
-
-def trajectory_state(state: Any) -> Any:
-    """The core state as a trajectory holds it for the learner, in buffers of its own.
-
-    GTrXL's memory comes oldest first and without its acting cache (`Memory.in_order`, a
-    copy); other cores' states are copied. The policy step donates the state it carries,
-    so the start state must not share its buffers.
-    """
-    state = strip_cache(state)
-    if hasattr(state, "in_order"):
-        return state.in_order()
-    return jax.tree.map(jnp.copy, state)
 
 
 def required_version(trajectory_index: int, start_update: int, trajectories_per_update: int) -> int:

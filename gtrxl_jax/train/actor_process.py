@@ -28,13 +28,17 @@ import pickle
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
 
-from gtrxl_jax.train.actor import ActingSteps, ActorStats
-from gtrxl_jax.train.actor_setup import ActorPlan, build_actor, make_agent
+from gtrxl_jax.train.actor import Actor, ActorStats
 from gtrxl_jax.train.handoff import ParamsStore, Stopped, TrajectoryQueue
+
+# (plan, params_store, trajectory_queue, stop, device) -> an Actor (`builder.build_actor`);
+# a module-level function, so that it pickles by name into the spawned process.
+BuildActor = Callable[[Any, ParamsStore, Any, threading.Event, Any], Actor]
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +87,14 @@ class PickledParams:
 class ActorProcess:
     """An actor running in a spawned process, seen from the learner's process as an Actor."""
 
-    def __init__(self, plan: ActorPlan, params_store: ParamsStore,
+    def __init__(self, plan: Any, build: BuildActor, params_store: ParamsStore,
                  trajectory_queue: TrajectoryQueue, stop: threading.Event,
                  pickled_params: PickledParams):
         """Set up the process and its two pipes (nothing runs until `start`).
 
         Args:
-          plan: what the actor is made of.
+          plan: what the actor is made of (`builder.ActorPlan`, picklable).
+          build: makes the actor from its plan, in the child.
           params_store: the learner's published parameters; every version is forwarded.
           trajectory_queue: where the actor's trajectories go.
           stop: the run's stop event; set when the child fails.
@@ -107,7 +112,7 @@ class ActorProcess:
         jax_settings = {name: getattr(jax.config, name) for name in _SHARED_JAX_SETTINGS}
         self._process = _SPAWN.Process(
             target=run_child, name=plan.name, daemon=True,
-            args=(plan, jax_settings, self._child_params, self._child_data))
+            args=(plan, build, jax_settings, self._child_params, self._child_data))
         self._threads = [
             threading.Thread(target=self._forward_params, name=f"{plan.name} params",
                              daemon=True),
@@ -245,11 +250,13 @@ class PipeSender:
             pass  # the learner's process is gone
 
 
-def run_child(plan: ActorPlan, jax_settings: dict, params_pipe, data_pipe) -> None:
+def run_child(plan: Any, build: BuildActor, jax_settings: dict, params_pipe,
+              data_pipe) -> None:
     """The actor process: make the plan's actor on the CPU and run it until told to stop.
 
     Args:
       plan: what the actor is made of.
+      build: makes the actor from its plan.
       jax_settings: jax.config values to take over from the learner's process.
       params_pipe: where parameter versions (and "stop") come from.
       data_pipe: where trajectories (and an error) go.
@@ -262,9 +269,7 @@ def run_child(plan: ActorPlan, jax_settings: dict, params_pipe, data_pipe) -> No
     store = ParamsStore()
     sender = PipeSender(data_pipe)
     try:
-        agent = make_agent(plan.config, plan.spec, len(plan.layout.tasks))
-        actor = build_actor(plan, agent=agent, acting=ActingSteps.of(agent), params_store=store,
-                            trajectory_queue=sender, stop=stop, device=jax.devices("cpu")[0])
+        actor = build(plan, store, sender, stop, jax.devices("cpu")[0])
         sender.stats = actor.stats
         threading.Thread(target=receive_params, args=(params_pipe, store, stop),
                          name="params", daemon=True).start()

@@ -21,8 +21,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from gtrxl_jax.config import ConfigError, load_config
 from gtrxl_jax.train.checkpoint import CheckpointError
 from gtrxl_jax.train.handoff import Stalled
-from gtrxl_jax.train.learner import NonFiniteError
-from gtrxl_jax.train.loop import check_config, train
+from gtrxl_jax.train.learning import NonFiniteError
+from gtrxl_jax.train.loop import train
 from gtrxl_jax.train.metrics import MetricsWriteError
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -61,12 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         config = load_config(args.config, args.overrides)
-        check_config(config)
-    except ConfigError as error:
-        return _fail(str(error), 2)
-    try:
         with logging_redirect_tqdm():
-            result = train(config)
+            result = train(config)  # checks the config before any work (ConfigError)
     except ConfigError as error:
         return _fail(str(error), 2)
     except (CheckpointError, NonFiniteError, Stalled, MetricsWriteError) as error:

@@ -1,20 +1,23 @@
 """Evaluation: complete episodes on fresh environments (training=False), greedy or sampled.
 
-Each of E parallel environments runs a fixed quota of episodes (the quotas sum to the
-number asked for), so short episodes are not over-counted the way "the first N episodes to
-finish" would count them.
+Host tasks (`evaluate`): each of E parallel environments runs a fixed quota of episodes (the
+quotas sum to the number asked for), so short episodes are not over-counted the way "the
+first N episodes to finish" would count them. JAX tasks (`evaluate_on_device`): one
+environment per episode, each playing its first episode, in one compiled loop.
 """
 
 import logging
-import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gtrxl_jax.agent import Agent, AgentInput
-from gtrxl_jax.envs import make_env
-from gtrxl_jax.train.actor import make_policy_step
+from gtrxl_jax.envs import make_env, summarize
+from gtrxl_jax.envs.episodes import EpisodeTotals
+from gtrxl_jax.envs.functional import JaxEnv, batch_reset, batch_step, reset_keys
+from gtrxl_jax.train.acting import make_policy_step, sample_actions
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +80,7 @@ def evaluate_task(
                            task, max_steps, len(episodes), num_episodes)
     finally:
         env.close()
-    successes = [e.success for e in episodes if e.success is not None]
-    return {
-        "episode_return": float(np.mean([e.episode_return for e in episodes]))
-        if episodes else math.nan,
-        "episode_length": float(np.mean([e.length for e in episodes])) if episodes else math.nan,
-        "success": float(np.mean(successes)) if successes else math.nan,
-        "episodes": len(episodes),
-    }
+    return summarize(episodes)
 
 
 def evaluate(
@@ -119,3 +115,84 @@ def evaluate(
         results[mode]["episodes"] = sum(r["episodes"] for r in per_task.values())
         results[mode]["tasks"] = per_task
     return results
+
+
+def evaluate_on_device(agent: Agent, params: Any, env: JaxEnv, num_episodes: int, *,
+                       seed: int, max_steps: int = 100_000) -> dict[str, dict]:
+    """Greedy and sampled evaluation of a JAX task: {"greedy": {...}, "sampled": {...}}."""
+    return {mode: evaluate_jax_task(agent, params, env, num_episodes, greedy=mode == "greedy",
+                                    seed=seed, max_steps=max_steps)
+            for mode in ("greedy", "sampled")}
+
+
+def evaluate_jax_task(agent: Agent, params: Any, env: JaxEnv, num_episodes: int, *,
+                      greedy: bool, seed: int, max_steps: int = 100_000) -> dict[str, float]:
+    """Run `num_episodes` environments of a JAX task until each has finished its first episode.
+
+    Args:
+      agent: the agent.
+      params: its parameters.
+      env: the task's environment.
+      num_episodes: how many episodes (one environment each).
+      greedy: act with the most probable action (else sample from the policy).
+      seed: seeds the environments and the sampling.
+      max_steps: give up after this many steps (a policy that never ends episodes).
+
+    Returns:
+      {"episode_return", "episode_length", "success" (NaN if the task has none),
+      "episodes"} averaged over the episodes that finished.
+    """
+    totals = jax.device_get(_play_first_episodes(agent, env, num_episodes, greedy, max_steps)(
+        params, reset_keys(seed, num_episodes),
+        jax.random.split(jax.random.PRNGKey(seed), num_episodes)))
+    finished = int(totals["episodes"])
+    if finished < num_episodes:
+        logger.warning("Evaluation of %s stopped after %d steps with %d of %d episodes.",
+                       env.task, max_steps, finished, num_episodes)
+    return EpisodeTotals(
+        episodes=float(totals["episodes"]), return_sum=float(totals["return_sum"]),
+        length_sum=float(totals["length_sum"]), success_sum=float(totals["success_sum"]),
+        success_count=float(totals["episodes"]) if env.has_success else 0.0).summary()
+
+
+def _play_first_episodes(agent: Agent, env: JaxEnv, num_envs: int, greedy: bool,
+                         max_steps: int):
+    """A jitted function: (params, reset keys [N, 2], sampling keys [N, 2]) -> episode sums."""
+
+    def play(params, env_keys, sample_keys):
+        env_state, timestep = batch_reset(env, env_keys)
+        core_state = agent.refresh_state(params, agent.initial_state(num_envs, cache=True))
+        zeros = jnp.zeros(num_envs)
+        carry = (env_state, timestep, core_state, jnp.zeros(num_envs, jnp.int32), sample_keys,
+                 zeros, zeros, jnp.zeros(num_envs, bool), zeros, jnp.zeros([], jnp.int32))
+
+        def running(carry):
+            done, step = carry[7], carry[9]
+            return ~jnp.all(done) & (step < max_steps)
+
+        def step(carry):
+            (env_state, timestep, core_state, prev_action, keys, returns, lengths, done,
+             success, t) = carry
+            inputs = AgentInput(observation=timestep.observation, first=timestep.first,
+                                prev_action=prev_action, prev_reward=timestep.reward)
+            outputs, core_state = agent.step(params, inputs, core_state)
+            if greedy:
+                actions = outputs.logits.argmax(-1).astype(jnp.int32)
+            else:
+                actions, keys = sample_actions(outputs.logits, keys)
+            env_state, timestep = batch_step(env, env_state, actions)
+            playing = ~done
+            returns = returns + jnp.where(playing, timestep.reward, 0.0)
+            lengths = lengths + playing
+            success = jnp.where(playing & timestep.last, timestep.success, success)
+            done = done | timestep.last
+            return (env_state, timestep, core_state, actions, keys, returns, lengths, done,
+                    success, t + 1)
+
+        carry = jax.lax.while_loop(running, step, carry)
+        returns, lengths, done, success = carry[5], carry[6], carry[7], carry[8]
+        done_f = done.astype(jnp.float32)
+        return {"episodes": done_f.sum(), "return_sum": (done_f * returns).sum(),
+                "length_sum": (done_f * lengths).sum(), "success_sum": (done_f * success).sum()}
+
+    return jax.jit(play)

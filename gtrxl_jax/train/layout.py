@@ -83,6 +83,40 @@ def plan_layout(config: TrainConfig) -> Layout:
     )
 
 
+def plan_on_device_layout(config: TrainConfig) -> Layout:
+    """Derive and check the layout of an on-device run: every environment feeds every update.
+
+    Raises:
+      ConfigError: several tasks, options the on-device loop does not have, or a batch that
+        is not the run's environments.
+    """
+    env, learner = config.env, config.learner
+    tasks = tuple(task.strip() for task in env.task.split(","))
+    if len(tasks) > 1:
+        raise ConfigError(f"env.task={env.task!r}: the on-device loop trains on one task; "
+                          "use learner.loop=actor_learner for several.")
+    if env.groups_per_task != 1 or learner.num_actor_threads != 1 or learner.actor_processes:
+        raise ConfigError("env.groups_per_task, learner.num_actor_threads and "
+                          "learner.actor_processes are actor-learner settings; leave them at "
+                          "their defaults with learner.loop=on_device.")
+    processes = config.distributed.num_processes
+    if learner.batch_size != env.num_envs * processes:
+        raise ConfigError(
+            f"learner.batch_size={learner.batch_size} must be env.num_envs x "
+            f"distributed.num_processes = {env.num_envs * processes}: on device every "
+            f"environment feeds every update. Set learner.batch_size={env.num_envs * processes}.")
+    steps_per_update = learner.batch_size * learner.trajectory_len
+    return Layout(
+        tasks=tasks,
+        local_batch=env.num_envs,
+        trajectories_per_update=1,
+        groups_per_task=1,
+        envs_per_group=env.num_envs,
+        steps_per_update=steps_per_update,
+        total_updates=math.ceil(learner.total_env_steps / steps_per_update),
+    )
+
+
 def check_devices(layout: Layout, num_learner_devices: int) -> None:
     """Raise ConfigError unless the local batch splits evenly over the learner devices."""
     if layout.local_batch % num_learner_devices:

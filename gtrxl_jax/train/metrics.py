@@ -1,23 +1,24 @@
-"""Training metrics: TensorBoard event files, metrics.jsonl, a progress bar and the summary.
+"""Training metrics: TensorBoard events, metrics.jsonl, progress bar, summary, actor telemetry.
 
 Files in the run's log_dir:
   config.json     the run's config
   metrics.jsonl   one JSON record per log interval: update, env_steps, sps, episode_return,
                   episode_length, episodes, success (tasks that report it; per task too when
                   there are several), the learner's losses, entropy, grad_norm,
-                  policy_lag_mean/max (updates), learner_wait_s (mean seconds per update
-                  the learner waited for trajectories), actor_wait_s (seconds the actors
-                  waited for parameters or queue space in the interval, summed over actor
-                  threads), actor_params_wait_s (the part of it spent waiting for
-                  parameters), actor_sps (env steps per second of all actors, over the
-                  interval or, if it is shorter, the last 2 s), queue_depth, time (Unix
-                  seconds when the record
-                  was written), ... (null where a value is undefined, e.g. no episode ended
-                  in the interval). Episodes are those that ended in the consumed batches.
+                  update_norm, param_norm, policy_lag_mean/max (updates), learner_wait_s
+                  (mean seconds per update the learner waited for trajectories),
+                  actor_wait_s (seconds the actors waited for parameters or queue space in
+                  the interval, summed over actor threads), actor_params_wait_s (the part
+                  of it spent waiting for parameters), actor_sps (env steps per second of
+                  all actors, over the interval or, if it is shorter, the last 2 s),
+                  queue_depth, time (Unix seconds when the record was written), ... (null
+                  where a value is undefined, e.g. no episode ended in the interval).
+                  Episodes are those that ended in the consumed batches.
   events.out.*    the same scalars as TensorBoard events, against env_steps
   summary.json    the end-of-run summary with the evaluation results
 """
 
+import collections
 import contextlib
 import json
 import logging
@@ -32,6 +33,7 @@ import tensorboardX
 import tqdm
 
 from gtrxl_jax.config import TrainConfig, to_dict
+from gtrxl_jax.envs.episodes import EpisodeTotals
 
 logger = logging.getLogger(__name__)
 
@@ -78,30 +80,33 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def episode_metrics(episodes: list, tasks: tuple[str, ...], has_success: bool) -> dict:
-    """Mean return, length and success of (task, Episode) pairs; per task if several.
+def totals_by_task(episodes: list) -> dict[str, EpisodeTotals]:
+    """(task, Episode) pairs as each task's EpisodeTotals."""
+    by_task: dict[str, list] = defaultdict(list)
+    for task, episode in episodes:
+        by_task[task].append(episode)
+    return {task: EpisodeTotals.of(group) for task, group in by_task.items()}
+
+
+def episode_metrics(totals: dict[str, EpisodeTotals], tasks: tuple[str, ...],
+                    has_success: bool) -> dict:
+    """Mean return, length and success of the episodes of each task, and of all of them.
 
     Returns:
       {"episodes", "episode_return", "episode_length"} (+ "success" where the task reports
       it), NaN where no episode ended; with several tasks also "<key>/<task>" entries.
     """
-    def summarize(group: list) -> dict:
-        returns = [e.episode_return for _, e in group]
-        values = {
-            "episodes": float(len(group)),
-            "episode_return": sum(returns) / len(returns) if returns else math.nan,
-            "episode_length": (sum(e.length for _, e in group) / len(group)
-                               if group else math.nan),
-        }
-        if has_success:
-            successes = [e.success for _, e in group if e.success is not None]
-            values["success"] = (sum(successes) / len(successes)) if successes else math.nan
+    def summary(total: EpisodeTotals) -> dict:
+        values = total.summary()
+        if not has_success:
+            del values["success"]
+        values["episodes"] = float(values["episodes"])
         return values
 
-    metrics = summarize(episodes)
+    metrics = summary(sum(totals.values(), EpisodeTotals()))
     if len(tasks) > 1:
         for task in tasks:
-            for key, value in summarize([p for p in episodes if p[0] == task]).items():
+            for key, value in summary(totals.get(task, EpisodeTotals())).items():
                 metrics[f"{key}/{task}"] = value
     return metrics
 
@@ -139,7 +144,7 @@ class MetricsLogger:
         self._enabled = enabled
         self._sums: dict[str, float] = defaultdict(float)
         self._count = 0
-        self._episodes: list = []
+        self._episodes: dict[str, EpisodeTotals] = {}
         self._last_time = time.monotonic()
         self._last_env_steps = start_env_steps
         self.latest: dict[str, Any] = {}
@@ -165,18 +170,21 @@ class MetricsLogger:
         """Updates added since the last record was written."""
         return self._count
 
-    def add_update(self, metrics: dict[str, float], episodes: list, env_steps: int) -> None:
-        """Accumulate one update's metrics and the (task, Episode) pairs of its batch.
+    def add_update(self, metrics: dict[str, float], episodes: dict[str, EpisodeTotals],
+                   env_steps: int) -> None:
+        """Accumulate one update's metrics and the episodes that ended in its batch.
 
         Args:
           metrics: the learner's metrics (host floats).
-          episodes: the (task, Episode) pairs that ended in the update's trajectories.
+          episodes: each task's totals of the episodes that ended in the update's
+            trajectories (`totals_by_task` of (task, Episode) pairs).
           env_steps: env steps consumed so far (advances the progress bar).
         """
         for key, value in metrics.items():
             self._sums[key] += float(value)
         self._count += 1
-        self._episodes.extend(episodes)
+        for task, totals in episodes.items():
+            self._episodes[task] = self._episodes.get(task, EpisodeTotals()) + totals
         if self._progress is not None:
             self._progress.update(env_steps - self._progress.n)
 
@@ -200,7 +208,7 @@ class MetricsLogger:
         record.update(extra)
         self._sums.clear()
         self._count = 0
-        self._episodes = []
+        self._episodes = {}
         self._last_time, self._last_env_steps = now, env_steps
         self.latest = record
         if self._enabled:
@@ -249,3 +257,49 @@ def _clean(tree: Any) -> Any:
     if isinstance(tree, dict):
         return {key: _clean(value) for key, value in tree.items()}
     return _json_value(tree)
+
+
+class ActorMonitor:
+    """Actor-side figures for each metrics record, over the interval since the last one.
+
+    actor_sps is the exception: over an interval shorter than ACTOR_SPS_WINDOW_S it is taken
+    over the last ACTOR_SPS_WINDOW_S instead. An actor process reports its counters a few
+    times a second (actor_process.STATS_INTERVAL_S), so a shorter interval could see none of
+    its steps, or two reports' worth. Until the window has passed since the first read, a
+    read that sees no new steps repeats the last figure: no report has come in yet, and a 0
+    would read as a stall.
+    """
+
+    ACTOR_SPS_WINDOW_S = 2.0
+
+    def __init__(self, actors: list, queues: list):
+        """Watch these actors (`Actor`s or `ActorProcess`es) and their `TrajectoryQueue`s."""
+        self._actors, self._queues = actors, queues
+        self._last_wait_s = self._last_params_wait_s = 0.0
+        self._created = (time.monotonic(), 0)
+        self._step_reads = collections.deque()  # (time, env steps) of the recent reads
+        self._last_sps = 0.0
+
+    def read(self) -> dict[str, float]:
+        """Queue depth now; actors' waiting time and env steps per second since the last read."""
+        wait_s = sum(actor.stats.wait_s for actor in self._actors)
+        params_wait_s = sum(actor.stats.params_wait_s for actor in self._actors)
+        env_steps = sum(actor.stats.env_steps for actor in self._actors)
+        now = time.monotonic()
+        reads = self._step_reads
+        reads.append((now, env_steps))
+        while len(reads) > 2 and now - reads[1][0] >= self.ACTOR_SPS_WINDOW_S:
+            reads.popleft()  # reads[0]: the latest read at least the window old (or the first)
+        # The first read counts from the start; later ones never reach back before the first
+        # read, so the run's start-up (compiling, before any record) does not dilute them.
+        start_time, start_steps = reads[0] if len(reads) > 1 else self._created
+        if env_steps > start_steps or now - start_time >= self.ACTOR_SPS_WINDOW_S:
+            self._last_sps = (env_steps - start_steps) / max(now - start_time, 1e-9)
+        record = {
+            "queue_depth": float(sum(queue.qsize() for queue in self._queues)),
+            "actor_wait_s": wait_s - self._last_wait_s,
+            "actor_params_wait_s": params_wait_s - self._last_params_wait_s,
+            "actor_sps": self._last_sps,
+        }
+        self._last_wait_s, self._last_params_wait_s = wait_s, params_wait_s
+        return record

@@ -1,10 +1,10 @@
 """Non-finite updates: count the skipped ones in a row, and say where the NaN came from.
 
 The learner skips an update whose loss, gradients or resulting parameters are not finite
-(`learner.Learner`), so the parameters, and every checkpoint, stay finite. `NonFiniteStreak`
-ends the run after `learner.max_nonfinite_updates` such updates in a row with a message that
-says which part was not finite, which inputs of the last batch held non-finite values, and,
-when the loss was finite, which parameters' gradients were not.
+(`learning.Learning.update`), so the parameters, and every checkpoint, stay finite.
+`NonFiniteStreak` ends the run after `learner.max_nonfinite_updates` such updates in a row
+with a message that says which part was not finite, which inputs of the last batch held
+non-finite values, and, when the loss was finite, which parameters' gradients were not.
 """
 
 import logging
@@ -13,7 +13,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from gtrxl_jax.train.learner import Learner, LearnerState, NonFiniteError
+from gtrxl_jax.train.learning import LearnerState, NonFiniteError
+from gtrxl_jax.train.placement import Learner
 from gtrxl_jax.train.types import Trajectory
 
 logger = logging.getLogger(__name__)

@@ -58,18 +58,21 @@ class Trajectory:
         return int(self.actions.shape[1])
 
 
-def _time_major(trajectory: Trajectory) -> tuple:
+def time_major(trajectory: Trajectory) -> tuple:
+    """The trajectory's time-major leaves [T+1, B, ...]: inputs, actions, logits, discount."""
     return (trajectory.inputs, trajectory.actions, trajectory.behaviour_logits,
             trajectory.discount)
 
 
-def _batch_major(trajectory: Trajectory) -> tuple:
+def batch_major(trajectory: Trajectory) -> tuple:
+    """The trajectory's batch-major leaves [B, ...]: task_id, core_state, param_version."""
     return trajectory.task_id, trajectory.core_state, trajectory.param_version
 
 
-def _rebuild(time_major: tuple, batch_major: tuple) -> Trajectory:
-    inputs, actions, behaviour_logits, discount = time_major
-    task_id, core_state, param_version = batch_major
+def rebuild(time_major_leaves: tuple, batch_major_leaves: tuple) -> Trajectory:
+    """A Trajectory from the two groups of `time_major` and `batch_major`."""
+    inputs, actions, behaviour_logits, discount = time_major_leaves
+    task_id, core_state, param_version = batch_major_leaves
     return Trajectory(inputs=inputs, actions=actions, behaviour_logits=behaviour_logits,
                       discount=discount, task_id=task_id, core_state=core_state,
                       param_version=param_version)
@@ -79,37 +82,8 @@ def concatenate(trajectories: list[Trajectory]) -> Trajectory:
     """Joins trajectories of equal length along the batch: [T+1, B1], [T+1, B2] -> [T+1, B1+B2]."""
     if len(trajectories) == 1:
         return trajectories[0]
-    time_major = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1),
-                              *[_time_major(t) for t in trajectories])
-    batch_major = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0),
-                               *[_batch_major(t) for t in trajectories])
-    return _rebuild(time_major, batch_major)
-
-
-def split_for_devices(trajectory: Trajectory, num_devices: int) -> Trajectory:
-    """Splits the batch into equal per-device parts, stacked on a new leading device axis.
-
-    Args:
-      trajectory: time-major leaves [T+1, B, ...], batch-major leaves [B, ...].
-      num_devices: D, which must divide B.
-
-    Returns:
-      The same Trajectory with time-major leaves [D, T+1, B/D, ...] and batch-major leaves
-      [D, B/D, ...], ready for a pmap over D devices. The leaves are NumPy views of the
-      input's (no copy here: the pmap's transfer to the devices is the one copy).
-    """
-    B = trajectory.batch_size
-    if B % num_devices:
-        raise ValueError(f"A batch of {B} rows cannot be split evenly over {num_devices} "
-                         "learner devices.")
-
-    def split(axis):
-        def split_leaf(x):
-            x = np.asarray(x)
-            shape = (*x.shape[:axis], num_devices, B // num_devices, *x.shape[axis + 1:])
-            return np.moveaxis(x.reshape(shape), axis, 0)
-        return split_leaf
-
-    time_major = jax.tree.map(split(1), _time_major(trajectory))
-    batch_major = jax.tree.map(split(0), _batch_major(trajectory))
-    return _rebuild(time_major, batch_major)
+    time_major_leaves = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1),
+                                     *[time_major(t) for t in trajectories])
+    batch_major_leaves = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0),
+                                      *[batch_major(t) for t in trajectories])
+    return rebuild(time_major_leaves, batch_major_leaves)

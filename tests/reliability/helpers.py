@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gtrxl_jax.envs import TMaze
-from gtrxl_jax.train import actor_setup
+from gtrxl_jax.train import builder
 from tests.train.helpers import TINY_AGENT, tiny_config
 
 STEPS_PER_UPDATE = 4 * 8  # tiny_config: 4 environments x 8 steps
@@ -74,5 +74,5 @@ class FaultyTMaze(TMaze):
 
 def use_faulty_envs(monkeypatch, **fault) -> None:
     """Make the training run's environments (its actor threads') FaultyTMaze(**fault)."""
-    monkeypatch.setattr(actor_setup, "make_env", lambda task, n, seed, training, **options:
+    monkeypatch.setattr(builder, "make_env", lambda task, n, seed, training, **options:
                         FaultyTMaze(n, seed, **fault))

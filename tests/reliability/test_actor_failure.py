@@ -10,7 +10,7 @@ import pytest
 
 from gtrxl_jax.train import loop
 from gtrxl_jax.train.handoff import Stalled
-from gtrxl_jax.train.learner import Learner
+from gtrxl_jax.train.placement import Learner
 from tests.reliability.helpers import (
     checkpoint_updates,
     quick_config,

@@ -12,11 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from gtrxl_jax.train import loop
+from gtrxl_jax.train import builder, loop
 from gtrxl_jax.train.actor_process import ActorProcessError, PickledParams
-from gtrxl_jax.train.actor_setup import ActorPlan
 from gtrxl_jax.train.handoff import Stalled
-from gtrxl_jax.train.learner import Learner
+from gtrxl_jax.train.placement import Learner
 from tests.reliability.helpers import checkpoint_updates, quick_config, read_metrics
 from tests.reliability.test_reproducibility import assert_equal_trees
 
@@ -44,8 +43,8 @@ def test_a_stall_inside_an_actor_process_comes_back_as_the_runs_error(
     # The child gives up after 8 s; the learner waits longer, since its first wait covers
     # the child's start (spawn, imports, environments), which can pass 8 s on a busy machine.
     monkeypatch.setattr(loop, "STALL_TIMEOUT_S", 60.0)
-    monkeypatch.setattr(loop, "ActorPlan", lambda *args, **kwargs: ActorPlan(
-        *args, **{**kwargs, "stall_timeout_s": 8.0}))
+    make_actors = builder.make_actors  # its last argument: the actors' stall time-out
+    monkeypatch.setattr(builder, "make_actors", lambda *args: make_actors(*args[:-1], 8.0))
     update = Learner.update
     calls = []
 

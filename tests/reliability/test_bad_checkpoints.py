@@ -14,8 +14,9 @@ from gtrxl_jax.config import TrainConfig
 from gtrxl_jax.losses import popart_init
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.cli import main
-from gtrxl_jax.train.learner import Learner, LearnerState
+from gtrxl_jax.train.learning import LearnerState
 from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.placement import Learner
 from tests.reliability.helpers import checkpoint_updates, quick_config, train_command
 
 

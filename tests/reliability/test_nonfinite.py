@@ -16,9 +16,10 @@ from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import FeedForwardConfig
-from gtrxl_jax.train import loop
-from gtrxl_jax.train.learner import Learner, NonFiniteError, first_replica
+from gtrxl_jax.train import builder, loop
+from gtrxl_jax.train.learning import Learning, NonFiniteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
+from gtrxl_jax.train.placement import Learner, first_replica
 from tests.reliability.helpers import (
     checkpoint_updates,
     quick_config,
@@ -78,14 +79,14 @@ class NanHeadGradientAgent(Agent):
 
 
 def test_nan_gradients_stop_the_run_naming_the_parameters(tmp_path, monkeypatch):
-    make_agent = loop.make_agent
+    make_agent = builder.make_agent
 
     def nan_agent(*args, **kwargs):
         agent = make_agent(*args, **kwargs)
         return NanHeadGradientAgent(**{f.name: getattr(agent, f.name)
                                        for f in dataclasses.fields(agent)})
 
-    monkeypatch.setattr(loop, "make_agent", nan_agent)
+    monkeypatch.setattr(builder, "make_agent", nan_agent)
     with pytest.raises(NonFiniteError) as raised:
         loop.train(quick_config(tmp_path, LONG_RUN, "learner.max_nonfinite_updates=2",
                                 "agent.core=feedforward"))  # compiles fastest
@@ -103,7 +104,7 @@ def test_nan_gradients_stop_the_run_naming_the_parameters(tmp_path, monkeypatch)
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_a_step_to_non_finite_parameters_is_skipped_and_named():
     agent = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2, FeedForwardConfig(d_model=8))
-    learner = Learner(agent, LossConfig(), optax.sgd(1e39), jax.local_devices()[:1],
+    learner = Learner(Learning(agent, LossConfig(), optax.sgd(1e39)), jax.local_devices()[:1],
                       trajectory_len=4)  # a learning rate of 1e39 overflows float32
     state = learner.init_state(jax.random.PRNGKey(0))
     new_state, metrics = learner.update(learner.replicate(state), random_trajectory(agent, 4, 2))

@@ -17,8 +17,9 @@ from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
-from gtrxl_jax.train.learner import Learner, first_replica
+from gtrxl_jax.train.learning import Learning
 from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.placement import Learner, first_replica
 from tests.reliability.helpers import quick_config, read_metrics
 
 T, B = 6, 4
@@ -33,8 +34,8 @@ def test_the_update_on_a_fixed_batch_is_the_same_bit_for_bit():
     def updated():
         agent = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
                       GTrXLConfig(num_layers=1, d_model=16, num_heads=2, memory_len=4))
-        learner = Learner(agent, LossConfig(), optax.adam(1e-3), jax.local_devices(),
-                          trajectory_len=T, segment_len=3)
+        learner = Learner(Learning(agent, LossConfig(), optax.adam(1e-3), segment_len=3),
+                          jax.local_devices(), trajectory_len=T)
         state = learner.replicate(learner.init_state(jax.random.PRNGKey(7)))
         metrics = []
         for seed in range(3):

@@ -9,7 +9,7 @@ import pytest
 from gtrxl_jax.agent import Agent
 from gtrxl_jax.envs import TMaze
 from gtrxl_jax.nn import GTrXLConfig
-from gtrxl_jax.train.actor import Actor, EnvGroup, required_version, strip_cache
+from gtrxl_jax.train.actor import Actor, EnvGroup, required_version
 from gtrxl_jax.train.handoff import ParamsStore, TrajectoryQueue
 
 T = 5
@@ -76,7 +76,7 @@ def test_trajectories_replay_exactly_under_the_learner_unroll(agent):
         np.testing.assert_allclose(outputs.logits, trajectory.behaviour_logits[:T], atol=1e-5)
         if k + 1 < len(trajectories):
             following = trajectories[k + 1]
-            for a, b in zip(jax.tree.leaves(jax.device_get(strip_cache(state))),
+            for a, b in zip(jax.tree.leaves(jax.device_get(state.without_cache())),
                             jax.tree.leaves(following.core_state), strict=True):
                 np.testing.assert_allclose(a, b, atol=1e-5)
             for a, b in zip(jax.tree.leaves((trajectory.inputs, trajectory.actions)),

@@ -9,7 +9,7 @@ import optax
 from gtrxl_jax.config import TrainConfig, apply_overrides, to_dict
 from gtrxl_jax.losses import popart_init
 from gtrxl_jax.train.checkpoint import STATE_KEYS, Checkpointer, config_differences
-from gtrxl_jax.train.learner import LearnerState
+from gtrxl_jax.train.learning import LearnerState
 
 
 def make_state(update, seed=0):

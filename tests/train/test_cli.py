@@ -23,7 +23,7 @@ def test_an_unknown_config_file_exits_with_code_2(capsys):
 
 def test_the_experiment_configs_load():
     from gtrxl_jax.config import load_config
-    from gtrxl_jax.train.loop import check_config
+    from gtrxl_jax.train.builder import check_config
 
     for name in ("tmaze", "cartpole"):
         check_config(load_config(str(REPO / "experiments" / "configs" / f"{name}.py")))

@@ -9,8 +9,9 @@ from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
-from gtrxl_jax.train.learner import Learner, first_replica
-from gtrxl_jax.train.loop import NonFiniteError, NonFiniteStreak
+from gtrxl_jax.train.learning import Learning, NonFiniteError
+from gtrxl_jax.train.nonfinite import NonFiniteStreak
+from gtrxl_jax.train.placement import Learner, first_replica
 
 T, B = 6, 4
 AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
@@ -19,8 +20,8 @@ AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
 
 def make_learner(num_devices):
     assert len(jax.local_devices()) >= 2, "tests/conftest.py forces 2 CPU devices"
-    return Learner(AGENT, LossConfig(popart=True), optax.sgd(0.1),
-                   jax.local_devices()[:num_devices], trajectory_len=T, segment_len=3)
+    return Learner(Learning(AGENT, LossConfig(popart=True), optax.sgd(0.1), segment_len=3),
+                   jax.local_devices()[:num_devices], trajectory_len=T)
 
 
 @pytest.fixture(scope="module")
@@ -91,5 +92,4 @@ def test_too_many_non_finite_updates_in_a_row_stop_the_run_naming_where():
 
 def test_an_agent_without_a_value_output_per_task_is_refused():
     with pytest.raises(ValueError, match="agent has 1 value output.*num_tasks=2"):
-        Learner(AGENT, LossConfig(popart=True), optax.sgd(0.1), jax.local_devices()[:1],
-                trajectory_len=T, num_tasks=2)
+        Learning(AGENT, LossConfig(popart=True), optax.sgd(0.1), num_tasks=2)

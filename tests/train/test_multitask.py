@@ -12,8 +12,9 @@ from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
-from gtrxl_jax.train.learner import Learner, first_replica
+from gtrxl_jax.train.learning import Learning
 from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.placement import Learner, first_replica
 from tests.train.helpers import tiny_config
 
 T, B, N = 6, 4, 3
@@ -30,8 +31,8 @@ def multitask_batch():
 
 
 def make_learner(optimizer, popart):
-    return Learner(AGENT, LossConfig(popart=popart), optimizer, jax.local_devices()[:1],
-                   trajectory_len=T, num_tasks=N)
+    return Learner(Learning(AGENT, LossConfig(popart=popart), optimizer, num_tasks=N),
+                   jax.local_devices()[:1], trajectory_len=T)
 
 
 @pytest.fixture(scope="module")

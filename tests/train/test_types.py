@@ -5,7 +5,8 @@ import pytest
 from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.nn import GTrXLConfig
-from gtrxl_jax.train.types import concatenate, split_for_devices
+from gtrxl_jax.train.placement import split_for_devices
+from gtrxl_jax.train.types import concatenate
 
 AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
               GTrXLConfig(num_layers=1, d_model=8, num_heads=2, memory_len=4))

@@ -1,0 +1,316 @@
+"""All wiring of a run from its TrainConfig: pre-flight checks, agent, learner, actors, state.
+
+Everything here is built once, in this order, by the training loops:
+
+    layout, spec = check_config(config)            # before any JAX work; ConfigError if not
+    agent = make_agent(config, spec, len(layout.tasks))
+    learner = make_learner(config, agent, layout, devices)
+    state, env_steps = initial_state(learner.init_state, checkpointer, config)
+    actors, queues = make_actors(...)              # the actor-learner loop's actors
+
+An `ActorPlan` holds all an actor is made of, in picklable form, so that an actor process
+(`gtrxl_jax.train.actor_process`) makes the same actor as a thread would (with
+`build_actor`, which it is handed), with the same
+environments, seeds and sampling key, hence the same data in reproducible mode.
+"""
+
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from gtrxl_jax.agent import Agent
+from gtrxl_jax.config import ConfigError, TrainConfig
+from gtrxl_jax.envs import EnvSpec, JaxEnv, is_jax_task, make_env, make_jax_env
+from gtrxl_jax.envs.registry import is_host_task
+from gtrxl_jax.train.acting import ActingSteps
+from gtrxl_jax.train.actor import Actor, EnvGroup
+from gtrxl_jax.train.actor_process import ActorProcess, PickledParams
+from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
+from gtrxl_jax.train.handoff import ParamsStore, TrajectoryQueue
+from gtrxl_jax.train.layout import Layout, check_devices, plan_layout, plan_on_device_layout
+from gtrxl_jax.train.learning import LearnerState, Learning
+from gtrxl_jax.train.optimizer import make_optimizer
+from gtrxl_jax.train.placement import Learner
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_loop(config: TrainConfig) -> str:
+    """The loop a config trains with: learner.loop, with "auto" decided by the tasks.
+
+    "auto" is "on_device" when every task exists only in JAX, else "actor_learner".
+    """
+    if config.learner.loop != "auto":
+        return config.learner.loop
+    tasks = [task.strip() for task in config.env.task.split(",")]
+    jax_only = all(is_jax_task(task) and not is_host_task(task) for task in tasks)
+    return "on_device" if jax_only else "actor_learner"
+
+
+def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
+    """Check everything about a config that can be checked before any JAX work.
+
+    Returns:
+      The run's layout and the environment spec (of the first task; for the on-device
+      loop, of all env.num_envs environments).
+
+    Raises:
+      ConfigError: an impossible layout, an unknown task, a task the agent has no torso or
+        policy for, tasks that cannot share an agent, agent options that do not fit, or a
+        run.log_dir that cannot be written.
+    """
+    check_log_dir(config.run.log_dir)
+    if resolve_loop(config) == "on_device":
+        layout = plan_on_device_layout(config)
+        spec = make_jax_task(config).spec(config.env.num_envs)
+        check_agent(config, spec, layout)
+        return layout, spec
+    layout = plan_layout(config)
+    specs = []
+    for task in layout.tasks:
+        try:
+            env = make_env(task, 1, seed=0, training=True, **config.env.options)
+        except ValueError as error:
+            raise ConfigError(f"env.task: {error}") from error
+        specs.append(env.spec)
+        env.close()
+    for spec in specs[1:]:
+        if (spec.observation, spec.num_actions) != (specs[0].observation, specs[0].num_actions):
+            raise ConfigError(
+                f"env.task: {spec.task} and {specs[0].task} differ in observation or action "
+                "space; a multi-task agent needs the same for all tasks.")
+    spec = dataclasses.replace(specs[0], has_success=any(s.has_success for s in specs))
+    check_agent(config, spec, layout)
+    return layout, spec
+
+
+def check_agent(config: TrainConfig, spec: EnvSpec, layout: Layout) -> None:
+    """Raise ConfigError unless the config's agent can be built for the spec."""
+    try:
+        make_agent(config, spec, len(layout.tasks))  # builds the modules, computes nothing
+    except ValueError as error:
+        raise ConfigError(f"agent: {error}") from error
+
+
+def make_jax_task(config: TrainConfig) -> JaxEnv:
+    """The environment of an on-device run (its one task, with env.options)."""
+    try:
+        return make_jax_env(config.env.task.strip(), **config.env.options)
+    except ValueError as error:
+        raise ConfigError(f"env.task: {error}") from error
+
+
+def check_log_dir(log_dir: str) -> None:
+    """Raise ConfigError unless run.log_dir is a folder, or can be made one, that is writable.
+
+    Creates nothing, so a run refused later leaves no folder behind.
+    """
+    path = Path(log_dir).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"run.log_dir={log_dir!r} cannot be a folder: {existing} is a file. "
+                          "Choose another run.log_dir.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"run.log_dir={log_dir!r} cannot be written: {existing} is not "
+                          "writable by this user. Choose another run.log_dir.")
+
+
+def make_learning(config: TrainConfig, agent: Agent, layout: Layout) -> Learning:
+    """The learner's pure update: the config's loss, optimiser and segment length."""
+    optimizer = make_optimizer(
+        config.optimizer.name, config.optimizer.learning_rate,
+        max_grad_norm=config.optimizer.max_grad_norm, schedule=config.optimizer.schedule,
+        total_updates=layout.total_updates)
+    return Learning(agent, config.loss, optimizer, segment_len=config.learner.segment_len,
+                    num_tasks=len(layout.tasks))
+
+
+def make_learner(config: TrainConfig, agent: Agent, layout: Layout, devices: list) -> Learner:
+    """The learner on its devices (`placement.Learner`), checked against the layout."""
+    learner = Learner(make_learning(config, agent, layout), devices,
+                      trajectory_len=config.learner.trajectory_len)
+    check_devices(layout, learner.num_devices)
+    return learner
+
+
+def initial_state(
+    init_state: Callable[[jax.Array], LearnerState], checkpointer: Checkpointer,
+    config: TrainConfig,
+) -> tuple[LearnerState, int]:
+    """A fresh learner state, or the latest checkpoint's when run.resume is set.
+
+    The checkpoint folder and the checkpoint's config are checked before the learner state
+    is built (its first compile), so a run that cannot resume fails at once.
+
+    Args:
+      init_state: key -> a fresh learner state as host arrays (also the template a
+        checkpoint is restored into).
+      checkpointer: the run's checkpoints.
+      config: the run's config.
+
+    Returns:
+      (the learner state as host arrays, the env steps already consumed).
+
+    Raises:
+      CheckpointError: resume without a usable checkpoint, a checkpoint of another model,
+        or a fresh run in a folder that already holds checkpoints (it would mix two runs).
+    """
+    latest = checkpointer.latest_update()
+    if not config.run.resume and latest is not None:
+        raise CheckpointError(
+            f"{checkpointer.directory} already holds checkpoints (latest: update {latest}). "
+            "Set run.resume=true to continue that run, or choose another run.log_dir.")
+    if config.run.resume:
+        checkpointer.read_meta(config)
+    fresh = init_state(jax.random.PRNGKey(config.run.seed))
+    if not config.run.resume:
+        return fresh, 0
+    state, meta = checkpointer.restore(fresh, config)
+    logger.info("Resuming from update %d (%d env steps) in %s", meta["update"],
+                meta["env_steps"], checkpointer.directory)
+    return state, int(meta["env_steps"])
+
+
+def make_agent(config: TrainConfig, spec: EnvSpec, num_tasks: int) -> Agent:
+    """The agent of a config for an environment spec, with one value output per task."""
+    return Agent(
+        spec.observation,
+        spec.num_actions,
+        config.agent.core_config(),
+        torso_options=tuple(sorted(config.agent.torso_options.items())),
+        use_prev_action_reward=config.agent.use_prev_action_reward,
+        num_tasks=num_tasks,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorPlan:
+    """Everything one actor is made of (picklable).
+
+    Attributes:
+      config: the run's config.
+      layout: the run's layout.
+      spec: the environment spec the agent is built for.
+      process_index: the JAX process (host) the actor belongs to.
+      index: the actor's index within its host.
+      run_key: the learner state's RNG key data ([2] uint32) at the (re)start; seeds derive
+        from it, so a resumed run does not replay the same episodes.
+      start_update: the learner's update count when the actors start.
+      stall_timeout_s: how long the actor waits on the learner before raising Stalled.
+    """
+
+    config: TrainConfig
+    layout: Layout
+    spec: EnvSpec
+    process_index: int
+    index: int
+    run_key: tuple[int, ...]
+    start_update: int
+    stall_timeout_s: float
+
+    @property
+    def name(self) -> str:
+        """e.g. "actor 0.1": host 0, actor 1."""
+        return f"actor {self.process_index}.{self.index}"
+
+    def seeds(self) -> tuple[list[int], int]:
+        """(one environment seed per group, the seed of the sampling key)."""
+        num_groups = len(self.layout.tasks) * self.layout.groups_per_task
+        seeds = np.random.SeedSequence(
+            [*self.run_key, self.process_index, self.index]).generate_state(num_groups + 1)
+        seeds = [int(seed) for seed in seeds % 2**31]
+        return seeds[:num_groups], seeds[num_groups]
+
+
+def build_actor(
+    plan: ActorPlan,
+    params_store: ParamsStore,
+    trajectory_queue,
+    stop: threading.Event,
+    device,
+    *,
+    agent: Agent | None = None,
+    acting: ActingSteps | None = None,
+) -> Actor:
+    """Make the actor of a plan (not started), with its environments.
+
+    An actor process calls it too (`actor_process.run_child`), with the same plan, so an
+    actor makes the same data as a thread or as a process.
+
+    Args:
+      plan: the actor's plan.
+      params_store: where the learner's parameters come from.
+      trajectory_queue: where trajectories go (anything with TrajectoryQueue's `put`).
+      stop: the stop event the actor polls.
+      device: the device its policy runs on.
+      agent: the agent (default: `make_agent` of the plan's config).
+      acting: the agent's jitted acting functions, to share them between a process's
+        actors (default: jit them for this actor).
+    """
+    agent = agent or make_agent(plan.config, plan.spec, len(plan.layout.tasks))
+    layout, config = plan.layout, plan.config
+    env_seeds, key_seed = plan.seeds()
+    groups = []
+    for task_id, task in enumerate(layout.tasks):
+        for g in range(layout.groups_per_task):
+            env = make_env(task, layout.envs_per_group, seed=env_seeds[
+                task_id * layout.groups_per_task + g], training=True, **config.env.options)
+            groups.append(EnvGroup(env=env, task_id=task_id))
+    return Actor(
+        plan.name, agent, groups,
+        trajectory_len=config.learner.trajectory_len,
+        params_store=params_store,
+        trajectory_queue=trajectory_queue,
+        stop=stop,
+        key=jax.random.PRNGKey(key_seed),
+        device=device,
+        reproducible=config.learner.reproducible,
+        start_update=plan.start_update,
+        trajectories_per_update=layout.trajectories_per_update,
+        timeout_s=plan.stall_timeout_s,
+        acting=acting or ActingSteps.of(agent),
+    )
+
+
+def make_actors(
+    config: TrainConfig,
+    layout: Layout,
+    spec: EnvSpec,
+    agent: Agent,
+    state: LearnerState,
+    params_store: ParamsStore,
+    stop: threading.Event,
+    actor_devices: list,
+    stall_timeout_s: float,
+) -> tuple[list, list[TrajectoryQueue]]:
+    """Make this process's actors (not started): threads, or processes (actor_processes).
+
+    Environment seeds and sampling keys derive from the learner state's RNG key, the
+    process and the actor (`ActorPlan.seeds`), so a resumed run does not replay the same
+    episodes, and an actor makes the same data as a thread or as a process.
+    """
+    actors, queues = [], []
+    if config.learner.actor_processes:  # they share each version's host copy and pickle
+        acting, pickled_params = None, PickledParams()
+    else:
+        acting, pickled_params = ActingSteps.of(agent), None
+    for index in range(config.learner.num_actor_threads):
+        plan = ActorPlan(config, layout, spec, process_index=jax.process_index(), index=index,
+                         run_key=tuple(np.asarray(state.rng, np.uint32).tolist()),
+                         start_update=int(state.update), stall_timeout_s=stall_timeout_s)
+        queue = TrajectoryQueue(config.learner.queue_size, plan.name)
+        if config.learner.actor_processes:
+            actors.append(ActorProcess(plan, build_actor, params_store, queue, stop,
+                                       pickled_params))
+        else:
+            actors.append(build_actor(plan, params_store, queue, stop,
+                                      actor_devices[index % len(actor_devices)],
+                                      agent=agent, acting=acting))
+        queues.append(queue)
+    return actors, queues

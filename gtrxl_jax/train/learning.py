@@ -1,0 +1,265 @@
+"""The learner's update as a pure function of state and batch: loss, PopArt, checks, optimiser.
+
+    learning = Learning(agent, loss_config, optimizer, segment_len=8)
+    state = learning.init_state(key)
+    state, metrics = learning.update(state, batch)                # on one device
+    state, metrics = learning.update(state, batch, axis_name="d")  # per device, inside a
+                                                                   # pmap / shard_map over "d"
+
+With an `axis_name`, gradients, PopArt statistics and metrics are averaged over that axis, so
+every device ends with the same state; where the devices sit is `placement`'s business.
+
+An update whose loss, gradients or resulting parameters are not finite changes nothing but
+the counters: the parameters, optimiser state and PopArt statistics stay as they were, and
+`nonfinite_updates` counts it. The caller decides when too many in a row end the run
+(`NonFiniteError`); `nonfinite_gradients` then says which parameters' gradients were at fault.
+"""
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from gtrxl_jax import losses
+from gtrxl_jax.agent import Agent
+from gtrxl_jax.config import LossConfig
+from gtrxl_jax.train.types import Trajectory
+
+
+class NonFiniteError(FloatingPointError):
+    """Too many consecutive updates had a non-finite loss or non-finite gradients."""
+
+
+@struct.dataclass
+class LearnerState:
+    """Everything the learner carries from one update to the next (and checkpoints).
+
+    Attributes:
+      params: the agent's parameters.
+      opt_state: the optimiser's state.
+      popart: PopArt statistics per task (losses.PopArtState, each [N]) or None.
+      update: int32 [], updates taken so far, skipped ones included: the parameter version.
+      nonfinite_updates: int32 [], updates skipped because of a non-finite loss or gradient.
+      rng: uint32 [2], the run's PRNG key; advanced every update, it seeds the actors' keys
+        and environments when a run (re)starts.
+    """
+
+    params: Any
+    opt_state: Any
+    popart: Any
+    update: jax.Array
+    nonfinite_updates: jax.Array
+    rng: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Learning:
+    """The V-trace learner's update for one agent, optimiser and loss configuration.
+
+    Attributes:
+      agent: the agent.
+      loss_config: the V-trace loss settings (discount, truncation levels, costs, popart).
+      optimizer: the optax optimiser.
+      segment_len: the core's segment length (None: one segment of the whole trajectory);
+        the unroll scans the trajectory's full segments and runs the bootstrap step apart.
+      num_tasks: N, the number of tasks (batches' task ids are in [0, N)); the agent needs
+        one value output per task, and PopArt keeps statistics per task.
+    """
+
+    agent: Agent
+    loss_config: LossConfig
+    optimizer: optax.GradientTransformation
+    segment_len: int | None = None
+    num_tasks: int = 1
+
+    def __post_init__(self):
+        if self.agent.num_tasks != self.num_tasks:
+            raise ValueError(
+                f"The learner trains on {self.num_tasks} task(s), but the agent has "
+                f"{self.agent.num_tasks} value output(s); build the Agent with "
+                f"num_tasks={self.num_tasks}, one value output per task.")
+
+    def init_state(self, key: jax.Array) -> LearnerState:
+        """Fresh parameters, optimiser state and PopArt statistics."""
+        params_key, rng = jax.random.split(key)
+        params = self.agent.init(params_key)
+        popart = losses.popart_init(self.num_tasks) if self.loss_config.popart else None
+        return LearnerState(
+            params=params,
+            opt_state=self.optimizer.init(params),
+            popart=popart,
+            update=jnp.zeros([], jnp.int32),
+            nonfinite_updates=jnp.zeros([], jnp.int32),
+            rng=rng,
+        )
+
+    def loss(self, params: Any, popart: Any, batch: Trajectory):
+        """The IMPALA loss of a batch [T+1, B]; aux: (metrics, V-trace targets in return units).
+
+        The targets come back so that PopArt's statistics move toward exactly the targets
+        the gradient step used.
+        """
+        cfg = self.loss_config
+        outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
+                                       segment_len=self.segment_len)
+        transition = transitions(batch, cfg.discount)
+        task_ids = batch.task_id if popart is not None else None
+        logits = outputs.logits[:-1]
+        values = losses.select_task_values(outputs.values, batch.task_id)
+        rhos = losses.importance_ratios(logits, batch.behaviour_logits[:-1], batch.actions[:-1],
+                                        transition["mask"])
+        unnormalised_values = losses.to_return_units(values, popart, task_ids)
+        targets = losses.vtrace_targets(
+            unnormalised_values, transition["rewards"], transition["discounts"], rhos,
+            transition["mask"], rho_bar=cfg.rho_bar, c_bar=cfg.c_bar, lambda_=cfg.lambda_)
+        loss, metrics = losses.vtrace_actor_critic_loss(
+            logits, values, batch.actions[:-1], rhos, targets, transition["mask"],
+            rho_bar=cfg.rho_bar, baseline_cost=cfg.baseline_cost,
+            entropy_cost=cfg.entropy_cost, popart=popart, task_ids=task_ids,
+            unnormalised_values=unnormalised_values)
+        return loss, (metrics, targets.vs)
+
+    def update(
+        self, state: LearnerState, batch: Trajectory, axis_name: str | None = None
+    ) -> tuple[LearnerState, dict]:
+        """One learner update on a batch of trajectories [T+1, B].
+
+        Args:
+          state: the learner state.
+          batch: the trajectories (this device's part of the batch, inside a map over
+            `axis_name`).
+          axis_name: the mapped axis to average gradients, PopArt statistics and metrics
+            over (None: this batch is the whole batch).
+
+        Returns:
+          The new state and metrics: the loss's metrics, grad_norm (before clipping),
+          update_norm (the optimiser's step, the parameters' change) and param_norm (after it),
+          nonfinite_loss, nonfinite_grads and nonfinite_params (1.0 where the loss, the
+          gradients or the updated parameters were not finite, which skips the update; the
+          parameters are checked so that no checkpoint ever holds non-finite ones),
+          policy_lag_mean / policy_lag_max (learner version minus acting version).
+        """
+        chex.assert_rank(batch.actions, 2)
+        weight = device_weight(batch, axis_name)
+
+        def weighted_loss(params):
+            loss, aux = self.loss(params, state.popart, batch)
+            return loss * weight, aux
+
+        grads, (metrics, value_targets) = jax.grad(weighted_loss, has_aux=True)(state.params)
+        grads = _pmean(grads, axis_name)
+        metrics = {name: _pmean(value if name == "valid_fraction" else value * weight, axis_name)
+                   for name, value in metrics.items()}
+        loss_finite = jnp.isfinite(metrics["loss"])
+        grads_finite = all_finite(grads)
+
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        popart = state.popart
+        if popart is not None:
+            params, popart = self._popart_step(params, popart, value_targets, batch, axis_name)
+        params_finite = all_finite(params)
+        finite = loss_finite & grads_finite & params_finite
+        # One select of whole trees: a jnp.where per leaf costs XLA:CPU a kernel per leaf.
+        params, opt_state, popart = jax.lax.cond(
+            finite, lambda: (params, opt_state, popart),
+            lambda: (state.params, state.opt_state, state.popart))
+        lag = state.update.astype(jnp.float32) - batch.param_version.astype(jnp.float32)
+        metrics.update(
+            grad_norm=optax.global_norm(grads),
+            update_norm=optax.global_norm(updates),
+            param_norm=optax.global_norm(params),
+            nonfinite_loss=(~loss_finite).astype(jnp.float32),
+            nonfinite_grads=(~grads_finite).astype(jnp.float32),
+            nonfinite_params=(~params_finite).astype(jnp.float32),
+            policy_lag_mean=_pmean(lag.mean(), axis_name),
+            policy_lag_max=lag.max() if axis_name is None else jax.lax.pmax(lag.max(), axis_name),
+        )
+        new_state = LearnerState(
+            params=params,
+            opt_state=opt_state,
+            popart=popart,
+            update=state.update + 1,
+            nonfinite_updates=state.nonfinite_updates + (~finite).astype(jnp.int32),
+            rng=jax.random.split(state.rng)[0],
+        )
+        return new_state, metrics
+
+    def _popart_step(self, params: Any, popart: Any, value_targets: jax.Array,
+                     batch: Trajectory, axis_name: str | None):
+        """PopArt after the gradient step: move the statistics (ART), then rescale (POP).
+
+        Follows the recipe of `losses.popart_init`: the targets are the V-trace targets in
+        return units that the gradient step used. Each task's statistics move with its own
+        rows' targets, and POP rescales each task's value output with its own statistics.
+        """
+        mask = transitions(batch, self.loss_config.discount)["mask"]
+        new_popart = losses.popart_update(popart, value_targets, batch.task_id, mask,
+                                          axis_name=axis_name)
+        value_layer = losses.popart_preserve_outputs(self.agent.value_layer(params), popart,
+                                                     new_popart)
+        return self.agent.with_value_layer(params, value_layer), new_popart
+
+    def nonfinite_gradients(self, params: Any, popart: Any, batch: Trajectory) -> list[str]:
+        """The parameters whose gradient on a batch is not finite, for error messages.
+
+        Compiles when first called, so call it only to explain a failure.
+
+        Returns:
+          The paths (e.g. "['core']['params']['block_0']...") of non-finite gradient leaves.
+        """
+        grads, _ = jax.jit(jax.grad(self.loss, has_aux=True))(params, popart, batch)
+        grads = jax.device_get(grads)
+        return [jax.tree_util.keystr(path)
+                for path, leaf in jax.tree_util.tree_leaves_with_path(grads)
+                if not np.all(np.isfinite(leaf))]
+
+
+def _pmean(tree: Any, axis_name: str | None) -> Any:
+    """The mean over the mapped axis (the tree itself when there is none)."""
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every element of every leaf of `tree` is finite (a bool [] array).
+
+    One check over the leaves raveled into one vector: a check per leaf costs XLA:CPU one
+    kernel per leaf to compile (~1 s for a 30-leaf agent), far more than the copy costs.
+    """
+    return jnp.all(jnp.isfinite(jnp.concatenate(
+        [jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])))
+
+
+def device_weight(batch: Trajectory, axis_name: str | None) -> jax.Array:
+    """n_d / mean_d(n_d), n_d the valid transitions of this device's part of the batch.
+
+    The loss is a mean over the valid transitions. Each device computes it over its own part,
+    so the plain pmean of the devices' losses would weigh a transition on a device with few
+    valid ones more. Weighting device d by n_d / mean(n) makes the pmean equal the mean over
+    the whole batch, so an update does not depend on how the batch is split. 1 without an
+    axis.
+    """
+    if axis_name is None:
+        return jnp.ones([], jnp.float32)
+    count = jnp.sum(~batch.inputs.first[1:]).astype(jnp.float32)
+    return jax.lax.stop_gradient(count / jnp.maximum(jax.lax.pmean(count, axis_name), 1.0))
+
+
+def transitions(batch: Trajectory, gamma: float) -> dict[str, jax.Array]:
+    """The T transitions of a batch of T+1 steps: transition s goes from step s to s+1.
+
+    Returns:
+      rewards [T, B] (received on entering step s+1), discounts [T, B] (gamma times the
+      environment's discount of step s+1) and mask [T, B] (False where step s+1 is a first
+      step: the action at step s was ignored and the environment reset).
+    """
+    return {
+        "rewards": batch.inputs.prev_reward[1:].astype(jnp.float32),
+        "discounts": gamma * batch.discount[1:].astype(jnp.float32),
+        "mask": ~batch.inputs.first[1:],
+    }

@@ -1,0 +1,332 @@
+"""The on-device (Anakin) loop: environments, acting and learning in one compiled program.
+
+For tasks written in JAX (`gtrxl_jax.envs.functional`), one update is a single jitted call:
+
+    rollout: lax.scan over T steps of (policy step carrying the core state, env step)
+    learn:   the learner's update (`learning.Learning.update`) on that trajectory
+
+with the environments' state, the core state (the scan's carry from update to update, never
+leaving the device), the sampling keys and the learner state as the carry from one call to
+the next. Environments are sharded over the devices of a mesh (their batch axis); the
+learner state is replicated, and the update averages gradients over the mesh axis.
+
+Every environment samples its actions from a key stream of its own, so the data of a run do
+not depend on how the environments are split over devices.
+
+`train_on_device(config)` is the host side, top to bottom like the actor-learner's: build,
+then dispatch updates, logging each update's metrics one update behind (so the host never
+waits on the update in flight), checkpointing the whole runner state (environments, core
+state and keys included, so a resumed run continues exactly as the uninterrupted one would
+have), and evaluating at the end.
+
+The trajectory has the actor-learner's layout (`types.Trajectory`, T+1 steps): step T is the
+next rollout's step 0, which the learner reads only for the bootstrap value, the reward and
+the discount. The on-policy case has no policy lag: the behaviour logits are the learner's
+own, so V-trace's importance ratios are 1 up to round-off.
+"""
+
+import collections
+import contextlib
+import dataclasses
+import functools
+import threading
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from jax.sharding import PartitionSpec
+
+from gtrxl_jax.agent import Agent, AgentInput
+from gtrxl_jax.config import TrainConfig
+from gtrxl_jax.envs.episodes import EpisodeTotals
+from gtrxl_jax.envs.functional import JaxEnv, JaxTimeStep, batch_reset, batch_step, reset_keys
+from gtrxl_jax.train import builder, placement, result
+from gtrxl_jax.train.acting import sample_actions
+from gtrxl_jax.train.checkpoint import Checkpointer
+from gtrxl_jax.train.evaluation import evaluate_on_device
+from gtrxl_jax.train.learning import LearnerState, Learning, NonFiniteError
+from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
+from gtrxl_jax.train.nonfinite import NonFiniteStreak
+from gtrxl_jax.train.shutdown import stop_on_signals
+from gtrxl_jax.train.types import Trajectory
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation environments never replay training's seeds
+EPISODE_SUMS = ("episodes", "episode_return_sum", "episode_length_sum", "success_sum")
+
+ENV_AXIS = placement.DATA_AXIS
+
+
+@struct.dataclass
+class Rollout:
+    """What acting carries from one update to the next; every leaf [N, ...] (environments).
+
+    Attributes:
+      env_state: the environments' state.
+      timestep: the environments' current step (the next rollout's step 0).
+      core_state: the agent's acting state (with GTrXL's cache).
+      prev_action: int32 [N], each environment's previous action.
+      keys: uint32 [N, 2], each environment's sampling key.
+      episode_return: float32 [N], the return of each environment's episode so far.
+      episode_length: int32 [N], its length so far (steps that were not first steps).
+    """
+
+    env_state: Any
+    timestep: JaxTimeStep
+    core_state: Any
+    prev_action: jax.Array
+    keys: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+
+@struct.dataclass
+class RunnerState:
+    """Everything an on-device run carries, and checkpoints: the learner's and acting's state."""
+
+    learner: LearnerState
+    rollout: Rollout
+
+    @property
+    def update(self) -> jax.Array:
+        """The learner's update count (the checkpoint's number)."""
+        return self.learner.update
+
+
+@dataclasses.dataclass(frozen=True)
+class OnDevice:
+    """The on-device update of one agent on one JAX environment, over a mesh of devices.
+
+    Attributes:
+      learning: the learner's pure update (agent, loss, optimiser, segment length).
+      env: the environment, one instance; vmapped over `num_envs`.
+      num_envs: N, environments over all devices (a multiple of the number of devices).
+      trajectory_len: T, steps per rollout (the V-trace horizon).
+      mesh: a one-axis mesh over the devices, axis ENV_AXIS.
+    """
+
+    learning: Learning
+    env: JaxEnv
+    num_envs: int
+    trajectory_len: int
+    mesh: jax.sharding.Mesh
+
+    @property
+    def agent(self) -> Agent:
+        """The agent being trained."""
+        return self.learning.agent
+
+    def shardings(self, runner: RunnerState) -> RunnerState:
+        """Where each leaf of a runner state lives: learner replicated, rollout split by env."""
+        replicated, by_rows = placement.replicated(self.mesh), placement.by_rows(self.mesh)
+        return RunnerState(learner=jax.tree.map(lambda _: replicated, runner.learner),
+                           rollout=jax.tree.map(lambda _: by_rows, runner.rollout))
+
+    def place(self, runner: RunnerState) -> RunnerState:
+        """A runner state of host arrays (e.g. a restored checkpoint), placed on the mesh."""
+        return jax.device_put(runner, self.shardings(runner))
+
+    def init(self, key: jax.Array, seed: int) -> RunnerState:
+        """A fresh runner state, placed on the mesh.
+
+        Args:
+          key: the run's key (parameters and learner RNG).
+          seed: seeds the environments (`reset_keys`) and the sampling keys.
+        """
+        init = functools.partial(self._init, seed=seed)
+        return jax.jit(init, out_shardings=self.shardings(jax.eval_shape(init, key)))(key)
+
+    def _init(self, key: jax.Array, seed: int) -> RunnerState:
+        learner = self.learning.init_state(key)
+        env_state, timestep = batch_reset(self.env, reset_keys(seed, self.num_envs))
+        agent = self.agent
+        core_state = agent.initial_state(self.num_envs, cache=True)
+        sampling_keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+                                         self.num_envs)
+        rollout = Rollout(
+            env_state=env_state,
+            timestep=timestep,
+            core_state=agent.refresh_state(learner.params, core_state),
+            prev_action=jnp.zeros(self.num_envs, jnp.int32),
+            keys=sampling_keys,
+            episode_return=jnp.zeros(self.num_envs, jnp.float32),
+            episode_length=jnp.zeros(self.num_envs, jnp.int32),
+        )
+        return RunnerState(learner=learner, rollout=rollout)
+
+    def compile_update(self, runner: RunnerState):
+        """The jitted update over the mesh: runner -> (runner, metrics); donates its input.
+
+        The metrics are the learner's (`Learning.update`) and the episodes that ended in the
+        rollout: episodes, episode_return_sum, episode_length_sum, success_sum, all summed
+        over the devices.
+        """
+        specs = jax.tree.map(lambda s: s.spec, self.shardings(runner))
+        sharded = jax.shard_map(self._update, mesh=self.mesh, in_specs=(specs,),
+                                out_specs=(specs, PartitionSpec()), check_vma=False)
+        return jax.jit(sharded, donate_argnums=0)
+
+    def _update(self, runner: RunnerState) -> tuple[RunnerState, dict]:
+        """One update on this device's environments (inside shard_map over ENV_AXIS)."""
+        agent, learner = self.agent, runner.learner
+        params = learner.params
+        rollout = runner.rollout.replace(
+            core_state=agent.refresh_state(params, runner.rollout.core_state))
+        start_state = agent.snapshot_state(rollout.core_state)
+
+        def env_step(rollout: Rollout, _):
+            timestep = rollout.timestep
+            inputs = AgentInput(observation=timestep.observation, first=timestep.first,
+                                prev_action=rollout.prev_action, prev_reward=timestep.reward)
+            outputs, core_state = agent.step(params, inputs, rollout.core_state)
+            actions, keys = sample_actions(outputs.logits, rollout.keys)
+            env_state, next_timestep = batch_step(self.env, rollout.env_state, actions)
+            episode_return, episode_length, ended = _track_episodes(rollout, next_timestep)
+            rollout = Rollout(env_state=env_state, timestep=next_timestep,
+                              core_state=core_state, prev_action=actions, keys=keys,
+                              episode_return=episode_return, episode_length=episode_length)
+            return rollout, (inputs, actions, outputs.logits, timestep.discount, ended)
+
+        rollout, (inputs, actions, logits, discount, ended) = jax.lax.scan(
+            env_step, rollout, None, length=self.trajectory_len)
+        trajectory = _trajectory(rollout, start_state, inputs, actions, logits, discount,
+                                 version=learner.update)
+        learner, metrics = self.learning.update(learner, trajectory, axis_name=ENV_AXIS)
+        metrics.update(jax.lax.psum(_episode_sums(*ended), ENV_AXIS))  # keys: EPISODE_SUMS
+        return RunnerState(learner=learner, rollout=rollout), metrics
+
+
+def _track_episodes(rollout: Rollout, timestep: JaxTimeStep):
+    """Each environment's return and length so far, and the episodes ending at `timestep`.
+
+    Counted as the host environments count them (`envs.episodes.EpisodeTracker`): a first
+    step starts from zero (its reward is 0 and it adds no length).
+
+    Returns:
+      episode_return [N], episode_length [N], and (ended [N] bool, return [N], length [N],
+      success [N] bool) of the episodes that end at this step.
+    """
+    episode_return = jnp.where(timestep.first, 0.0, rollout.episode_return) + timestep.reward
+    episode_length = (jnp.where(timestep.first, 0, rollout.episode_length)
+                      + (~timestep.first).astype(jnp.int32))
+    ended = (timestep.last, episode_return, episode_length, timestep.success)
+    return episode_return, episode_length, ended
+
+
+def _episode_sums(last, episode_return, episode_length, success) -> dict[str, jax.Array]:
+    """Sums over the episodes that ended in a rollout ([T, N] each), as float32 scalars."""
+    last = last.astype(jnp.float32)
+    return {
+        "episodes": last.sum(),
+        "episode_return_sum": (last * episode_return).sum(),
+        "episode_length_sum": (last * episode_length).sum(),
+        "success_sum": (last * success).sum(),
+    }
+
+
+def _trajectory(rollout: Rollout, start_state: Any, inputs: AgentInput, actions: jax.Array,
+                logits: jax.Array, discount: jax.Array, version: jax.Array) -> Trajectory:
+    """The learner's trajectory [T+1, N]: the rollout's T steps, then the current step T.
+
+    Step T's action and logits are not read by the learner (the next rollout acts it); they
+    are zeros here.
+    """
+    timestep = rollout.timestep
+    last_inputs = AgentInput(observation=timestep.observation, first=timestep.first,
+                             prev_action=rollout.prev_action, prev_reward=timestep.reward)
+    append = lambda steps, step: jnp.concatenate([steps, step[None]], axis=0)  # noqa: E731
+    num_envs = actions.shape[1]
+    return Trajectory(
+        inputs=jax.tree.map(append, inputs, last_inputs),
+        actions=append(actions, jnp.zeros_like(actions[0])),
+        behaviour_logits=append(logits, jnp.zeros_like(logits[0])),
+        discount=append(discount, timestep.discount),
+        task_id=jnp.zeros(num_envs, jnp.int32),
+        core_state=start_state,
+        param_version=jnp.full(num_envs, version, jnp.int32),
+    )
+
+
+def train_on_device(config: TrainConfig) -> result.TrainResult:
+    """Train on a JAX task with the on-device loop (the same outputs as any run).
+
+    Raises:
+      ConfigError, CheckpointError, NonFiniteError, MetricsWriteError: as `loop.train`.
+    """
+    layout, spec = builder.check_config(config)
+    placement.initialize_distributed(config.distributed)
+    is_main_process = jax.process_index() == 0
+    env = builder.make_jax_task(config)
+    agent = builder.make_agent(config, spec, num_tasks=1)
+    program = OnDevice(builder.make_learning(config, agent, layout), env,
+                       num_envs=config.learner.batch_size,
+                       trajectory_len=config.learner.trajectory_len,
+                       mesh=placement.make_mesh(placement.learner_devices(config.learner)))
+    checkpointer = Checkpointer(config.run.log_dir, config.run.keep_checkpoints)
+    with contextlib.closing(checkpointer):
+        runner, start_env_steps = builder.initial_state(
+            lambda key: jax.device_get(program.init(key, config.run.seed)), checkpointer, config)
+        runner = program.place(runner)
+        update_fn = program.compile_update(runner)
+        update, env_steps = int(runner.update), start_env_steps
+        metrics_logger = MetricsLogger(
+            config.run.log_dir, config, tasks=layout.tasks, has_success=spec.has_success,
+            start_env_steps=env_steps, start_update=update, enabled=is_main_process)
+        streak = NonFiniteStreak(config.learner.max_nonfinite_updates)
+        in_flight = collections.deque()  # (update, env_steps, metrics on the device)
+
+        def log_finished(keep: int) -> None:
+            """Log the updates dispatched before the newest `keep` ones (waiting for them)."""
+            while len(in_flight) > keep:
+                done_update, done_steps, metrics = in_flight.popleft()
+                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                episodes = _episode_totals(metrics, spec.has_success)
+                metrics_logger.add_update(metrics, {layout.tasks[0]: episodes}, done_steps)
+                streak.check(metrics, done_update)
+                if done_update % config.run.log_interval_updates == 0:
+                    metrics_logger.write(done_update, done_steps, {})
+
+        with contextlib.closing(metrics_logger):
+            stop = threading.Event()
+            start_time = time.monotonic()
+            failure = None
+            try:
+                with stop_on_signals(stop) as signals:
+                    while env_steps < config.learner.total_env_steps and not stop.is_set():
+                        runner, metrics = update_fn(runner)
+                        update += 1
+                        env_steps += layout.steps_per_update
+                        in_flight.append((update, env_steps, metrics))
+                        log_finished(keep=1)
+                        if update % config.run.checkpoint_interval_updates == 0:
+                            log_finished(keep=0)
+                            checkpointer.save(jax.device_get(runner), config, env_steps)
+                    log_finished(keep=0)
+            except (NonFiniteError, MetricsWriteError) as error:
+                failure = error  # the runner state is consistent: checkpoint it, then fail
+            wall_clock_s = time.monotonic() - start_time
+            final = jax.device_get(runner)
+            if failure is None or jax.process_count() == 1:
+                checkpointer.save(final, config, env_steps)
+            if metrics_logger.pending_updates and not isinstance(failure, MetricsWriteError):
+                metrics_logger.write(update, env_steps, {})
+            if failure is not None:
+                raise failure
+            return result.finish(
+                config, metrics_logger, params=final.learner.params,
+                nonfinite_updates=int(final.learner.nonfinite_updates), update=update,
+                env_steps=env_steps, start_env_steps=start_env_steps,
+                wall_clock_s=wall_clock_s, interrupted=signals.received,
+                evaluate=functools.partial(
+                    evaluate_on_device, agent, env=env, num_episodes=config.run.eval_episodes,
+                    seed=config.run.seed + EVAL_SEED_OFFSET),
+                is_main_process=is_main_process)
+
+
+def _episode_totals(metrics: dict[str, float], has_success: bool) -> EpisodeTotals:
+    """The episode sums of an update's metrics (removed from them) as EpisodeTotals."""
+    episodes, return_sum, length_sum, success_sum = (metrics.pop(k) for k in EPISODE_SUMS)
+    return EpisodeTotals(episodes=episodes, return_sum=return_sum, length_sum=length_sum,
+                         success_sum=success_sum,
+                         success_count=episodes if has_success else 0.0)

@@ -1,0 +1,150 @@
+"""The on-device loop: one update over 1 or 2 devices, a run's outputs, exact resume, eval."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from gtrxl_jax.agent import Agent
+from gtrxl_jax.config import LossConfig
+from gtrxl_jax.envs import make_jax_env
+from gtrxl_jax.nn import GTrXLConfig
+from gtrxl_jax.train import placement
+from gtrxl_jax.train.evaluation import evaluate_jax_task
+from gtrxl_jax.train.learning import Learning
+from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.on_device import OnDevice
+from tests.environment import REPO, user_env
+from tests.reliability.helpers import checkpoint_updates, read_metrics
+from tests.train.helpers import TINY_AGENT, tiny_config
+
+N, T = 4, 8
+ON_DEVICE = ["learner.loop=on_device", "env.task=TMaze-L3", f"env.num_envs={N}",
+             f"learner.batch_size={N}", f"learner.trajectory_len={T}"]
+
+
+def program(num_devices: int) -> OnDevice:
+    env = make_jax_env("TMaze-L3")
+    spec = env.spec(N)
+    agent = Agent(spec.observation, spec.num_actions,
+                  GTrXLConfig(num_layers=1, d_model=16, num_heads=2, memory_len=8))
+    learning = Learning(agent, LossConfig(popart=True), optax.adam(1e-3), segment_len=4)
+    return OnDevice(learning, env, num_envs=N, trajectory_len=T,
+                    mesh=placement.make_mesh(jax.local_devices()[:num_devices]))
+
+
+def three_updates(num_devices: int):
+    on_device = program(num_devices)
+    runner = on_device.init(jax.random.PRNGKey(0), seed=3)
+    update = on_device.compile_update(runner)
+    metrics = []
+    for _ in range(3):
+        runner, m = update(runner)
+        metrics.append(jax.device_get(m))
+    return jax.device_get(runner), metrics
+
+
+def test_two_devices_give_the_updates_of_one():
+    """Every environment samples from its own key stream, so the data do not depend on the
+    split; the updates then agree to float32 round-off (gradients averaged over devices)."""
+    assert len(jax.local_devices()) >= 2, "tests/conftest.py forces 2 CPU devices"
+    one, one_metrics = three_updates(1)
+    two, two_metrics = three_updates(2)
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for m1, m2 in zip(one_metrics, two_metrics, strict=True):
+        assert m1["episodes"] == m2["episodes"]
+        np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-4, atol=1e-6)
+
+
+def test_the_rollout_is_on_policy_and_counts_the_episodes_that_end():
+    _, metrics = three_updates(1)
+    # 3 updates x 8 steps x 4 envs of 5-step T-maze episodes (reset step included)
+    assert sum(m["episodes"] for m in metrics) == pytest.approx(3 * T * N / 6, abs=N)
+    for m in metrics:
+        assert m["rho_mean"] == pytest.approx(1.0, abs=1e-4)  # acting = learning, no lag
+        assert m["policy_lag_mean"] == 0.0
+        assert m["episode_length_sum"] == 5 * m["episodes"]  # L3: 5 actions per episode
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("on_device")
+    return log_dir, train(tiny_config(log_dir, *ON_DEVICE))
+
+
+def test_a_run_writes_the_outputs_of_any_run(run):
+    log_dir, result = run
+    assert (result.update, result.env_steps) == (4, 4 * N * T)
+    records = read_metrics(log_dir)
+    assert [r["update"] for r in records] == [1, 2, 3, 4]
+    for key in ("episode_return", "episode_length", "success", "loss", "entropy", "grad_norm",
+                "update_norm", "sps"):
+        assert key in records[-1], key
+    assert records[-1]["episodes"] > 0 and 0.0 <= records[-1]["success"] <= 1.0
+    assert checkpoint_updates(log_dir) == [2, 4]
+    summary = json.loads((log_dir / "summary.json").read_text())
+    assert summary["eval"]["greedy"]["episodes"] == 4
+    assert summary["eval"]["sampled"]["episode_length"] == 5.0
+
+
+def test_auto_picks_the_on_device_loop_for_a_task_that_exists_only_in_jax(tmp_path):
+    result = train(tiny_config(tmp_path, "env.task=RepeatPreviousEasy", f"env.num_envs={N}",
+                               f"learner.batch_size={N}", "learner.total_env_steps=64",
+                               "run.eval_episodes=2"))
+    assert result.update == 2 and result.eval["greedy"]["episodes"] == 2
+    assert np.isnan(result.eval["greedy"]["success"])  # POPGym tasks report returns only
+
+
+def on_device_command(log_dir, *overrides):
+    return [os.sys.executable, "-m", "gtrxl_jax.train", *ON_DEVICE, *TINY_AGENT,
+            "run.eval_episodes=0", "run.progress=false", "run.log_interval_updates=1",
+            "run.checkpoint_interval_updates=3", f"run.log_dir={log_dir}", *overrides]
+
+
+def test_a_run_killed_and_resumed_equals_the_run_never_stopped_bit_for_bit(tmp_path):
+    """The checkpoint holds the environments, the core state and the sampling keys too."""
+    steps = f"learner.total_env_steps={200 * N * T}"
+    whole = subprocess.run(on_device_command(tmp_path / "whole", steps, "run.keep_checkpoints=1"),
+                           cwd=REPO, env=user_env(), capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(on_device_command(killed, steps), cwd=REPO, env=user_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not [u for u in checkpoint_updates(killed) if u >= 6] and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert max(checkpoint_updates(killed)) < 200, "the run ended before it could be killed"
+    resumed = subprocess.run(on_device_command(killed, steps, "run.resume=true"), cwd=REPO,
+                             env=user_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    def final(log_dir):
+        import orbax.checkpoint as ocp
+        return ocp.PyTreeCheckpointer().restore(log_dir / "checkpoints" / "200" / "state")
+
+    for a, b in zip(jax.tree.leaves(final(tmp_path / "whole")), jax.tree.leaves(final(killed)),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    whole_records = {r["update"]: r for r in read_metrics(tmp_path / "whole")}
+    for record in read_metrics(killed):
+        assert record["loss"] == whole_records[record["update"]]["loss"]
+
+
+def test_evaluation_on_device_plays_each_environments_first_episode():
+    on_device = program(1)
+    params = jax.device_get(on_device.init(jax.random.PRNGKey(0), seed=0).learner.params)
+    result = evaluate_jax_task(on_device.agent, params, on_device.env, 6, greedy=True, seed=1)
+    assert result["episodes"] == 6 and result["episode_length"] == 5.0
+    assert result["success"] in {i / 6 for i in range(7)}
+    assert result["episode_return"] == result["success"]  # the T-maze pays 1 for success
