@@ -1,4 +1,4 @@
-"""The actor-learner training system (Sebulba-style): actors, learner, loop, checkpoints.
+"""Training: the actor-learner (Sebulba) and on-device (Anakin) loops, and what they share.
 
     from gtrxl_jax.config import load_config
     from gtrxl_jax.train.loop import train
@@ -9,10 +9,12 @@ or from the shell: `python -m gtrxl_jax.train --config experiments/configs/tmaze
 
 Modules:
   builder     all wiring from a TrainConfig, checked once: agent, learner, actors, state
-  loop        train(config) -> TrainResult: the actor-learner recipe, top to bottom
+  loop        train(config) -> TrainResult: picks the loop; the actor-learner recipe
+  on_device   the on-device program (rollout + update in one jit) and its host loop
+  result      how every run ends: evaluation, summary.json, TrainResult
   learning    the learner's pure update: V-trace loss, PopArt, finiteness checks, optimiser
-  placement   the only code that knows devices: jax.distributed, device choice, the
-              data-parallel learner
+  placement   the only code that knows devices: jax.distributed, device choice, the mesh,
+              the data-parallel learner (jit over shard_map)
   acting      the policy step shared by actors, evaluation and the benchmarks
   actor       actor threads: envs + the policy step -> trajectories
   actor_process  an actor in a spawned process of its own (learner.actor_processes)

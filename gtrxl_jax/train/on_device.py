@@ -55,7 +55,6 @@ from gtrxl_jax.train.types import Trajectory
 EVAL_SEED_OFFSET = 1_000_003  # evaluation environments never replay training's seeds
 EPISODE_SUMS = ("episodes", "episode_return_sum", "episode_length_sum", "success_sum")
 
-ENV_AXIS = placement.DATA_AXIS
 
 
 @struct.dataclass
@@ -103,7 +102,7 @@ class OnDevice:
       env: the environment, one instance; vmapped over `num_envs`.
       num_envs: N, environments over all devices (a multiple of the number of devices).
       trajectory_len: T, steps per rollout (the V-trace horizon).
-      mesh: a one-axis mesh over the devices, axis ENV_AXIS.
+      mesh: a one-axis mesh over the devices, axis placement.DATA_AXIS.
     """
 
     learning: Learning
@@ -168,7 +167,7 @@ class OnDevice:
         return jax.jit(sharded, donate_argnums=0)
 
     def _update(self, runner: RunnerState) -> tuple[RunnerState, dict]:
-        """One update on this device's environments (inside shard_map over ENV_AXIS)."""
+        """One update on this device's environments (inside shard_map over placement.DATA_AXIS)."""
         agent, learner = self.agent, runner.learner
         params = learner.params
         rollout = runner.rollout.replace(
@@ -192,8 +191,9 @@ class OnDevice:
             env_step, rollout, None, length=self.trajectory_len)
         trajectory = _trajectory(rollout, start_state, inputs, actions, logits, discount,
                                  version=learner.update)
-        learner, metrics = self.learning.update(learner, trajectory, axis_name=ENV_AXIS)
-        metrics.update(jax.lax.psum(_episode_sums(*ended), ENV_AXIS))  # keys: EPISODE_SUMS
+        axis = placement.DATA_AXIS
+        learner, metrics = self.learning.update(learner, trajectory, axis_name=axis)
+        metrics.update(jax.lax.psum(_episode_sums(*ended), axis))  # keys: EPISODE_SUMS
         return RunnerState(learner=learner, rollout=rollout), metrics
 
 

@@ -7,17 +7,19 @@ The only module that knows devices, hosts and replication. The learner's update 
     state = learner.replicate(learning.init_state(key))   # one copy per device
     state, metrics = learner.update(state, batch)          # batch [T+1, B_local], host arrays
 
-The batch is split evenly over the local learner devices; gradients, PopArt statistics and
-metrics are averaged over the pmap axis. In a multi-process run (jax.distributed) the pmap
-axis spans every process's devices, so the same average runs across hosts and the
-parameters stay identical everywhere.
+The batch is split evenly over the learner devices; gradients, PopArt statistics and
+metrics are averaged over the mesh axis. In a multi-process run (jax.distributed) the mesh
+spans every process's devices, so the same average runs across hosts and the parameters
+stay identical everywhere.
 """
 
 import logging
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from gtrxl_jax.config import ConfigError, DistributedConfig, LearnerConfig
 from gtrxl_jax.train.learning import LearnerState, Learning
@@ -25,15 +27,14 @@ from gtrxl_jax.train.types import Trajectory, batch_major, rebuild, time_major
 
 logger = logging.getLogger(__name__)
 
-AXIS = "learner_devices"
-DATA_AXIS = "data"  # the mesh axis that splits environments (on device) over devices
+DATA_AXIS = "data"  # the mesh axis that splits a batch's rows (and environments) over devices
 
 
 def initialize_distributed(config: DistributedConfig) -> None:
     """Join a multi-process run with jax.distributed (nothing for a single process).
 
-    Must run before anything touches a JAX device. Afterwards a pmap over the local devices
-    spans every process's devices, so its collectives (pmean) average across hosts.
+    Must run before anything touches a JAX device. Afterwards `jax.devices()` lists every
+    process's devices, so a mesh over them averages across hosts.
     """
     if config.num_processes == 1:
         return
@@ -54,10 +55,10 @@ def _pick(indices: tuple[int, ...], key: str) -> list:
 
 
 def learner_devices(config: LearnerConfig) -> list:
-    """The devices the learner's pmap runs on, over all processes (default: all devices).
+    """The devices the learner's mesh spans, over all processes (default: all devices).
 
     `learner.learner_devices` indexes each process's local devices; the result lists the
-    chosen devices of every process, in the same order on every process (as pmap requires
+    chosen devices of every process, in the same order on every process (as a mesh requires
     in a multi-process run).
     """
     by_process: dict[int, list] = {}
@@ -82,51 +83,38 @@ def make_mesh(devices: list) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def replicated(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
     """A copy on every device of the mesh (parameters, optimiser state)."""
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return NamedSharding(mesh, PartitionSpec())
 
 
-def by_rows(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+def by_rows(mesh: jax.sharding.Mesh) -> NamedSharding:
     """Axis 0 split evenly over the mesh's devices (environments and their states)."""
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
-
-
-def split_for_devices(trajectory: Trajectory, num_devices: int) -> Trajectory:
-    """Splits the batch into equal per-device parts, stacked on a new leading device axis.
-
-    Args:
-      trajectory: time-major leaves [T+1, B, ...], batch-major leaves [B, ...].
-      num_devices: D, which must divide B.
-
-    Returns:
-      The same Trajectory with time-major leaves [D, T+1, B/D, ...] and batch-major leaves
-      [D, B/D, ...], ready for a pmap over D devices. The leaves are NumPy views of the
-      input's (no copy here: the pmap's transfer to the devices is the one copy).
-    """
-    B = trajectory.batch_size
-    if B % num_devices:
-        raise ValueError(f"A batch of {B} rows cannot be split evenly over {num_devices} "
-                         "learner devices.")
-
-    def split(axis):
-        def split_leaf(x):
-            x = np.asarray(x)
-            shape = (*x.shape[:axis], num_devices, B // num_devices, *x.shape[axis + 1:])
-            return np.moveaxis(x.reshape(shape), axis, 0)
-        return split_leaf
-
-    return rebuild(jax.tree.map(split(1), time_major(trajectory)),
-                   jax.tree.map(split(0), batch_major(trajectory)))
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
 def first_replica(tree: Any) -> Any:
-    """The first local device's copy of a replicated pytree (fresh buffers, safe from donation)."""
-    return jax.tree.map(lambda x: x.addressable_data(0)[0], tree)
+    """The first local copy of a replicated pytree, in buffers of its own.
+
+    A copy, so that a later update that donates the replicated tree cannot delete it.
+    """
+    return jax.tree.map(lambda x: jnp.copy(x.addressable_data(0)), tree)
+
+
+def batch_specs(batch: Trajectory) -> Trajectory:
+    """How a batch splits over DATA_AXIS: time-major leaves on axis 1, batch-major on 0."""
+    return rebuild(jax.tree.map(lambda _: PartitionSpec(None, DATA_AXIS), time_major(batch)),
+                   jax.tree.map(lambda _: PartitionSpec(DATA_AXIS), batch_major(batch)))
 
 
 class Learner:
-    """The learner's update, data-parallel over a set of devices (a pmap)."""
+    """The learner's update, data-parallel over a mesh of devices (jit over a shard_map).
+
+    `shard_map` keeps pmap's programming model, per-device code with named-axis collectives
+    (the update's pmean over DATA_AXIS), inside one jitted program over a `Mesh`, which is
+    how JAX now shards, and the same mesh spans every process's devices in a multi-host run.
+    The batch's rows split evenly over the devices; the state is replicated on all of them.
+    """
 
     def __init__(self, learning: Learning, devices: list, *, trajectory_len: int):
         """Place the update on devices (compiled on first use).
@@ -140,13 +128,9 @@ class Learner:
         self.learning = learning
         self.devices = list(devices)
         self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
+        self.mesh = make_mesh(self.devices)
         self._T = trajectory_len
-        self._pmapped_update = jax.pmap(
-            lambda state, batch: learning.update(state, batch, AXIS), axis_name=AXIS,
-            devices=self.devices, donate_argnums=(0,))
-        # Places host arrays exactly as the update's outputs are placed, so that the first
-        # update and every later one see the same input layout (and compile only once).
-        self._to_devices = jax.pmap(lambda tree: tree, axis_name=AXIS, devices=self.devices)
+        self._update = None  # compiled for the batch's structure on first use
 
     @property
     def agent(self):
@@ -163,13 +147,12 @@ class Learner:
         return jax.device_get(jax.jit(self.learning.init_state)(key))
 
     def replicate(self, state: LearnerState) -> LearnerState:
-        """One copy of the state per learner device (leading device axis), for `update`."""
-        stacked = jax.tree.map(lambda x: np.stack([np.asarray(x)] * self.num_devices), state)
-        return self._to_devices(stacked)
+        """The state (host arrays) with a copy on every learner device, for `update`."""
+        return jax.device_put(state, replicated(self.mesh))
 
     def unreplicate(self, state: LearnerState) -> LearnerState:
-        """The state of the first local device, as host numpy arrays."""
-        return jax.device_get(first_replica(state))
+        """The state's first local copy, as host numpy arrays."""
+        return jax.device_get(jax.tree.map(lambda x: x.addressable_data(0), state))
 
     def update(self, state: LearnerState, batch: Trajectory) -> tuple[LearnerState, dict]:
         """One learner update on a batch of trajectories; donates `state`.
@@ -177,16 +160,28 @@ class Learner:
         Args:
           state: the replicated state (from `replicate` or a previous update).
           batch: this process's trajectories, host arrays [T+1, B_local] with B_local a
-            multiple of the number of learner devices.
+            multiple of the number of this process's learner devices.
 
         Returns:
-          The new replicated state and the metrics (device arrays [D], equal on every
-          device; see `Learning.update`).
+          The new replicated state and the metrics (replicated scalars; see
+          `Learning.update`).
         """
         if batch.length != self._T:
             raise ValueError(f"The learner takes trajectories of {self._T} transitions, got "
                              f"{batch.length}.")
-        return self._pmapped_update(state, split_for_devices(batch, self.num_devices))
+        if batch.batch_size % self.num_devices:
+            raise ValueError(f"A batch of {batch.batch_size} rows cannot be split evenly over "
+                             f"{self.num_devices} learner devices.")
+        specs = batch_specs(batch)
+        if self._update is None:
+            sharded = jax.shard_map(
+                lambda s, b: self.learning.update(s, b, DATA_AXIS), mesh=self.mesh,
+                in_specs=(PartitionSpec(), specs), out_specs=PartitionSpec(), check_vma=False)
+            self._update = jax.jit(sharded, donate_argnums=0)
+        placed = jax.tree.map(
+            lambda x, spec: jax.make_array_from_process_local_data(
+                NamedSharding(self.mesh, spec), np.asarray(x)), batch, specs)
+        return self._update(state, placed)
 
     def nonfinite_gradients(self, state: LearnerState, batch: Trajectory) -> list[str]:
         """The parameters whose gradient on a batch is not finite (see `Learning`).

@@ -4,11 +4,13 @@ import jax
 import numpy as np
 import optax
 import pytest
+from jax.sharding import PartitionSpec
 
 from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
+from gtrxl_jax.train import placement
 from gtrxl_jax.train.learning import Learning, NonFiniteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
 from gtrxl_jax.train.placement import Learner, first_replica
@@ -93,3 +95,14 @@ def test_too_many_non_finite_updates_in_a_row_stop_the_run_naming_where():
 def test_an_agent_without_a_value_output_per_task_is_refused():
     with pytest.raises(ValueError, match="agent has 1 value output.*num_tasks=2"):
         Learning(AGENT, LossConfig(popart=True), optax.sgd(0.1), num_tasks=2)
+
+
+def test_a_batch_splits_its_rows_over_the_devices_and_must_split_evenly():
+    batch = random_trajectory(AGENT, T, B)
+    specs = placement.batch_specs(batch)
+    assert specs.actions == PartitionSpec(None, placement.DATA_AXIS)  # [T+1, B]: rows on axis 1
+    assert specs.core_state.states == PartitionSpec(placement.DATA_AXIS)  # [B, ...]
+    learner = make_learner(2)
+    with pytest.raises(ValueError, match="cannot be split evenly over 2"):
+        learner.update(learner.replicate(learner.init_state(jax.random.PRNGKey(0))),
+                       random_trajectory(AGENT, T, 3))
