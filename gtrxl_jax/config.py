@@ -196,12 +196,17 @@ class OptimizerConfig:
       learning_rate: the initial learning rate.
       max_grad_norm: global-norm gradient clipping (None: no clipping).
       schedule: "constant" or "linear" (decay to 0 over the run).
+      eps: the optimiser's epsilon (None: its default, Adam 1e-8, RMSProp 0.1 inside the
+        square root as IMPALA).
+      b2: Adam's decay of the second moment.
     """
 
     name: str = "adam"
     learning_rate: float = 5e-4
     max_grad_norm: float | None = 40.0
     schedule: str = "constant"
+    eps: float | None = None
+    b2: float = 0.999
 
     def __post_init__(self):
         _check_types(self, "optimizer")
@@ -217,6 +222,8 @@ class OptimizerConfig:
             self.schedule in ("constant", "linear"),
             f"optimizer.schedule={self.schedule!r} is not one of ('constant', 'linear').",
         )
+        _require(self.eps is None or self.eps > 0, f"optimizer.eps must be > 0, got {self.eps}.")
+        _require(0 <= self.b2 < 1, f"optimizer.b2 must be in [0, 1), got {self.b2}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,6 +343,9 @@ class RunConfig:
       keep_checkpoints: how many of the latest checkpoints to keep.
       eval_episodes: greedy and sampled evaluation episodes at the end (0: none).
       progress: show a progress bar on the console.
+      wandb: also send the metrics records and the summary to Weights & Biases (needs the
+        `wandb` package: pip install wandb; WANDB_MODE=offline logs to disk only).
+      wandb_project: the Weights & Biases project of the run.
     """
 
     seed: int = 0
@@ -346,9 +356,14 @@ class RunConfig:
     keep_checkpoints: int = 3
     eval_episodes: int = 100
     progress: bool = True
+    wandb: bool = False
+    wandb_project: str = "gtrxl_jax"
 
     def __post_init__(self):
         _check_types(self, "run")
+        _require(self.wandb_project != "" and not set(self.wandb_project) & set("/\\#?%:"),
+                 f"run.wandb_project must be a non-empty name without any of / \\ # ? % :, "
+                 f"got {self.wandb_project!r}.")
         for name in ("log_interval_updates", "checkpoint_interval_updates", "keep_checkpoints"):
             value = getattr(self, name)
             _require(value >= 1, f"run.{name} must be >= 1, got {value}.")

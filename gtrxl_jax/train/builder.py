@@ -15,6 +15,7 @@ environments, seeds and sampling key, hence the same data in reproducible mode.
 """
 
 import dataclasses
+import importlib.util
 import logging
 import os
 import threading
@@ -35,6 +36,7 @@ from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.handoff import ParamsStore, TrajectoryQueue
 from gtrxl_jax.train.layout import Layout, check_devices, plan_layout, plan_on_device_layout
 from gtrxl_jax.train.learning import LearnerState, Learning
+from gtrxl_jax.train.metrics import WANDB_MISSING
 from gtrxl_jax.train.optimizer import make_optimizer
 from gtrxl_jax.train.placement import Learner
 
@@ -66,6 +68,8 @@ def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
         run.log_dir that cannot be written.
     """
     check_log_dir(config.run.log_dir)
+    if config.run.wandb and importlib.util.find_spec("wandb") is None:
+        raise ConfigError(WANDB_MISSING)
     if resolve_loop(config) == "on_device":
         layout = plan_on_device_layout(config)
         spec = make_jax_task(config).spec(config.env.num_envs)
@@ -126,7 +130,7 @@ def make_learning(config: TrainConfig, agent: Agent, layout: Layout) -> Learning
     optimizer = make_optimizer(
         config.optimizer.name, config.optimizer.learning_rate,
         max_grad_norm=config.optimizer.max_grad_norm, schedule=config.optimizer.schedule,
-        total_updates=layout.total_updates)
+        total_updates=layout.total_updates, eps=config.optimizer.eps, b2=config.optimizer.b2)
     return Learning(agent, config.loss, optimizer, segment_len=config.learner.segment_len,
                     num_tasks=len(layout.tasks))
 

@@ -115,7 +115,8 @@ class Checkpointer:
           keep: how many of the latest checkpoints to keep.
 
         Raises:
-          CheckpointError: `<log_dir>/checkpoints` exists but is not a folder.
+          CheckpointError: `<log_dir>/checkpoints` exists but is not a folder, or the
+            partial checkpoints in it cannot be deleted.
         """
         self.directory = Path(log_dir).absolute() / "checkpoints"
         if self.directory.exists() and not self.directory.is_dir():
@@ -128,6 +129,28 @@ class Checkpointer:
             item_handlers={"state": ocp.StandardCheckpointHandler(),
                            "meta": ocp.JsonCheckpointHandler()})
         self._pending: int | None = None  # the update whose save may still be in progress
+        self._await_cleanup()
+
+    def _await_cleanup(self) -> None:
+        """Wait for orbax to delete the partial checkpoints it found on opening the folder.
+
+        orbax deletes them in a thread that only its next save waits for. A run that stops
+        before saving (nothing to resume from, a bad config) would leave that thread to run
+        into the interpreter's shutdown, which prints a traceback after the run's one-line
+        error ("cannot schedule new futures after interpreter shutdown"). CheckpointManager
+        has no public method for this wait; the orbax version is pinned in requirements.txt.
+
+        Raises:
+          CheckpointError: the partial checkpoints cannot be deleted.
+        """
+        try:
+            self._manager._maybe_await_cleanup_tmp_directory()
+        except Exception as error:
+            self._manager.close()
+            raise CheckpointError(
+                f"Cannot delete the partial checkpoints in {self.directory}: "
+                f"{type(error).__name__}: {error}. Fix the folder's permissions or choose "
+                "another run.log_dir.") from error
 
     def latest_update(self) -> int | None:
         """The update of the latest complete checkpoint, or None if there is none."""

@@ -4,11 +4,12 @@
 
 Exit codes: 0 done; 2 a configuration error (an unknown key, an invalid value, a layout that
 does not fit, a task the agent cannot play, an unwritable run.log_dir), reported before any
-work starts; 1 a checkpoint that cannot be resumed from or written, too many non-finite
-updates in a row, a stalled actor or learner, or metrics that cannot be written (each after
-a final checkpoint where one can be written; an actor's own error ends the run with its
-traceback, also after a final checkpoint); 130 stopped by a signal (after writing a final
-checkpoint).
+work starts, or run.wandb=true where W&B cannot be used (no wandb package, not logged in),
+reported once the learner's state is built; 1 a checkpoint that cannot be resumed from or
+written, too many non-finite updates in a row, a stalled actor or learner, or metrics that
+cannot be written (each after a final checkpoint where one can be written; an actor's own
+error ends the run with its traceback, also after a final checkpoint); 130 stopped by a
+signal (after writing a final checkpoint).
 """
 
 import argparse

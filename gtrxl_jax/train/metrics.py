@@ -16,6 +16,8 @@ Files in the run's log_dir:
                   Episodes are those that ended in the consumed batches.
   events.out.*    the same scalars as TensorBoard events, against env_steps
   summary.json    the end-of-run summary with the evaluation results
+With run.wandb=true the records (against env_steps), the summary and the config also go to
+Weights & Biases (`WandbSink`).
 """
 
 import collections
@@ -32,7 +34,7 @@ from typing import Any
 import tensorboardX
 import tqdm
 
-from gtrxl_jax.config import TrainConfig, to_dict
+from gtrxl_jax.config import ConfigError, TrainConfig, to_dict
 from gtrxl_jax.envs.episodes import EpisodeTotals
 
 logger = logging.getLogger(__name__)
@@ -111,6 +113,58 @@ def episode_metrics(totals: dict[str, EpisodeTotals], tasks: tuple[str, ...],
     return metrics
 
 
+WANDB_MISSING = ("run.wandb=true needs the wandb package, which is not installed: pip install "
+                 "wandb (or the package's extra, gtrxl_jax[wandb]), or set run.wandb=false.")
+
+
+class WandbSink:
+    """Sends a run's metrics records and summary to Weights & Biases (run.wandb=true).
+
+    wandb is imported only here, for the runs that ask for it, and its own settings apply:
+    WANDB_MODE=offline keeps the run on disk, WANDB_DIR says where (default: the working
+    directory). Records are plotted against env_steps, as in the TensorBoard events. A
+    resumed run (run.resume=true) is a new W&B run of the same name.
+    """
+
+    def __init__(self, config: TrainConfig):
+        """Start the W&B run (named after run.log_dir), logging the config.
+
+        Raises:
+          ConfigError: the wandb package is not installed, or the W&B run cannot start
+            (e.g. not logged in).
+        """
+        try:
+            import wandb
+        except ImportError as error:
+            raise ConfigError(WANDB_MISSING) from error
+        try:
+            # console="off": the progress bar's redraws would fill W&B's copy of the console.
+            self._run = wandb.init(
+                project=config.run.wandb_project, name=Path(config.run.log_dir).name,
+                config=to_dict(config), settings=wandb.Settings(console="off"))
+        except Exception as error:  # wandb raises several types (no API key, no network)
+            reason = str(error).rstrip(".")
+            raise ConfigError(
+                f"run.wandb=true, but the W&B run could not start: {type(error).__name__}: "
+                f"{reason}. Log in with `wandb login`, set WANDB_MODE=offline to log to disk "
+                "only, or set run.wandb=false.") from error
+        self._run.define_metric("env_steps")
+        self._run.define_metric("*", step_metric="env_steps")
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Log one metrics record (its finite values; W&B keeps its own time)."""
+        self._run.log({key: value for key, value in record.items()
+                       if key != "time" and math.isfinite(value)})
+
+    def write_summary(self, summary: dict) -> None:
+        """Put the end-of-run summary into the W&B run's summary."""
+        self._run.summary.update(_clean(summary))
+
+    def close(self) -> None:
+        """Finish the W&B run (an offline one is complete on disk after this)."""
+        self._run.finish()
+
+
 class MetricsLogger:
     """Collects per-update metrics and episodes; writes one record per log interval."""
 
@@ -135,8 +189,13 @@ class MetricsLogger:
           start_env_steps: the env steps already done (non-zero when resuming).
           start_update: the update the run starts from: a resumed run keeps the records of
             metrics.jsonl up to it and drops later ones; a fresh run (0) starts the file anew.
-          enabled: write files and show the progress bar (only process 0 of a multi-process
-            run does).
+          enabled: write files, show the progress bar and send to W&B (only process 0 of a
+            multi-process run does).
+
+        Raises:
+          ConfigError: run.wandb=true and W&B cannot be used (see `WandbSink`); nothing is
+            written then.
+          MetricsWriteError: the run's files cannot be written.
         """
         self.log_dir = Path(log_dir)
         self._tasks = tasks
@@ -151,8 +210,11 @@ class MetricsLogger:
         self._writer = None
         self._jsonl = None
         self._progress = None
+        self._wandb = None
         self._jsonl_path = self.log_dir / "metrics.jsonl"
         if enabled:
+            if config.run.wandb:
+                self._wandb = WandbSink(config)
             with _writing(self.log_dir):
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 (self.log_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
@@ -220,6 +282,8 @@ class MetricsLogger:
                 if key not in ("update", "env_steps", "time") and math.isfinite(value):
                     self._writer.add_scalar(key, value, env_steps)
             self._writer.flush()
+            if self._wandb is not None:
+                self._wandb.write(record)
             self._progress.set_postfix(self._postfix(record), refresh=False)
         logger.debug("update %d: %s", update, record)
         return record
@@ -233,19 +297,23 @@ class MetricsLogger:
         return postfix
 
     def write_summary(self, summary: dict) -> None:
-        """Save summary.json and log it."""
+        """Save summary.json (and send it to W&B) and log it."""
         if not self._enabled:
             return
         text = json.dumps(_clean(summary), indent=2)
         with _writing(self.log_dir / "summary.json"):
             (self.log_dir / "summary.json").write_text(text)
+        if self._wandb is not None:
+            self._wandb.write_summary(summary)
         logger.info("Summary (%s):\n%s", self.log_dir / "summary.json", text)
 
     def close(self) -> None:
-        """Flush and close the files and the progress bar."""
+        """Flush and close the files, the progress bar and the W&B run."""
         if self._enabled:
             self._progress.close()
             self._writer.close()
+            if self._wandb is not None:
+                self._wandb.close()
             try:
                 self._jsonl.close()
             except OSError as error:  # every record was flushed: this repeats a reported error

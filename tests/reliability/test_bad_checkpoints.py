@@ -4,6 +4,7 @@ config keys and arrays that differ), before the learner compiles anything, and c
 nothing in the run folder."""
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +18,27 @@ from gtrxl_jax.train.cli import main
 from gtrxl_jax.train.learning import LearnerState
 from gtrxl_jax.train.loop import train
 from gtrxl_jax.train.placement import Learner
-from tests.reliability.helpers import checkpoint_updates, quick_config, train_command
+from tests.reliability.helpers import (
+    checkpoint_updates,
+    partial_checkpoints,
+    quick_config,
+    train_command,
+)
 
 
 def snapshot(folder):
-    """Every file under a folder with its size and modification time.
+    """Every file under a folder with its size and modification time, and every folder.
 
-    orbax's partial checkpoints are left out, and never walked into: opening the folder
-    deletes them in a background thread that may outlive the run, as nothing can ever
-    resume from them.
+    orbax's partial checkpoints are left out: opening the folder deletes them, as nothing
+    can ever resume from them (which changes their parent's modification time, so folders
+    are listed without theirs).
     """
     files = {}
     for parent, folders, names in os.walk(folder):
         folders[:] = [name for name in folders if ".orbax-checkpoint-tmp" not in name]
-        for path in (Path(parent) / name for name in folders + names):
+        for name in folders:
+            files[str((Path(parent) / name).relative_to(folder))] = "folder"
+        for path in (Path(parent) / name for name in names):
             files[str(path.relative_to(folder))] = (path.stat().st_size, path.stat().st_mtime_ns)
     return files
 
@@ -63,6 +71,18 @@ def test_only_partial_checkpoints_are_not_resumed_from(copy_run, no_compiling):
         (copy_run / "checkpoints" / str(update)).rename(
             copy_run / "checkpoints" / f"{update}.orbax-checkpoint-tmp")
     refuse_resume(copy_run, match="holds no complete checkpoint to resume from")
+
+
+def test_opening_the_folder_deletes_partial_checkpoints_before_returning(copy_run):
+    # orbax deletes them in a thread; one still running at the interpreter's exit (a run that
+    # stopped before saving) printed a traceback after the run's error.
+    (copy_run / "checkpoints" / "4").rename(copy_run / "checkpoints" / "4.orbax-checkpoint-tmp")
+    threads = set(threading.enumerate())
+    checkpointer = Checkpointer(str(copy_run), keep=2)
+    assert partial_checkpoints(copy_run) == []
+    assert set(threading.enumerate()) <= threads
+    assert checkpointer.latest_update() == 2
+    checkpointer.close()
 
 
 def test_a_fresh_run_in_a_folder_with_checkpoints_is_refused(copy_run, no_compiling):

@@ -1,9 +1,13 @@
-"""The command line: config errors exit with code 2 before any work (signals: tests/reliability)."""
+"""The command line: config errors exit with code 2 before any work, a start-up error is one
+line on stderr (signals: tests/reliability)."""
+
+import subprocess
+import sys
 
 import pytest
 
 from gtrxl_jax.train.cli import main
-from tests.environment import REPO
+from tests.environment import REPO, child_env
 
 
 @pytest.mark.parametrize("override, message", [
@@ -27,3 +31,17 @@ def test_the_experiment_configs_load():
 
     for name in ("tmaze", "cartpole"):
         check_config(load_config(str(REPO / "experiments" / "configs" / f"{name}.py")))
+
+
+def test_resuming_without_a_checkpoint_prints_only_its_error(tmp_path):
+    # orbax's background thread once printed a traceback after this line at the interpreter's
+    # exit: only a real process shows what a user sees.
+    log_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "gtrxl_jax.train", "--config",
+         str(REPO / "experiments" / "configs" / "tmaze.py"), "run.resume=true",
+         "run.progress=false", f"run.log_dir={log_dir}"],
+        env=child_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (f"gtrxl-train: error: run.resume=true, but {log_dir}/checkpoints "
+                           "holds no complete checkpoint to resume from.\n")
