@@ -19,10 +19,10 @@ from gtrxl_jax.bench.registry import (
 from gtrxl_jax.bench.workloads import WORKLOADS, Workload
 
 try:
-    from gtrxl_jax.bench import e2e, learner  # noqa: F401
+    from gtrxl_jax.bench import e2e, learner, on_device  # noqa: F401
 except ImportError as error:
     register_unavailable(
-        ("e2e", "update"),
+        ("e2e", "update", "on_device"),
         f"it needs the training stack, and importing it failed ({error}); "
         "install requirements.txt",
     )

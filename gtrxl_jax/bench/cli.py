@@ -4,6 +4,8 @@
   gtrxl-bench --only learn,act --dtype bfloat16 --out runs/bench.jsonl
   gtrxl-bench --config paper --only learn --repeats 2 --warmup 1
   gtrxl-bench --only e2e --e2e-steps 200000     # training runs: Pong, MiniGrid x GTrXL, FF
+  gtrxl-bench --only on_device                  # T-maze on device vs actor-learner, N sweep
+  gtrxl-bench --only on_device --on-device-steps 200000 --on-device-envs 64,256
   gtrxl-bench --list                            # the registered measurements
   gtrxl-bench --summarize runs/bench.jsonl      # one short line per record of a file
 
@@ -12,7 +14,9 @@ every record carries the run id. Figures are medians of repeated calls after war
 compile time is reported apart. Measurements that report a fraction of a ceiling run
 "ceiling" (matmul FLOP/s) and "bandwidth" (memory read GB/s) first. "e2e" trains for
 minutes and is not in the default set; its steady state starts after --warmup learner
-updates.
+updates. "on_device" trains the main job's T-maze config on the actor-learner and on device
+(steady env steps/s, seconds to 95% success, compile included), then times the on-device
+update at each --on-device-envs; it also takes minutes and is not in the default set.
 """
 
 import argparse
@@ -27,7 +31,7 @@ from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, run_measurements
 from gtrxl_jax.bench.machine import machine_info
 from gtrxl_jax.bench.registry import Record
 from gtrxl_jax.bench.summary import summarize
-from gtrxl_jax.bench.workloads import EndToEnd, Workload
+from gtrxl_jax.bench.workloads import EndToEnd, OnDeviceComparison, Workload
 
 DEFAULT_MEASUREMENTS = ("ceiling", "learn", "act", "scaling")
 
@@ -79,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--e2e-set", action="append", default=[], metavar="KEY=VALUE",
                      help="a further TrainConfig override, e.g. learner.reproducible=false "
                      "(repeatable)")
+    on_device = parser.add_argument_group(
+        "on-device (on_device) runs: the main job's T-maze config on both training paths")
+    on_device.add_argument("--on-device-steps", type=int, help="env steps of each "
+                           "time-to-solve run (default: the config's, 500k)")
+    on_device.add_argument("--on-device-envs", type=_int_list, help="comma-separated N of the "
+                           "on-device sweep, env.num_envs = learner.batch_size = N (default: "
+                           f"{','.join(map(str, OnDeviceComparison.num_envs))})")
+    on_device.add_argument("--on-device-set", action="append", default=[], metavar="KEY=VALUE",
+                           help="a further TrainConfig override of every on_device run "
+                           "(repeatable)")
     parser.add_argument("--out", help="append the JSON records to this JSONL file")
     parser.add_argument("--summarize", metavar="JSONL", help="print one short line per record "
                         "of a file written with --out, and exit")
@@ -109,6 +123,13 @@ def make_end_to_end(args: argparse.Namespace) -> EndToEnd:
                     **{k: v for k, v in choices.items() if v is not None})
 
 
+def make_on_device(args: argparse.Namespace) -> OnDeviceComparison:
+    """The on-device runs with the command line's choices (defaults where it has none)."""
+    sweep = {} if args.on_device_envs is None else {"num_envs": args.on_device_envs}
+    return OnDeviceComparison(env_steps=args.on_device_steps,
+                              overrides=tuple(args.on_device_set), **sweep)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the selected measurements, printing (and optionally appending) JSON records."""
     parser = build_parser()
@@ -129,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         act_repeats=args.act_repeats,
         warmup=args.warmup,
         e2e=make_end_to_end(args),
+        on_device=make_on_device(args),
     )
     if args.out:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

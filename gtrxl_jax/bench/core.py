@@ -82,7 +82,7 @@ def make_problem(config: GTrXLConfig, T: int, B: int, seed: int = 0) -> Problem:
     return Problem(core, params, inputs, first, memory)
 
 
-def _too_big(compiled) -> str | None:
+def too_big(compiled) -> str | None:
     """Why the compiled step should not run here (its buffers exceed free memory), or None."""
     planned = memory_fields(compiled)
     if planned["temp_bytes"] is None:
@@ -145,7 +145,7 @@ def measure_learn(session: Session, workload: Workload) -> Record:
         "compile_s": compile_s,
         **memory_fields(update),
     }
-    if reason := _too_big(update):
+    if reason := too_big(update):
         return {**record, "skipped": reason}
     timing = time_calls(lambda: update(*args), session.repeats, session.warmup)
     analytic = flops.learn_flops(config, T, B)
@@ -180,7 +180,7 @@ def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
         "compile_s": compile_s,
         **memory_fields(step),
     }
-    if reason := _too_big(step):
+    if reason := too_big(step):
         return {**record, "skipped": reason}
 
     def act():

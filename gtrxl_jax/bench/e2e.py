@@ -28,15 +28,17 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gtrxl_jax.bench.core import config_fields
 from gtrxl_jax.bench.registry import Record, Session, register
 from gtrxl_jax.config import AgentConfig, TrainConfig, apply_overrides
 from gtrxl_jax.nn.config import GTrXLConfig
-from gtrxl_jax.train.layout import plan_layout
+from gtrxl_jax.train.builder import resolve_loop
+from gtrxl_jax.train.layout import plan_layout, plan_on_device_layout
 from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.result import TrainResult
 
 # Only the final checkpoint is written (after the timed window): a save inside the window
 # would be timed as learner work.
@@ -47,9 +49,8 @@ def train_config(session: Session, task: str, core: str, log_dir: str) -> TrainC
     """The TrainConfig of one end-to-end run.
 
     The workload sets the transformer, T and B; `session.e2e` the task's budget, the number
-    of environments and further overrides; the measurement's own settings come last (a
-    record per update in `log_dir`, a checkpoint only at the end, no evaluation, no progress
-    bar).
+    of environments and further overrides; the measurement's own settings come last
+    (`logged_run_overrides`).
     """
     workload, e2e = session.workload, session.e2e
     base = TrainConfig(agent=AgentConfig(core=core, transformer=workload.core))
@@ -60,25 +61,80 @@ def train_config(session: Session, task: str, core: str, log_dir: str) -> TrainC
         f"learner.batch_size={workload.batch}",
         f"learner.total_env_steps={e2e.env_steps}",
         *e2e.overrides,
+        *logged_run_overrides(log_dir),
+    ])
+
+
+def logged_run_overrides(log_dir: str) -> list[str]:
+    """The overrides a measured training run ends with.
+
+    A record per update in `log_dir`, a checkpoint only at the end (a save inside the timed
+    window would be timed as learner work), no evaluation, no progress bar.
+    """
+    return [
         f"run.log_dir={log_dir}",
         "run.log_interval_updates=1",
         f"run.checkpoint_interval_updates={_NO_CHECKPOINT_UPDATES}",
         "run.eval_episodes=0",
         "run.progress=false",
-    ])
+    ]
 
 
-def check_budget(config: TrainConfig, warmup: int) -> None:
-    """Raise ValueError unless the run has an update after `warmup` (>= 1) warm-up updates."""
+def check_budget(config: TrainConfig, warmup: int, option: str = "--e2e-steps") -> None:
+    """Raise ValueError unless the run has an update after `warmup` (>= 1) warm-up updates.
+
+    `option` is the command-line option that sets the run's budget, named in the message.
+    """
     if warmup < 1:
-        raise ValueError(f"e2e needs warmup >= 1 (the first update compiles), got {warmup}.")
-    updates = plan_layout(config).total_updates
+        raise ValueError(f"need warmup >= 1 (the first update compiles), got {warmup}.")
+    plan = plan_on_device_layout if resolve_loop(config) == "on_device" else plan_layout
+    updates = plan(config).total_updates
     if updates <= warmup:
         steps = config.learner.trajectory_len * config.learner.batch_size
         raise ValueError(
-            f"e2e: {config.learner.total_env_steps} env steps make {updates} update(s) of "
+            f"{config.learner.total_env_steps} env steps make {updates} update(s) of "
             f"{steps} steps, none after the {warmup} warm-up update(s); raise the budget "
-            f"above {warmup * steps} steps (--e2e-steps) or lower --warmup.")
+            f"above {warmup * steps} steps ({option}) or lower --warmup.")
+
+
+def steady_window(records: list[dict], warmup: int) -> tuple[list[dict], list[int], list[float]]:
+    """The records after `warmup` updates, with each one's env steps and seconds.
+
+    Args:
+      records: a run's metrics.jsonl records, one per update (updates 1, 2, ...).
+      warmup: updates left out (>= 1; the window starts when update `warmup` ended).
+
+    Returns:
+      (the steady records, the env steps of each, the seconds of each).
+    """
+    if [r["update"] for r in records] != list(range(1, len(records) + 1)):
+        raise ValueError("need one metrics record per update (run.log_interval_updates=1).")
+    if not 1 <= warmup < len(records):
+        raise ValueError(f"warmup={warmup} leaves no update of the {len(records)} recorded.")
+    steady = records[warmup:]
+    steps = [r["env_steps"] - prev["env_steps"]
+             for prev, r in zip(records[warmup - 1 : -1], steady, strict=True)]
+    seconds = [n / r["sps"] for n, r in zip(steps, steady, strict=True)]
+    return steady, steps, seconds
+
+
+def steady_throughput(records: list[dict], warmup: int) -> dict:
+    """Env steps per second of a run after `warmup` updates (records as `steady_window`).
+
+    Returns:
+      steady_updates, steady_s (the window's seconds), sps (its env steps over its
+      seconds), and the median, min and max of the per-update figures.
+    """
+    steady, steps, seconds = steady_window(records, warmup)
+    per_update_sps = [r["sps"] for r in steady]
+    return {
+        "steady_updates": len(steady),
+        "steady_s": sum(seconds),
+        "sps": sum(steps) / sum(seconds),
+        "sps_median": statistics.median(per_update_sps),
+        "sps_min": min(per_update_sps),
+        "sps_max": max(per_update_sps),
+    }
 
 
 def steady_state(records: list[dict], warmup: int, actor_threads: int) -> dict:
@@ -92,14 +148,7 @@ def steady_state(records: list[dict], warmup: int, actor_threads: int) -> dict:
     Returns:
       The figures of the module docstring (sps, wait shares, idle side, ...).
     """
-    if [r["update"] for r in records] != list(range(1, len(records) + 1)):
-        raise ValueError("e2e needs one metrics record per update (run.log_interval_updates=1).")
-    if not 1 <= warmup < len(records):
-        raise ValueError(f"warmup={warmup} leaves no update of the {len(records)} recorded.")
-    steady = records[warmup:]
-    steps = [r["env_steps"] - prev["env_steps"]
-             for prev, r in zip(records[warmup - 1 : -1], steady, strict=True)]
-    seconds = [n / r["sps"] for n, r in zip(steps, steady, strict=True)]
+    steady, _, seconds = steady_window(records, warmup)
     window_s = sum(seconds)
     learner_wait = [r["learner_wait_s"] for r in steady]
     actor_wait = sum(r["actor_wait_s"] for r in steady)
@@ -107,14 +156,8 @@ def steady_state(records: list[dict], warmup: int, actor_threads: int) -> dict:
     learner_share = sum(learner_wait) / window_s
     params_share = params_wait / (window_s * actor_threads)
     queue_share = (actor_wait - params_wait) / (window_s * actor_threads)
-    per_update_sps = [r["sps"] for r in steady]
     return {
-        "steady_updates": len(steady),
-        "steady_s": window_s,
-        "sps": sum(steps) / window_s,
-        "sps_median": statistics.median(per_update_sps),
-        "sps_min": min(per_update_sps),
-        "sps_max": max(per_update_sps),
+        **steady_throughput(records, warmup),
         "actor_sps_median": statistics.median(r["actor_sps"] for r in steady),
         "learner_wait_share": learner_share,
         "actor_params_wait_share": params_share,
@@ -146,32 +189,78 @@ def run_fields(config: TrainConfig) -> dict:
     }
 
 
-def measure_run(session: Session, task: str, core: str) -> Record:
-    """Trains `core` on `task` for the session's budget and reports its steady state."""
-    with tempfile.TemporaryDirectory(prefix="gtrxl-e2e-") as log_dir:
-        config = train_config(session, task, core, log_dir)
-        check_budget(config, session.warmup)
+@dataclasses.dataclass(frozen=True)
+class LoggedRun:
+    """A finished training run and the metrics it logged.
+
+    Attributes:
+      config: the run's config.
+      result: what train() returned.
+      records: its metrics.jsonl records, one per update.
+      start: Unix seconds when train() was called (records' `time` is on the same clock).
+      train_s: seconds train() took, start-up, compiles and the final checkpoint included.
+      load_avg_start, load_avg_end: the 1-minute load average before and after.
+    """
+
+    config: TrainConfig
+    result: TrainResult
+    records: list[dict]
+    start: float
+    train_s: float
+    load_avg_start: float
+    load_avg_end: float
+
+    def fields(self) -> dict:
+        """The run's outcome as flat record fields (its config's come from `run_fields`)."""
+        return {
+            "env_steps": self.result.env_steps,
+            "updates": self.result.update,
+            "time_to_first_update_s": self.records[0]["time"] - self.start,
+            "train_s": self.train_s,
+            "load_avg_start": self.load_avg_start,
+            "load_avg_end": self.load_avg_end,
+        }
+
+
+def train_logged(make_config: Callable[[str], TrainConfig], warmup: int,
+                 option: str = "--e2e-steps") -> LoggedRun:
+    """Trains `make_config(log_dir)` in a temporary log_dir and reads back its metrics.
+
+    Args:
+      make_config: log_dir -> the run's config (logging every update, see
+        `logged_run_overrides`).
+      warmup: updates the caller leaves out; the budget must leave one after them.
+      option: the command-line option that sets the budget (named if it is too small).
+
+    Raises:
+      KeyboardInterrupt: a signal stopped the run.
+    """
+    with tempfile.TemporaryDirectory(prefix="gtrxl-bench-") as log_dir:
+        config = make_config(log_dir)
+        check_budget(config, warmup, option)
         load_start = os.getloadavg()[0]
         start = time.time()
         result = train(config)
         train_s = time.time() - start
         if result.interrupted:
-            raise KeyboardInterrupt(f"e2e: the {task} run with core {core} was interrupted.")
+            raise KeyboardInterrupt(f"the {config.env.task} run was interrupted.")
         load_end = os.getloadavg()[0]
         lines = (Path(log_dir) / "metrics.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
+    return LoggedRun(config, result, [json.loads(line) for line in lines], start, train_s,
+                     load_start, load_end)
+
+
+def measure_run(session: Session, task: str, core: str) -> Record:
+    """Trains `core` on `task` for the session's budget and reports its steady state."""
+    run = train_logged(lambda log_dir: train_config(session, task, core, log_dir),
+                       session.warmup)
     return {
         "kind": "e2e",
-        **run_fields(config),
+        **run_fields(run.config),
         "overrides": list(session.e2e.overrides),
-        "env_steps": result.env_steps,
-        "updates": result.update,
+        **run.fields(),
         "warmup_updates": session.warmup,
-        "time_to_first_update_s": records[0]["time"] - start,
-        "train_s": train_s,
-        **steady_state(records, session.warmup, config.learner.num_actor_threads),
-        "load_avg_start": load_start,
-        "load_avg_end": load_end,
+        **steady_state(run.records, session.warmup, run.config.learner.num_actor_threads),
     }
 
 

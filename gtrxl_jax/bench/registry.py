@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 from collections.abc import Callable, Iterable, Iterator
 
-from gtrxl_jax.bench.workloads import EndToEnd, Workload
+from gtrxl_jax.bench.workloads import EndToEnd, OnDeviceComparison, Workload
 
 Record = dict
 MeasureFn = Callable[["Session"], Iterator[Record]]
@@ -66,6 +66,7 @@ class Session:
       warmup: untimed calls before timing (end-to-end: learner updates left out of the
         steady state).
       e2e: the training runs of the end-to-end measurement.
+      on_device: the training runs and the sweep of the on-device measurement.
       run_id: stamped on every record, so runs appended to one file stay apart.
       records: every record emitted so far (measurements read their requirements here).
     """
@@ -75,6 +76,7 @@ class Session:
     act_repeats: int = 50
     warmup: int = 2
     e2e: EndToEnd = dataclasses.field(default_factory=EndToEnd)
+    on_device: OnDeviceComparison = dataclasses.field(default_factory=OnDeviceComparison)
     run_id: str = dataclasses.field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
     )

@@ -2,9 +2,12 @@
 
 `EndToEnd` holds what the end-to-end measurement runs besides the workload: which tasks and
 cores, for how many environment steps, with which extra training overrides.
+`OnDeviceComparison` holds what the on-device measurement runs: the main job's T-maze config
+on both training paths, its budget, and the numbers of environments of its sweep.
 """
 
 import dataclasses
+from pathlib import Path
 
 from gtrxl_jax.nn.config import GTrXLConfig
 
@@ -60,6 +63,32 @@ class EndToEnd:
     cores: tuple[str, ...] = ("gtrxl", "feedforward")
     env_steps: int = 20_480
     num_envs: int | None = None
+    overrides: tuple[str, ...] = ()
+
+
+# The repository's experiment configs (a checkout's; they are not part of the package).
+EXPERIMENT_CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+
+
+@dataclasses.dataclass(frozen=True)
+class OnDeviceComparison:
+    """The runs of the on-device measurement: one task and model, both training paths.
+
+    Attributes:
+      actor_learner_config: the config file of the actor-learner run (the main job's).
+      on_device_config: the same task, model and budget with learner.loop=on_device.
+      env_steps: learner.total_env_steps of each time-to-solve run (None: the config's own,
+        the main job's budget).
+      num_envs: N of the on-device sweep (env.num_envs = learner.batch_size = N); empty
+        for no sweep.
+      overrides: further TrainConfig overrides for every run of the measurement, applied
+        after its budget and before its own settings (logging, N of the sweep).
+    """
+
+    actor_learner_config: str = str(EXPERIMENT_CONFIGS / "tmaze.py")
+    on_device_config: str = str(EXPERIMENT_CONFIGS / "tmaze_on_device.py")
+    env_steps: int | None = None
+    num_envs: tuple[int, ...] = (64, 256, 1024, 4096)
     overrides: tuple[str, ...] = ()
 
 
