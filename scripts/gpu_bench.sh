@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of the README's performance table in one run, prepared for a lent GPU.
+# The GPU figures of docs/performance.md's table in one run, prepared for a lent GPU.
 #
 #   bash scripts/gpu_bench.sh [OUT_DIR]     # OUT_DIR: default $OUT if set, else runs/gpu_bench
 #

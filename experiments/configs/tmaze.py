@@ -29,7 +29,8 @@ def get_config() -> TrainConfig:
         ),
         loss=LossConfig(discount=0.99, entropy_cost=0.01),
         optimizer=OptimizerConfig(name="adam", learning_rate=5e-4),
-        # The actor in a process of its own: 17% more env steps/s on a 2-core CPU (README).
+        # The actor in a process of its own: 17% more env steps/s on a 2-core CPU
+        # (docs/performance.md).
         learner=LearnerConfig(trajectory_len=32, batch_size=32, total_env_steps=500_000,
                               actor_processes=True),
         run=RunConfig(log_dir="runs/tmaze", log_interval_updates=10, eval_episodes=100),

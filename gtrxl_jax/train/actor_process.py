@@ -5,10 +5,10 @@
     TrajectoryQueue <--receive thread-- data pipe <-- PipeSender <-- Actor thread
 
 Why: XLA:CPU runs every jitted computation of a process on one intra-op thread pool, so
-an actor thread's small policy steps queue behind the learner's long kernels (README,
-"End to end"), and actor threads share the learner's GIL. In a process of its own, an actor
-has its own pool and interpreter. It acts on that process's CPU (JAX there sees no
-accelerator), as a CPU host's actors would.
+an actor thread's small policy steps queue behind the learner's long kernels
+(docs/performance.md, "End to end"), and actor threads share the learner's GIL. In a
+process of its own, an actor has its own pool and interpreter. It acts on that process's
+CPU (JAX there sees no accelerator), as a CPU host's actors would.
 
 `ActorProcess` stands in for an `Actor` in the learner's process (name, stats, error,
 start, join, is_alive), so the loop treats both alike; its stats are the child's, sent

@@ -3,8 +3,8 @@
 Deterministic: the learner's update on a fixed batch, a whole run in reproducible mode
 (learner.reproducible=true), and a run resumed from a given checkpoint (which differs from
 the run that was never stopped: its environments restart with new seeds). Not deterministic
-(README, "What is and is not deterministic"): free-running mode, and timing figures such as
-sps and wait times.
+(docs/reliability.md, "What is and is not deterministic"): free-running mode, and timing
+figures such as sps and wait times.
 """
 
 import shutil
