@@ -1,0 +1,98 @@
+"""Many seeds of one on-device configuration in one process: how often a solved run collapses.
+
+Compiles the on-device update once, then trains each seed in turn and writes one JSON line
+per seed: its success curve (per log interval of `--interval` updates) and the stability
+figures of the memory-results issue: the first interval at >= 95% success, the lowest
+success of any later interval, and whether the run held >= 90% after solving.
+
+    python experiments/diagnostics/stability_sweep.py --config experiments/configs/tmaze.py \
+        --seeds 0-7 --steps 1000000 --out runs/sweep.jsonl env.task=TMaze-L20 \
+        learner.trajectory_len=16 learner.segment_len=8 agent.transformer.memory_len=24
+"""
+
+import argparse
+import json
+import time
+
+import jax
+import numpy as np
+
+from gtrxl_jax.config import load_config
+from gtrxl_jax.train import builder, placement
+from gtrxl_jax.train.on_device import OnDevice
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Parse a seed list: "0-3,7" -> [0, 1, 2, 3, 7]."""
+    seeds = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        seeds.extend(range(int(low), int(high or low) + 1))
+    return seeds
+
+
+def stability(success: list[float], solved_at: float = 0.95, floor: float = 0.90) -> dict:
+    """The stability figures of a success curve (one value per interval, NaN: no episode)."""
+    curve = np.asarray(success, float)
+    reached = np.flatnonzero(curve >= solved_at)
+    if reached.size == 0:
+        return {"solved_interval": None, "min_after_solved": None, "held": False,
+                "final": float(np.nanmean(curve[-5:]))}
+    after = curve[reached[0]:]
+    lowest = float(np.nanmin(after))
+    return {"solved_interval": int(reached[0]), "min_after_solved": lowest,
+            "held": lowest >= floor, "final": float(np.nanmean(curve[-5:]))}
+
+
+def main() -> None:
+    """Train every seed; print and write one JSON line each."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="experiments/configs/tmaze.py")
+    parser.add_argument("--seeds", default="0-3")
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--interval", type=int, default=10, help="updates per curve point")
+    parser.add_argument("--out")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    config = load_config(args.config, ["learner.loop=on_device", "learner.actor_processes=false",
+                                       f"learner.total_env_steps={args.steps}",
+                                       *args.overrides])
+    layout, spec = builder.check_config(config)
+    agent = builder.make_agent(config, spec, num_tasks=1)
+    program = OnDevice(builder.make_learning(config, agent, layout),
+                       builder.make_jax_task(config), num_envs=config.learner.batch_size,
+                       trajectory_len=config.learner.trajectory_len,
+                       mesh=placement.make_mesh(jax.local_devices()[:1]))
+    update = None
+    out = open(args.out, "a") if args.out else None  # noqa: SIM115
+    for seed in parse_seeds(args.seeds):
+        start = time.monotonic()
+        runner = program.init(jax.random.PRNGKey(seed), seed)
+        update = update or program.compile_update(runner)
+        totals = np.zeros((layout.total_updates, 2))  # successes, episodes per update
+        extra = {"update_norm": [], "grad_norm": [], "entropy": []}
+        for u in range(layout.total_updates):
+            runner, metrics = update(runner)
+            metrics = jax.device_get(metrics)
+            totals[u] = metrics["success_sum"], metrics["episodes"]
+            for key in extra:
+                extra[key].append(float(metrics[key]))
+        per = totals[: len(totals) // args.interval * args.interval].reshape(
+            -1, args.interval, 2).sum(1)
+        success = np.where(per[:, 1] > 0, per[:, 0] / np.maximum(per[:, 1], 1), np.nan)
+        record = {"seed": seed, "overrides": args.overrides, "steps": args.steps,
+                  "interval_env_steps": args.interval * layout.steps_per_update,
+                  "seconds": time.monotonic() - start, **stability(success.tolist()),
+                  "success": [round(float(s), 3) for s in success],
+                  **{k: [round(float(np.mean(v[i:i + args.interval])), 5)
+                        for i in range(0, len(v) - args.interval + 1, args.interval)]
+                     for k, v in extra.items()}}
+        print(json.dumps({k: v for k, v in record.items()
+                          if k not in ("success", *extra)}), flush=True)
+        if out:
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+
+
+if __name__ == "__main__":
+    main()
