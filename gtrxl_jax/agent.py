@@ -1,6 +1,6 @@
 """The agent: torso + memory core + policy/value heads, as pure functions of explicit state.
 
-    agent = Agent(observation_spec, num_actions, core_config)
+    agent = Agent(observation_spec, num_actions, core_config, observation_kind="vector")
     params = agent.init(key)
     state = agent.initial_state(batch_size)
     outputs, state = agent.unroll(params, inputs, state)                    # [T, B] (learning)
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax import struct
 
-from gtrxl_jax.nn.config import CoreConfig, GTrXLConfig, resolve_dtype
+from gtrxl_jax.nn.config import CoreConfig, GTrXLConfig, check_positive_int, resolve_dtype
 from gtrxl_jax.nn.cores import init_memory, make_core
 from gtrxl_jax.nn.gtrxl import GTrXL
 from gtrxl_jax.nn.heads import VALUE_LAYER, PolicyValueHead
@@ -100,7 +100,10 @@ class Agent:
         jax.ShapeDtypeStruct, e.g. `EnvSpec.observation`.
       num_actions: A, the number of discrete actions.
       core_config: GTrXLConfig, LSTMConfig or FeedForwardConfig.
-      torso_options: options of the torso chosen by `make_torso` (e.g. channels_first).
+      observation_kind: which torso reads the observations, one of
+        `gtrxl_jax.nn.torsos.OBSERVATION_KINDS`, e.g. `EnvSpec.observation_kind`; None reads
+        it off the spec (`gtrxl_jax.nn.torsos.infer_observation_kind`).
+      torso_options: options of the torso `make_torso` builds for the kind (e.g. output_size).
       use_prev_action_reward: feed the previous action and reward to the core.
       head_hidden_sizes: a shared MLP before the policy and value outputs.
       num_tasks: N, the number of tasks the agent is trained on: the value head has one
@@ -110,24 +113,15 @@ class Agent:
     observation_spec: Any
     num_actions: int
     core_config: CoreConfig
+    observation_kind: str | None = None
     torso_options: tuple[tuple[str, Any], ...] = ()
     use_prev_action_reward: bool = True
     head_hidden_sizes: tuple[int, ...] = ()
     num_tasks: int = 1
 
     def __post_init__(self):
-        if (
-            isinstance(self.num_actions, bool)
-            or not isinstance(self.num_actions, int)
-            or (self.num_actions < 1)
-        ):
-            raise ValueError(f"num_actions must be a positive int, got {self.num_actions!r}.")
-        if (
-            isinstance(self.num_tasks, bool)
-            or not isinstance(self.num_tasks, int)
-            or (self.num_tasks < 1)
-        ):
-            raise ValueError(f"num_tasks must be a positive int, got {self.num_tasks!r}.")
+        check_positive_int("Agent.num_actions", self.num_actions)
+        check_positive_int("Agent.num_tasks", self.num_tasks)
         self.embedding  # noqa: B018  (builds the torso now: a bad spec fails before any work)
 
     @functools.cached_property
@@ -137,7 +131,9 @@ class Agent:
     @functools.cached_property
     def embedding(self) -> Embedding:
         """The torso and input projection module."""
-        torso = make_torso(self.observation_spec, **dict(self.torso_options))
+        torso = make_torso(
+            self.observation_spec, self.observation_kind, **dict(self.torso_options)
+        )
         return Embedding(
             torso,
             self.num_actions,

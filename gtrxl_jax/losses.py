@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import rlax
 
+from gtrxl_jax.nn.config import check_positive_int
+
 PopArtState = rlax.PopArtState
 
 
@@ -312,8 +314,7 @@ def popart_init(num_tasks: int) -> PopArtState:
     Returns:
       PopArtState with shift, scale and second_moment, each [N] float32.
     """
-    if num_tasks < 1:
-        raise ValueError(f"popart_init: num_tasks must be >= 1, got {num_tasks}.")
+    check_positive_int("popart_init: num_tasks", num_tasks)
     return PopArtState(shift=jnp.zeros([num_tasks]), scale=jnp.ones([num_tasks]),
                        second_moment=jnp.ones([num_tasks]))
 

@@ -117,9 +117,8 @@ def test_segment_gradient_equals_gradient_of_the_segment_alone():
     assert_trees_close(*grads, 1e-5)
 
 
+@pytest.mark.needs_devices(2)
 def test_segments_under_pmap_and_bfloat16():
-    if jax.local_device_count() < 2:
-        pytest.skip("needs two devices (tests/conftest.py forces them on the CPU)")
     agent, params = make(gtrxl(3, dtype="bfloat16"))
     T, K, B = 4, 2, 4
     inputs = random_inputs(K * T, B, seed=4)
@@ -147,6 +146,15 @@ def test_pixel_agent_shapes_and_prev_action_masking():
     changed = inputs.replace(prev_action=inputs.prev_action + 2, prev_reward=inputs.prev_reward + 1)
     out2, _ = unroll(agent, params, changed, agent.initial_state(2))
     assert_trees_close(out2, out)
+
+
+def test_the_torso_follows_the_observation_kind_given_or_read_off_the_spec():
+    spec = jax.ShapeDtypeStruct((4, 16, 16), jnp.uint8)
+    core = gx.LSTMConfig(hidden_size=8)
+    assert Agent(spec, 6, core).embedding.torso.channels_first  # inferred: [C, H, W]
+    assert not Agent(spec, 6, core, observation_kind="pixels_hwc").embedding.torso.channels_first
+    with pytest.raises(ValueError, match="kind='image' is not one of"):
+        Agent(spec, 6, core, observation_kind="image")
 
 
 def test_a_multi_task_agent_has_one_value_output_per_task_and_shares_the_rest():

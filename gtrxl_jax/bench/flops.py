@@ -8,7 +8,7 @@ A = H Dh the attention width, F = d_ff, L layers), each layer costs
   position scores     2 N (M+1) A      weighted values       2 N S A
   output projection   2 N A D          MLP                   2 N D F * 2
   gates (GTrXL)       2 gates * 2 N D D * P, P = D x D projections per gate
-                      (GRU 6: W_r W_z W_g U_r U_z U_g; sigmoid-tanh 2; input, output, highway 1)
+                      (`nn.gates.GATES[gate].projections`; GRU 6: W_r W_z W_g U_r U_z U_g)
 The learner's update (forward and backward) counts 3x the forward for every matmul whose
 input carries a gradient (forward, input gradient, weight gradient) and 2x for the memory's
 key/value projection and the position projection, whose inputs (the memory under
@@ -18,8 +18,8 @@ usual for model FLOP utilisation; XLA's cost analysis, reported beside, counts e
 """
 
 from gtrxl_jax.nn.config import GTrXLConfig
+from gtrxl_jax.nn.gates import GATES
 
-GATE_PROJECTIONS = {"input": 1, "output": 1, "highway": 1, "sigmoid_tanh": 2, "gru": 6}
 _INPUT_WITHOUT_GRADIENT = ("memory_keys_values", "positions")
 
 
@@ -28,7 +28,7 @@ def forward_terms(config: GTrXLConfig, T: int, B: int, cached: bool) -> dict[str
     M, D, F = config.memory_len, config.d_model, config.resolved_d_ff
     A = config.num_heads * config.resolved_head_dim
     N, S = T * B, M + T
-    gate_projections = GATE_PROJECTIONS[config.gate] if config.variant == "gtrxl" else 0
+    gate_projections = GATES[config.gate].projections if config.variant == "gtrxl" else 0
     per_layer = {
         "query": 2 * N * D * A,
         "segment_keys_values": 2 * N * D * 2 * A,

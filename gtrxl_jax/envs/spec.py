@@ -4,6 +4,10 @@ The spec says what one environment's observation looks like (a pytree of
 `jax.ShapeDtypeStruct`, without the batch axis), which torso can read it
 (`observation_kind`), how many discrete actions there are, and how the batch is
 laid out (`num_envs` environments, `batch_size` rows per `recv`).
+
+The observation kinds are the torsos' (`gtrxl_jax.nn.torsos`, re-exported here): each
+environment names its kind once, and the agent builds its torso from that name. An
+environment that classifies a spec by its shape uses `infer_observation_kind`, the one rule.
 """
 
 import dataclasses
@@ -12,17 +16,29 @@ from typing import Any
 import jax
 import numpy as np
 
-# The observation layouts that gtrxl_jax has a torso for.
-PIXELS_CHW = "pixels_chw"  # uint8 [C, H, W] (Atari, ViZDoom, Procgen)
-PIXELS_HWC = "pixels_hwc"  # uint8 [H, W, C]
-VECTOR = "vector"  # float32 [D] (classic control, T-maze)
-MINIGRID = "minigrid"  # {"image": uint8 [7, 7, 3], "direction": int32 []}
-OBSERVATION_KINDS = (PIXELS_CHW, PIXELS_HWC, VECTOR, MINIGRID)
-
-SUPPORTED_OBSERVATIONS = (
-    "uint8 pixels [C, H, W] or [H, W, C], a flat float vector [D], "
-    "or MiniGrid's dict (image [7, 7, 3] uint8, direction int32)"
+from gtrxl_jax.nn.config import check_positive_int
+from gtrxl_jax.nn.torsos import (
+    MINIGRID,
+    OBSERVATION_KINDS,
+    PIXELS_CHW,
+    PIXELS_HWC,
+    SUPPORTED_OBSERVATIONS,
+    VECTOR,
+    infer_observation_kind,
 )
+
+__all__ = [
+    "MINIGRID",
+    "OBSERVATION_KINDS",
+    "PIXELS_CHW",
+    "PIXELS_HWC",
+    "SUPPORTED_OBSERVATIONS",
+    "VECTOR",
+    "EnvSpec",
+    "array_spec",
+    "check_batch_layout",
+    "infer_observation_kind",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +74,7 @@ class EnvSpec:
                 f"observation_kind must be one of {OBSERVATION_KINDS}, "
                 f"got {self.observation_kind!r}"
             )
-        if self.num_actions < 1:
-            raise ValueError(f"num_actions must be >= 1, got {self.num_actions}")
+        check_positive_int("EnvSpec.num_actions", self.num_actions)
         check_batch_layout(self.num_envs, self.batch_size)
 
     @property

@@ -2,7 +2,6 @@
 
 from gtrxl_jax.nn.attention import RelativeMultiHeadAttention, relative_shift, sinusoid_embedding
 from gtrxl_jax.nn.config import (
-    GATES,
     VARIANTS,
     CoreConfig,
     FeedForwardConfig,
@@ -10,14 +9,13 @@ from gtrxl_jax.nn.config import (
     LSTMConfig,
 )
 from gtrxl_jax.nn.cores import init_memory, make_core
-from gtrxl_jax.nn.gates import GATE_FUNCTIONS, Gate
+from gtrxl_jax.nn.gates import GATES, Gate, GateSpec
 from gtrxl_jax.nn.gtrxl import GTrXL, TransformerBlock
 from gtrxl_jax.nn.memory import KVCache, Memory
 from gtrxl_jax.nn.recurrent import FeedForwardCore, LSTMCore, LSTMState, NoState
 
 __all__ = [
     "GATES",
-    "GATE_FUNCTIONS",
     "VARIANTS",
     "CoreConfig",
     "FeedForwardConfig",
@@ -25,6 +23,7 @@ __all__ = [
     "GTrXL",
     "GTrXLConfig",
     "Gate",
+    "GateSpec",
     "KVCache",
     "LSTMConfig",
     "LSTMCore",

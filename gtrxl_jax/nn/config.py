@@ -1,21 +1,30 @@
-"""Frozen, validated configurations of the memory cores (GTrXL, LSTM, feed-forward)."""
+"""Frozen, validated configurations of the memory cores (GTrXL, LSTM, feed-forward).
+
+Validation style: these configs raise ValueError from `validate()` (the library has no
+training dependency); the training config (`gtrxl_jax.config`) raises ConfigError, a
+ValueError, and re-raises these as ConfigError naming the section.
+"""
 
 import dataclasses
 from typing import Any
 
 import jax.numpy as jnp
 
+from gtrxl_jax.nn.gates import GATES
+
 VARIANTS = ("trxl", "trxl_i", "gtrxl")
-GATES = ("input", "output", "highway", "sigmoid_tanh", "gru")
-# The paper's gate biases b_g (section 3.2 / appendix): 2 for the GRU gate, 1 for the others
-# that have one. The input gate has no bias.
-PAPER_GATE_BIAS = {"input": 0.0, "output": 1.0, "highway": 1.0, "sigmoid_tanh": 1.0, "gru": 2.0}
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
-def _check_positive_int(owner: str, name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
+    """Raise ValueError unless `value` is an int >= 1 (a bool is not an int here).
+
+    Args:
+      name: what the value is, for the message (e.g. "GTrXLConfig.d_model").
+      value: the value to check.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}.{name} must be a positive int, got {value!r}.")
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
 
 def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -60,8 +69,8 @@ class GTrXLConfig(_Validated):
       head_dim: per-head width Dh; None means d_model // num_heads. H * Dh may differ
         from d_model (the paper's GTrXL uses a wider attention than its embedding).
       d_ff: hidden width of the position-wise MLP; None means 4 * d_model.
-      gate_bias: b_g; None means the paper's value for the gate (2.0 for "gru", 1.0 for
-        "output", "highway", "sigmoid_tanh"; the "input" gate has no bias).
+      gate_bias: b_g; None means the paper's value for the gate, `nn.gates.GATES[gate]`
+        (2.0 for "gru"; the "input" gate has no bias).
       dtype: compute dtype of matmuls ("float32" or "bfloat16"); the residual stream,
         layer norms, softmax and memory stay float32.
       param_dtype: dtype of the parameters.
@@ -83,18 +92,18 @@ class GTrXLConfig(_Validated):
         """Raises ValueError naming the field and the allowed values."""
         owner = type(self).__name__
         for name in ("num_layers", "d_model", "num_heads", "memory_len"):
-            _check_positive_int(owner, name, getattr(self, name))
+            check_positive_int(f"{owner}.{name}", getattr(self, name))
         _check_choice(owner, "variant", self.variant, VARIANTS)
-        _check_choice(owner, "gate", self.gate, GATES)
+        _check_choice(owner, "gate", self.gate, tuple(GATES))
         if self.head_dim is None and self.d_model % self.num_heads:
             raise ValueError(
                 f"{owner}.num_heads={self.num_heads} does not divide d_model={self.d_model}; "
                 "choose a divisor or set head_dim explicitly."
             )
         if self.head_dim is not None:
-            _check_positive_int(owner, "head_dim", self.head_dim)
+            check_positive_int(f"{owner}.head_dim", self.head_dim)
         if self.d_ff is not None:
-            _check_positive_int(owner, "d_ff", self.d_ff)
+            check_positive_int(f"{owner}.d_ff", self.d_ff)
         if self.gate_bias is not None and not isinstance(self.gate_bias, int | float):
             raise ValueError(f"{owner}.gate_bias must be a number or None, got {self.gate_bias!r}.")
         resolve_dtype(owner, "dtype", self.dtype)
@@ -112,8 +121,10 @@ class GTrXLConfig(_Validated):
 
     @property
     def resolved_gate_bias(self) -> float:
-        """b_g: gate_bias, or the paper's value for this gate when unset."""
-        return float(self.gate_bias if self.gate_bias is not None else PAPER_GATE_BIAS[self.gate])
+        """b_g: gate_bias, or the paper's value for this gate when unset (0 for no bias)."""
+        if self.gate_bias is not None:
+            return float(self.gate_bias)
+        return float(GATES[self.gate].paper_bias or 0.0)
 
     @property
     def output_dim(self) -> int:
@@ -139,8 +150,8 @@ class LSTMConfig(_Validated):
     def validate(self) -> None:
         """Raises ValueError naming the field and the allowed values."""
         owner = type(self).__name__
-        _check_positive_int(owner, "hidden_size", self.hidden_size)
-        _check_positive_int(owner, "num_layers", self.num_layers)
+        check_positive_int(f"{owner}.hidden_size", self.hidden_size)
+        check_positive_int(f"{owner}.num_layers", self.num_layers)
         resolve_dtype(owner, "dtype", self.dtype)
         resolve_dtype(owner, "param_dtype", self.param_dtype)
 
@@ -162,7 +173,7 @@ class FeedForwardConfig(_Validated):
 
     def validate(self) -> None:
         """Raises ValueError naming the field and the allowed values."""
-        _check_positive_int(type(self).__name__, "d_model", self.d_model)
+        check_positive_int(f"{type(self).__name__}.d_model", self.d_model)
 
     @property
     def output_dim(self) -> int:

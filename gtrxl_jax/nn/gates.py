@@ -2,10 +2,13 @@
 
 Each gate combines the residual stream x with a submodule's output y. They share one
 signature, `gate(x, y, b_g, project) -> g`, where `project(name, inputs, n)` is one fused
-bias-free matmul that returns n D-wide projections of `inputs` (float32), and live in one
-registry, so the gate is a configuration value.
+bias-free matmul that returns n D-wide projections of `inputs` (float32). `GATES` is the one
+table of gates: each one's function, the paper's b_g, its label in tables and plots, and its
+number of D x D projections (for FLOP counts). Adding a gate means adding its function and
+its row here; the configs, suites and benchmarks read the table.
 """
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -15,6 +18,7 @@ from flax import linen as nn
 from gtrxl_jax.nn.precision import dense_options
 
 Project = Callable[[str, jax.Array, int], tuple[jax.Array, ...]]
+GateFunction = Callable[[jax.Array, jax.Array, float, Project], jax.Array]
 
 
 def input_gate(x: jax.Array, y: jax.Array, b_g: float, project: Project) -> jax.Array:
@@ -58,20 +62,40 @@ def gru_gate(x: jax.Array, y: jax.Array, b_g: float, project: Project) -> jax.Ar
     return (1.0 - z) * x + z * h_hat
 
 
-GATE_FUNCTIONS: dict[str, Callable[[jax.Array, jax.Array, float, Project], jax.Array]] = {
-    "input": input_gate,
-    "output": output_gate,
-    "highway": highway_gate,
-    "sigmoid_tanh": sigmoid_tanh_gate,
-    "gru": gru_gate,
+@dataclasses.dataclass(frozen=True)
+class GateSpec:
+    """One gate's row in `GATES`.
+
+    Attributes:
+      function: the gate, `function(x, y, b_g, project) -> g`.
+      paper_bias: the paper's b_g for this gate (section 3.2), None for a gate without one.
+      label: its name in tables and plots ("GRU", "sigmoid-tanh", ...).
+      projections: how many D x D projections one application makes (its FLOPs count).
+    """
+
+    function: GateFunction
+    paper_bias: float | None
+    label: str
+    projections: int
+
+
+# The paper uses b_g = 2 for the GRU gate and 1 for the other gates that have a bias.
+GATES: dict[str, GateSpec] = {
+    "input": GateSpec(input_gate, paper_bias=None, label="input", projections=1),
+    "output": GateSpec(output_gate, paper_bias=1.0, label="output", projections=1),
+    "highway": GateSpec(highway_gate, paper_bias=1.0, label="highway", projections=1),
+    "sigmoid_tanh": GateSpec(
+        sigmoid_tanh_gate, paper_bias=1.0, label="sigmoid-tanh", projections=2
+    ),
+    "gru": GateSpec(gru_gate, paper_bias=2.0, label="GRU", projections=6),
 }
 
 
 class Gate(nn.Module):
-    """A gating layer g(x, y) chosen by name from GATE_FUNCTIONS.
+    """A gating layer g(x, y) chosen by name from GATES.
 
     Attributes:
-      kind: a key of GATE_FUNCTIONS.
+      kind: a key of GATES.
       bias: b_g.
       dtype: compute dtype of the projections; the gate's arithmetic runs in float32.
       param_dtype: parameter dtype.
@@ -85,8 +109,8 @@ class Gate(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """Combines the stream x [..., D] with the submodule output y [..., D] (float32)."""
-        if self.kind not in GATE_FUNCTIONS:
-            raise ValueError(f"Unknown gate {self.kind!r}; allowed: {tuple(GATE_FUNCTIONS)}.")
+        if self.kind not in GATES:
+            raise ValueError(f"Unknown gate {self.kind!r}; allowed: {tuple(GATES)}.")
         width = x.shape[-1]
 
         def project(name: str, inputs: jax.Array, n: int) -> tuple[jax.Array, ...]:
@@ -94,4 +118,4 @@ class Gate(nn.Module):
             dense = nn.Dense(n * width, use_bias=False, name=name, **options)
             return tuple(jnp.split(dense(inputs), n, axis=-1))
 
-        return GATE_FUNCTIONS[self.kind](x, y, self.bias, project)
+        return GATES[self.kind].function(x, y, self.bias, project)

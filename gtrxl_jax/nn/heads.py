@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gtrxl_jax.nn.config import check_positive_int
+
 # As in torsos.py: compute in `dtype`, accumulate in float32, keep float32 parameters.
 _dot_general_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
 
@@ -49,10 +51,8 @@ class PolicyValueHead(nn.Module):
     num_tasks: int = 1
 
     def __post_init__(self) -> None:
-        if self.num_actions < 1:
-            raise ValueError(f"PolicyValueHead.num_actions must be >= 1, got {self.num_actions}.")
-        if self.num_tasks < 1:
-            raise ValueError(f"PolicyValueHead.num_tasks must be >= 1, got {self.num_tasks}.")
+        check_positive_int("PolicyValueHead.num_actions", self.num_actions)
+        check_positive_int("PolicyValueHead.num_tasks", self.num_tasks)
         if any(size <= 0 for size in self.hidden_sizes):
             raise ValueError(
                 f"PolicyValueHead.hidden_sizes must hold positive ints, got {self.hidden_sizes!r}."

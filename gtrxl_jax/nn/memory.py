@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from gtrxl_jax.nn.config import GTrXLConfig, resolve_dtype
+from gtrxl_jax.nn.config import GTrXLConfig, check_positive_int, resolve_dtype
 
 
 @struct.dataclass
@@ -139,8 +139,7 @@ def init_gtrxl_memory(config: GTrXLConfig, batch_size: int, cache: bool = False)
     Returns:
       Memory with states [B, L, M, D] zeros, valid [B, M] all False and position [B] zeros.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    check_positive_int("batch_size", batch_size)
     B, L, M = batch_size, config.num_layers, config.memory_len
     kv_cache = None
     if cache:

@@ -6,7 +6,12 @@ from flax import linen as nn
 from flax import struct
 
 from gtrxl_jax.nn.checks import check_sequence, check_state_shapes, check_state_type
-from gtrxl_jax.nn.config import FeedForwardConfig, LSTMConfig, resolve_dtype
+from gtrxl_jax.nn.config import (
+    FeedForwardConfig,
+    LSTMConfig,
+    check_positive_int,
+    resolve_dtype,
+)
 
 
 @struct.dataclass
@@ -45,8 +50,7 @@ class NoState:
 
 def init_lstm_state(config: LSTMConfig, batch_size: int) -> LSTMState:
     """A zero LSTM state for `batch_size` sequences: hidden, cell [B, L, H]."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    check_positive_int("batch_size", batch_size)
     shape = (batch_size, config.num_layers, config.hidden_size)
     return LSTMState(hidden=jnp.zeros(shape, jnp.float32), cell=jnp.zeros(shape, jnp.float32))
 

@@ -12,8 +12,12 @@ Three torsos cover the observation kinds gtrxl_jax's environments produce:
 - `MiniGridEncoder`: MiniGrid's dict of a `[N, 7, 7, 3]` grid of integer codes and a `[N]`
   direction.
 
-`make_torso` picks one from an observation spec: the per-environment observation described
-as a pytree of `jax.ShapeDtypeStruct`, with no batch dimension, e.g.
+`make_torso` builds the one for an observation kind (`PIXELS_CHW`, `PIXELS_HWC`, `VECTOR`,
+`MINIGRID`). The kind is decided once: an environment names it in its spec
+(`gtrxl_jax.envs.EnvSpec.observation_kind`, read from these constants), and a user who has
+only an observation spec gets it from `infer_observation_kind`, the one rule that reads a
+kind off a spec. An observation spec is the per-environment observation described as a
+pytree of `jax.ShapeDtypeStruct`, with no batch dimension, e.g.
 `jax.ShapeDtypeStruct((4, 84, 84), jnp.uint8)` for envpool's stacked Atari frames, or
 `{"image": jax.ShapeDtypeStruct((7, 7, 3), jnp.uint8),
 "direction": jax.ShapeDtypeStruct((), jnp.int32)}` for MiniGrid.
@@ -36,6 +40,16 @@ import numpy as np
 from gtrxl_jax.nn.conv import conv_general_dilated_matmul_grad
 
 ObservationSpec: TypeAlias = jax.ShapeDtypeStruct | Mapping[str, jax.ShapeDtypeStruct]
+
+# The observation kinds a torso exists for (`_TORSO_OF_KIND`, below, maps each to its torso).
+PIXELS_CHW = "pixels_chw"  # uint8 [C, H, W] (envpool's Atari, ViZDoom) -> ImpalaResNet
+PIXELS_HWC = "pixels_hwc"  # uint8 [H, W, C] (Memory Maze) -> ImpalaResNet
+VECTOR = "vector"  # float [D] (classic control, T-maze) -> MLPTorso
+MINIGRID = "minigrid"  # {"image": int [H, W, 3], "direction": int []} -> MiniGridEncoder
+SUPPORTED_OBSERVATIONS = (
+    "uint8 pixels [C, H, W] or [H, W, C], a flat float vector [D], or MiniGrid's dict "
+    "(an integer image [H, W, 3] and an integer scalar direction)"
+)
 
 # Low-precision inputs with float32 accumulation: on an AMX CPU a bfloat16 matmul asked for a
 # float32 result ran ~3x faster than float32 (a plain bfloat16 one does not speed up); XLA:CPU
@@ -345,6 +359,13 @@ class MiniGridEncoder(nn.Module):
 
 
 Torso: TypeAlias = ImpalaResNet | MLPTorso | MiniGridEncoder
+_TORSO_OF_KIND: dict[str, type[nn.Module]] = {
+    PIXELS_CHW: ImpalaResNet,
+    PIXELS_HWC: ImpalaResNet,
+    VECTOR: MLPTorso,
+    MINIGRID: MiniGridEncoder,
+}
+OBSERVATION_KINDS = tuple(_TORSO_OF_KIND)
 
 
 def _describe(spec: Any) -> str:
@@ -361,7 +382,7 @@ def looks_channels_first(shape: Sequence[int]) -> bool:
 
     The channel axis is taken to be the smaller end axis: [4, 84, 84] (envpool's Atari) is
     channels-first, [84, 84, 4] and [64, 64, 3] (Procgen) are channels-last; a tie reads as
-    channels-last. Pass `channels_first` to `make_torso` to override the guess.
+    channels-last. `infer_observation_kind` decides PIXELS_CHW or PIXELS_HWC by it.
 
     Args:
       shape: the image's shape without the batch axis, rank 3.
@@ -372,14 +393,6 @@ def looks_channels_first(shape: Sequence[int]) -> bool:
     if len(shape) != 3:
         raise ValueError(f"looks_channels_first takes a rank-3 image shape, got {tuple(shape)}.")
     return shape[0] < shape[-1]
-
-
-_SUPPORTED = (
-    "supported observations (per environment, no batch axis): a rank-3 uint8 image "
-    "[H, W, C] or [C, H, W] -> ImpalaResNet; a rank-1 floating vector [D] -> MLPTorso; a "
-    "dict with an integer 'image' [H, W, 3] and an integer scalar 'direction' (MiniGrid) "
-    "-> MiniGridEncoder"
-)
 
 
 def _is_minigrid(spec: Any) -> bool:
@@ -398,44 +411,68 @@ def _is_minigrid(spec: Any) -> bool:
     )
 
 
-def make_torso(observation_spec: ObservationSpec, **options: Any) -> Torso:
-    """Build the torso that fits an observation spec.
+def infer_observation_kind(observation_spec: ObservationSpec) -> str:
+    """Read the observation kind off an observation spec (the one rule that does).
 
     Args:
       observation_spec: the observation of one environment, without the batch axis, as a
         pytree of `jax.ShapeDtypeStruct` (anything with `.shape` and `.dtype` works, e.g. one
         unbatched NumPy observation):
-        - rank-3 uint8 [H, W, C] or [C, H, W] -> `ImpalaResNet`; the layout is guessed by
-          `looks_channels_first` unless `channels_first` is given in `options`;
-        - rank-1 floating [D] -> `MLPTorso`;
-        - a dict with integer "image" [H, W, 3] and integer scalar "direction" (MiniGrid;
-          other keys such as "mission" are ignored) -> `MiniGridEncoder`.
+        - rank-3 uint8 [C, H, W] or [H, W, C] -> PIXELS_CHW or PIXELS_HWC, by
+          `looks_channels_first`;
+        - rank-1 floating [D] -> VECTOR;
+        - a dict with integer "image" [H, W, 3] and integer scalar "direction" (other keys
+          such as "mission" are ignored) -> MINIGRID.
+
+    Returns:
+      One of OBSERVATION_KINDS.
+
+    Raises:
+      ValueError: if the spec is none of the supported observations.
+    """
+    if _is_minigrid(observation_spec):
+        return MINIGRID
+    if not isinstance(observation_spec, Mapping) and hasattr(observation_spec, "shape"):
+        shape, dtype = tuple(observation_spec.shape), np.dtype(observation_spec.dtype)
+        if len(shape) == 3 and dtype == np.uint8:
+            return PIXELS_CHW if looks_channels_first(shape) else PIXELS_HWC
+        if len(shape) == 1 and np.issubdtype(dtype, np.floating):
+            return VECTOR
+    raise ValueError(
+        f"make_torso cannot encode observation {_describe(observation_spec)}; supported "
+        f"observations (per environment, no batch axis): {SUPPORTED_OBSERVATIONS}."
+    )
+
+
+def make_torso(
+    observation_spec: ObservationSpec, kind: str | None = None, **options: Any
+) -> Torso:
+    """Build the torso for an observation kind.
+
+    Args:
+      observation_spec: the observation of one environment, without the batch axis, as a
+        pytree of `jax.ShapeDtypeStruct` (named in messages).
+      kind: one of OBSERVATION_KINDS, as the environment decided it
+        (`EnvSpec.observation_kind`): PIXELS_CHW or PIXELS_HWC -> `ImpalaResNet` (with
+        `channels_first` set from the kind unless given in `options`), VECTOR ->
+        `MLPTorso`, MINIGRID -> `MiniGridEncoder`. None: `infer_observation_kind` reads it
+        off the spec. The torso checks its inputs against the kind when it is applied.
       **options: fields of the chosen torso (e.g. `dtype=jnp.bfloat16`, `output_size=512`).
 
     Returns:
       An unbound torso module mapping observations [N, ...] to features [N, F] float32.
 
     Raises:
-      ValueError: if the spec matches none of the supported kinds, or an option is not a
-        field of the torso chosen for it.
+      ValueError: if the kind is unknown, the spec matches none of the supported kinds (with
+        no kind given), or an option is not a field of the torso chosen.
     """
-    if _is_minigrid(observation_spec):
-        torso_cls: type[nn.Module] = MiniGridEncoder
-    elif isinstance(observation_spec, Mapping) or not hasattr(observation_spec, "shape"):
-        raise ValueError(
-            f"make_torso cannot encode observation {_describe(observation_spec)}; {_SUPPORTED}."
-        )
-    else:
-        shape, dtype = tuple(observation_spec.shape), np.dtype(observation_spec.dtype)
-        if len(shape) == 3 and dtype == np.uint8:
-            torso_cls = ImpalaResNet
-            options.setdefault("channels_first", looks_channels_first(shape))
-        elif len(shape) == 1 and np.issubdtype(dtype, np.floating):
-            torso_cls = MLPTorso
-        else:
-            raise ValueError(
-                f"make_torso cannot encode observation {_describe(observation_spec)}; {_SUPPORTED}."
-            )
+    if kind is None:
+        kind = infer_observation_kind(observation_spec)
+    if kind not in _TORSO_OF_KIND:
+        raise ValueError(f"make_torso: kind={kind!r} is not one of {OBSERVATION_KINDS}.")
+    torso_cls = _TORSO_OF_KIND[kind]
+    if torso_cls is ImpalaResNet:
+        options.setdefault("channels_first", kind == PIXELS_CHW)
     fields = [name for name in torso_cls.__dataclass_fields__ if name not in ("parent", "name")]
     unknown = sorted(set(options) - set(fields))
     if unknown:

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
-from gtrxl_jax.suite.suites import VARIANTS  # noqa: E402
+from gtrxl_jax.suite.suites import CORE_VARIANTS  # noqa: E402
 
 Curve = tuple[np.ndarray, np.ndarray]  # (env_steps [N], values [N])
 _GRID_POINTS = 200
@@ -85,7 +85,7 @@ def plot_learning_curves(
             grid, mean, std = mean_curve(seed_curves)
             if not grid.size:
                 continue
-            label = VARIANTS[variant].label if variant in VARIANTS else variant
+            label = CORE_VARIANTS[variant].label if variant in CORE_VARIANTS else variant
             (line,) = ax.plot(grid, mean, label=f"{label} ({len(seed_curves)})")
             ax.fill_between(
                 grid, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0

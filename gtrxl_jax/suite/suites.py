@@ -25,15 +25,7 @@ from pathlib import Path
 
 from gtrxl_jax.config import TrainConfig, apply_overrides
 from gtrxl_jax.envs.registry import find_project_task, is_envpool_task, unknown_task_error
-from gtrxl_jax.nn.config import GATES
-
-GATE_LABELS = {
-    "input": "input",
-    "output": "output",
-    "highway": "highway",
-    "sigmoid_tanh": "sigmoid-tanh",
-    "gru": "GRU",
-}
+from gtrxl_jax.nn.gates import GATES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,14 +43,14 @@ class Variant:
     overrides: tuple[str, ...]
 
 
-VARIANTS: dict[str, Variant] = {
+CORE_VARIANTS: dict[str, Variant] = {
     **{
         f"gtrxl_{gate}": Variant(
             f"gtrxl_{gate}",
-            f"GTrXL ({GATE_LABELS[gate]})",
+            f"GTrXL ({spec.label})",
             ("agent.core=gtrxl", f"agent.transformer.gate={gate}"),
         )
-        for gate in GATES
+        for gate, spec in GATES.items()
     },
     "trxl_i": Variant("trxl_i", "TrXL-I", ("agent.core=trxl_i",)),
     "trxl": Variant("trxl", "TrXL", ("agent.core=trxl",)),
@@ -88,7 +80,7 @@ class Suite:
       description: one line on what it measures.
       tasks: task names for env.task; a comma-separated name is one multi-task run whose
         tasks are scored separately.
-      variants: names in VARIANTS.
+      variants: names in CORE_VARIANTS.
       seeds: run.seed values.
       overrides: config overrides shared by every run (applied first).
       task_overrides: per-task overrides (budgets, env options), applied after `overrides`.
@@ -109,10 +101,10 @@ class Suite:
     ablation: bool = False
 
     def __post_init__(self):
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        unknown = [v for v in self.variants if v not in CORE_VARIANTS]
         if unknown:
             raise ValueError(
-                f"suite {self.name}: unknown variants {unknown}; known: {sorted(VARIANTS)}"
+                f"suite {self.name}: unknown variants {unknown}; known: {sorted(CORE_VARIANTS)}"
             )
         if self.score_mode not in ("greedy", "sampled"):
             raise ValueError(
@@ -214,7 +206,7 @@ def expand(
                     *suite.overrides,
                     f"env.task={task}",
                     *suite.task_overrides.get(task, ()),
-                    *VARIANTS[variant].overrides,
+                    *CORE_VARIANTS[variant].overrides,
                     f"run.seed={seed}",
                     f"run.log_dir={run_dir}",
                     *extra_overrides,

@@ -22,7 +22,7 @@ from gtrxl_jax.suite.scores import (
     failure_share,
     mean_std,
 )
-from gtrxl_jax.suite.suites import VARIANTS
+from gtrxl_jax.suite.suites import CORE_VARIANTS
 
 _STATS = ("episode_return", "success")
 
@@ -198,7 +198,7 @@ def write_ablation(rows: list[ResultRow], references: References, out_dir: Path,
         table.append(
             {
                 "variant": variant,
-                "label": VARIANTS[variant].label if variant in VARIANTS else variant,
+                "label": CORE_VARIANTS[variant].label if variant in CORE_VARIANTS else variant,
                 "runs": len(run_scores),
                 "failed_pct": 100.0 * failure_share(run_scores),
                 "mean": agg["mean"],

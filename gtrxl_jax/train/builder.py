@@ -187,6 +187,7 @@ def make_agent(config: TrainConfig, spec: EnvSpec, num_tasks: int) -> Agent:
         spec.observation,
         spec.num_actions,
         config.agent.core_config(),
+        observation_kind=spec.observation_kind,
         torso_options=tuple(sorted(config.agent.torso_options.items())),
         use_prev_action_reward=config.agent.use_prev_action_reward,
         num_tasks=num_tasks,

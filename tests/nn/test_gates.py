@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from gtrxl_jax.nn.gates import GATE_FUNCTIONS, Gate
+from gtrxl_jax.nn.gates import GATES, Gate
 
 
 def sigmoid(a):
@@ -39,7 +39,7 @@ def reference(kind, p, x, y, b):
     return (1 - z) * x + z * h_hat
 
 
-@pytest.mark.parametrize("kind", sorted(GATE_FUNCTIONS))
+@pytest.mark.parametrize("kind", sorted(GATES))
 def test_gate_matches_equation(kind):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 4)).astype(np.float32)
@@ -64,3 +64,23 @@ def test_gru_gate_hand_example():
 def test_unknown_gate_is_rejected():
     with pytest.raises(ValueError, match="allowed"):
         Gate(kind="lstm", bias=0.0).init(jax.random.PRNGKey(0), np.ones((1, 2)), np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("kind", sorted(GATES))
+def test_gate_table_counts_the_projections_each_gate_makes(kind):
+    """GATES[kind].projections (the FLOP count's) is the number of D x D projections made."""
+    made = []
+
+    def project(name, inputs, n):
+        made.append(n)
+        return (inputs,) * n
+
+    x = np.ones((2, 3), np.float32)
+    GATES[kind].function(x, x, 1.0, project)
+    assert sum(made) == GATES[kind].projections
+
+
+def test_gate_table_holds_the_papers_biases():
+    """GTrXL section 3.2: b_g = 2 for the GRU gate, 1 for the others with a bias."""
+    assert {kind: spec.paper_bias for kind, spec in GATES.items()} == {
+        "input": None, "output": 1.0, "highway": 1.0, "sigmoid_tanh": 1.0, "gru": 2.0}

@@ -107,9 +107,8 @@ def test_jit_vmap_grad_and_scan():
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
 
 
+@pytest.mark.needs_devices(2)
 def test_pmap_over_two_devices():
-    if jax.local_device_count() < 2:
-        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (tests/conftest.py)")
     cfg = config()
     core, params, inputs, first, memory = init_core(cfg, T=4, B=4)
     expected, _ = core.apply(params, inputs, first, memory)

@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 
 from gtrxl_jax.nn.torsos import (
+    MINIGRID,
+    OBSERVATION_KINDS,
+    PIXELS_CHW,
+    PIXELS_HWC,
+    VECTOR,
     ImpalaResNet,
     MiniGridEncoder,
     MLPTorso,
+    infer_observation_kind,
     looks_channels_first,
     make_torso,
 )
@@ -227,3 +233,44 @@ def test_make_torso_rejects_options_of_another_torso():
 ])
 def test_looks_channels_first(shape, expected):
     assert looks_channels_first(shape) is expected
+
+
+@pytest.mark.parametrize("spec, kind", [
+    (SDS((4, 84, 84), jnp.uint8), PIXELS_CHW),
+    (SDS((84, 84, 4), jnp.uint8), PIXELS_HWC),
+    (SDS((5, 5, 5), jnp.uint8), PIXELS_HWC),  # a tie reads as channels-last
+    (SDS((4,), jnp.float32), VECTOR),
+    (MINIGRID_SPEC, MINIGRID),
+])
+def test_infer_observation_kind(spec, kind):
+    assert infer_observation_kind(spec) == kind
+
+
+def test_infer_observation_kind_names_unsupported_observations():
+    with pytest.raises(ValueError, match=r"cannot encode observation int32\[4\]"):
+        infer_observation_kind(SDS((4,), jnp.int32))
+
+
+@pytest.mark.parametrize("spec, kind, torso_cls, fields", [
+    (SDS((6, 6, 6), jnp.uint8), PIXELS_CHW, ImpalaResNet, {"channels_first": True}),
+    (SDS((6, 6, 6), jnp.uint8), PIXELS_HWC, ImpalaResNet, {"channels_first": False}),
+    (SDS((6,), jnp.int32), VECTOR, MLPTorso, {}),  # int vectors are cast to float
+    (MINIGRID_SPEC, MINIGRID, MiniGridEncoder, {}),
+])
+def test_make_torso_builds_the_torso_of_the_kind_given(spec, kind, torso_cls, fields):
+    """The kind decides: the spec is not classified again."""
+    torso = make_torso(spec, kind)
+    assert type(torso) is torso_cls
+    for name, value in fields.items():
+        assert getattr(torso, name) == value
+
+
+def test_make_torso_with_a_kind_keeps_a_channels_first_override():
+    assert not make_torso(SDS((4, 84, 84), jnp.uint8), PIXELS_CHW, channels_first=False,
+                          **SMALL_IMPALA).channels_first
+
+
+def test_make_torso_rejects_an_unknown_kind():
+    with pytest.raises(ValueError, match="kind='pixels' is not one of"):
+        make_torso(SDS((4,), jnp.float32), "pixels")
+    assert set(OBSERVATION_KINDS) == {PIXELS_CHW, PIXELS_HWC, VECTOR, MINIGRID}

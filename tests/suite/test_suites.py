@@ -3,9 +3,9 @@ import pytest
 from gtrxl_jax.config import ConfigError, TrainConfig
 from gtrxl_jax.suite.suites import (
     ALL_CORES,
+    CORE_VARIANTS,
     PAPER_ABLATION,
     SUITES,
-    VARIANTS,
     Suite,
     expand,
     split_tasks,
@@ -110,5 +110,5 @@ def test_suite_definitions_are_checked():
 
 
 def test_variants_and_slugs():
-    assert VARIANTS["gtrxl_sigmoid_tanh"].label == "GTrXL (sigmoid-tanh)"
+    assert CORE_VARIANTS["gtrxl_sigmoid_tanh"].label == "GTrXL (sigmoid-tanh)"
     assert task_slug(" TMaze-L4, TMaze-L16") == "TMaze-L4+TMaze-L16"
