@@ -1,19 +1,31 @@
-"""Test-wide setup: the tests' XLA flags (tests/environment.py), one compilation cache.
+"""Test-wide setup: the tests' environment (tests/environment.py), one compilation cache,
+and the `needs_devices` marker.
 
-Two forced CPU devices make the pmap paths run on this machine, and XLA's backend
+Two forced CPU devices make the multi-device paths run on this machine, and XLA's backend
 optimisation level 0 halves the compiles (tests/environment.py says why that is sound).
 Many tests compile the same programs (the tiny training runs above all), so a persistent
 compilation cache, fresh for each pytest run and shared by its xdist workers, compiles
 each program once; it changes no result.
+
+The suite is backend-aware: on a GPU host `bash scripts/test.sh` passes or skips with a
+reason. The same environment (`TEST_ENV`) makes float32 matmuls float32 there (not TF32,
+so the float32 tolerances hold unchanged), kernels deterministic (so the bit-for-bit tests
+hold), each process take GPU memory only as needed (two workers and their subprocesses
+share one GPU), and at most two GPUs visible; it leaves out the CPU-only optimisation level.
+A test that needs N devices carries `@pytest.mark.needs_devices(N)` and is skipped, saying
+why, where fewer exist (never on the CPU, which has two). A test that holds only on the CPU
+says so and skips elsewhere. `XLA_FLAGS= pytest ...` runs the suite on one CPU device, the
+skips included, as on a one-GPU host.
 """
 
 import os
 
-from tests.environment import TEST_XLA_FLAGS
+from tests.environment import TEST_ENV
 
-os.environ.setdefault("XLA_FLAGS", TEST_XLA_FLAGS)
+for _name, _value in TEST_ENV.items():
+    os.environ.setdefault(_name, _value)
 
-import jax  # noqa: E402  (after XLA_FLAGS, which jax reads when its backend starts)
+import jax  # noqa: E402  (after the environment, which jax reads when it starts)
 import pytest  # noqa: E402
 from jax.experimental.compilation_cache import compilation_cache  # noqa: E402
 
@@ -22,6 +34,21 @@ _CACHE_SETTINGS = {  # jax config name -> value ("{dir}": the cache folder)
     "jax_persistent_cache_min_compile_time_secs": 0.0,
     "jax_persistent_cache_min_entry_size_bytes": 0,
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "needs_devices(n): skipped, with the reason, where jax has fewer than n "
+                   "local devices (the CPU has 2: tests/environment.py)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures, which may build n-device meshes
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked `needs_devices(n)` where fewer than n local devices exist."""
+    marker = item.get_closest_marker("needs_devices")
+    if marker is not None and jax.local_device_count() < marker.args[0]:
+        pytest.skip(f"needs {marker.args[0]} devices, found {jax.local_device_count()} "
+                    f"({jax.default_backend()}); tests/conftest.py forces 2 on the CPU")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,14 +11,26 @@ The batch is split evenly over the learner devices; gradients, PopArt statistics
 metrics are averaged over the mesh axis. In a multi-process run (jax.distributed) the mesh
 spans every process's devices, so the same average runs across hosts and the parameters
 stay identical everywhere.
+
+A multi-process run also ends as one: a process that fails or stops responding ends every
+process within seconds, each naming the process at fault (`PeerWatch`), where the others
+would otherwise wait in a collective or a barrier for a peer that is gone.
 """
 
+import atexit
+import contextlib
 import logging
-from typing import Any
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src import distributed as jax_distributed  # its key-value store, as orbax reaches it
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gtrxl_jax.config import ConfigError, DistributedConfig, LearnerConfig
@@ -29,20 +41,189 @@ logger = logging.getLogger(__name__)
 
 DATA_AXIS = "data"  # the mesh axis that splits a batch's rows (and environments) over devices
 
+# jax.distributed's own heartbeat (its default is 100 s): when a process has been silent this
+# long, the coordination service aborts every process (SIGABRT, naming the silent task). The
+# backstop behind PeerWatch, which names the process sooner and exits with code 1.
+HEARTBEAT_TIMEOUT_S = 20
+PEER_TIMEOUT_S = 10.0  # a peer whose heartbeat has not moved for this long has stopped
+PEER_BEAT_S = 1.0  # how often each process beats and reads the others' heartbeats
+_PEER_KEYS = "gtrxl_jax/peers/"  # PeerWatch's keys in jax.distributed's key-value store
+
+_peer_watch = None  # this process's PeerWatch in a multi-process run, as jax.distributed's state
+
 
 def initialize_distributed(config: DistributedConfig) -> None:
     """Join a multi-process run with jax.distributed (nothing for a single process).
 
     Must run before anything touches a JAX device. Afterwards `jax.devices()` lists every
-    process's devices, so a mesh over them averages across hosts.
+    process's devices, so a mesh over them averages across hosts, and a `PeerWatch` ends
+    this process when another one fails or stops responding.
     """
+    global _peer_watch
     if config.num_processes == 1:
         return
     logger.info("Joining %d processes at %s as process %d", config.num_processes,
                 config.coordinator_address, config.process_id)
     jax.distributed.initialize(coordinator_address=config.coordinator_address,
                                num_processes=config.num_processes,
-                               process_id=config.process_id)
+                               process_id=config.process_id,
+                               heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
+    _peer_watch = PeerWatch(jax_distributed.global_state.client, config.process_id,
+                            config.num_processes).start()
+    # Registered after jax's own exit handler, so it runs first: the watch stops before
+    # jax.distributed's shutdown waits for every process at a barrier.
+    atexit.register(_peer_watch.stop)
+
+
+@contextlib.contextmanager
+def failures_end_every_process() -> Iterator[None]:
+    """In a multi-process run, an error inside ends every process (nothing otherwise).
+
+    The error is published to the other processes, whose `PeerWatch` ends them naming this
+    one; this process then logs it and ends (`PeerWatch.fail`) instead of raising it. Raised,
+    the error would lead to jax.distributed's shutdown, which waits at a barrier for every
+    process (5 minutes), as the others wait in a collective this process never joins.
+    """
+    try:
+        yield
+    except BaseException as error:
+        if _peer_watch is None:
+            raise
+        _peer_watch.fail(error)
+
+
+class PeerWatch:
+    """Ends this process when another process of the run fails or stops responding.
+
+    Every `beat_s` each process advances its heartbeat (a counter in jax.distributed's
+    key-value store) and reads the others'. A peer whose heartbeat has not moved for
+    `timeout_s`, or that published its failure (`fail`), ends this process with exit code 1
+    and a message naming the peer ("process 1 of 2 stopped responding"). Only ending the
+    process is sure to work: its main thread may be held in a collective that waits for
+    the dead peer forever (NCCL) or in a barrier. A process that ends normally says so
+    first (`stop`) and is no longer watched.
+
+    Process 0 hosts the coordination service. When it dies, jax.distributed aborts the
+    others at once itself ("the leader task was preempted/died"), before any heartbeat
+    could time out; when it ends on its own, it goes last, so that the others read why.
+    """
+
+    def __init__(self, client: Any, process_id: int, num_processes: int, *,
+                 timeout_s: float = PEER_TIMEOUT_S, beat_s: float = PEER_BEAT_S):
+        """Watch the other processes (call `start`).
+
+        Args:
+          client: jax.distributed's client (`jax._src.distributed.global_state.client`).
+          process_id: this process's index in [0, num_processes).
+          num_processes: how many processes the run has.
+          timeout_s: how long a peer's heartbeat may stand still.
+          beat_s: how often to beat and read the others' heartbeats.
+        """
+        self._client, self._id, self._count = client, process_id, num_processes
+        self._timeout_s, self._beat_s = timeout_s, beat_s
+        self._lock = threading.Lock()
+        self._moved: dict[int, tuple[str | None, float]] = {}  # peer -> (heartbeat, first seen)
+        self._ending = False  # a thread has decided to end the process
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="peer-watch", daemon=True)
+
+    def start(self) -> "PeerWatch":
+        """Start beating and watching (a daemon thread)."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Tell the others that this process ended normally, and stop (idempotent)."""
+        if self._stop.is_set():
+            return
+        with contextlib.suppress(jax.errors.JaxRuntimeError):
+            self._client.key_value_set(f"{_PEER_KEYS}done/{self._id}", "", allow_overwrite=True)
+        self._stop.set()
+        self._thread.join()
+
+    def fail(self, error: BaseException) -> NoReturn:
+        """Publish this process's error to the others, log it, and end this process.
+
+        Exit code 2 for a ConfigError, 130 for an interrupt, else 1 (as `gtrxl-train`'s).
+        """
+        self._wait_for_peers()
+        if not self._claim_end():
+            threading.Event().wait()  # the watch has named a failed peer and ends the process
+        with contextlib.suppress(jax.errors.JaxRuntimeError):  # no coordinator: all end anyway
+            self._client.key_value_set(f"{_PEER_KEYS}failed/{self._id}",
+                                       f"{type(error).__name__}: {error}", allow_overwrite=True)
+        logger.error("Process %d of %d failed; ending every process.", self._id, self._count,
+                     exc_info=error)
+        time.sleep(2 * self._beat_s)  # every peer reads the failure before this process goes
+        self._exit(2 if isinstance(error, ConfigError)
+                   else 130 if isinstance(error, KeyboardInterrupt) else 1)
+
+    def _wait_for_peers(self) -> None:
+        """Wait until every watched peer has beaten since now (at most `timeout_s` + 2 beats).
+
+        An error that a peer's death caused here (a collective that lost it) then ends this
+        process through the watch, naming that peer, not as this process's own failure.
+        """
+        since = time.monotonic()
+        while time.monotonic() < since + self._timeout_s + 2 * self._beat_s:
+            with self._lock:
+                if all(t > since for _, t in self._moved.values()):
+                    return
+            time.sleep(self._beat_s / 4)
+
+    def _watch(self) -> None:
+        beat = 0
+        while not self._stop.wait(self._beat_s if beat else 0):
+            beat += 1
+            try:
+                self._client.key_value_set(f"{_PEER_KEYS}beat/{self._id}", str(beat),
+                                           allow_overwrite=True)
+                entries = dict(self._client.key_value_dir_get(_PEER_KEYS))
+            except jax.errors.JaxRuntimeError as error:
+                if not self._stop.is_set() and self._claim_end():
+                    self._end(f"process 0 of {self._count}, the coordinator, stopped "
+                              f"responding ({str(error).splitlines()[0]})")
+                return
+            reason = self._verdict(entries, time.monotonic())
+            if reason and self._claim_end():
+                self._end(reason)
+
+    def _verdict(self, entries: dict[str, str], now: float) -> str | None:
+        """Why this process must end, if it must: a peer's failure or its silence."""
+        with self._lock:
+            for peer in range(self._count):
+                if peer == self._id or f"{_PEER_KEYS}done/{peer}" in entries:
+                    self._moved.pop(peer, None)
+                    continue
+                failure = entries.get(f"{_PEER_KEYS}failed/{peer}")
+                if failure is not None:
+                    return f"process {peer} of {self._count} failed ({failure})"
+                beat = entries.get(f"{_PEER_KEYS}beat/{peer}")
+                if peer not in self._moved or self._moved[peer][0] != beat:
+                    self._moved[peer] = (beat, now)
+                elif now - self._moved[peer][1] > self._timeout_s:
+                    return (f"process {peer} of {self._count} stopped responding (no heartbeat "
+                            f"for {now - self._moved[peer][1]:.0f} s)")
+        return None
+
+    def _claim_end(self) -> bool:
+        """Whether this thread is the first to end the process (the others leave it be)."""
+        with self._lock:
+            claimed, self._ending = not self._ending, True
+        return claimed
+
+    def _end(self, reason: str) -> NoReturn:
+        logger.error("%s; ending process %d too.", reason, self._id)
+        self._exit(1)
+
+    def _exit(self, code: int) -> NoReturn:
+        if self._id == 0:
+            time.sleep(2 * self._beat_s)  # the coordinator goes last (see the class docstring)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _pick(indices: tuple[int, ...], key: str) -> list:

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, register, run_measurements
@@ -28,6 +29,7 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
     assert printed == written
 
     machine, *records = written
+    peak = peak_flops(jax.devices()[0].device_kind, "float32")  # None on a CPU: no MFU
     assert machine["kind"] == "machine"
     assert {"cpu", "cpu_count", "jax", "backend", "date"} <= machine.keys()
     assert {r["run"] for r in written} == {machine["run"]}
@@ -51,7 +53,10 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
         assert r["workload"] == "tiny" and r["memory_len"] == 4 and r["dtype"] == "float32"
         assert TIMING_FIELDS <= r.keys() and positive(r, "median_s", "compile_s", "flops")
         assert positive(r, "gflop_per_s", "ceiling_gflop_per_s", "fraction_of_ceiling")
-        assert r["mfu"] is None and r["peak_gflop_per_s"] is None  # no vendor peak for a CPU
+        if peak is None:
+            assert r["mfu"] is None and r["peak_gflop_per_s"] is None
+        else:
+            assert r["peak_gflop_per_s"] == pytest.approx(peak / 1e9) and positive(r, "mfu")
     for act in scaling[:2]:
         assert act["ceiling_read_gb_per_s"] == bandwidth["gb_per_s"]
         floor_s = act["read_bytes_min"] / (bandwidth["gb_per_s"] * 1e9)
@@ -64,9 +69,10 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
     cached_read, uncached_read = (act["read_bytes_min"] for act in scaling[:2])
     assert cached_read - uncached_read == cache_bytes - states_bytes
     lines = main_output(["--summarize", str(out)], capsys).splitlines()
-    assert len(lines) == len(written) and lines[0].startswith("machine: ['cpu'")
+    kinds = [device.device_kind for device in jax.devices()]  # ['cpu', 'cpu'] on the CPU
+    assert len(lines) == len(written) and lines[0].startswith(f"machine: {kinds}")
     assert lines[-1].startswith("scaling workload=tiny kind=learn dtype=float32 memory_len=4: ")
-    assert "of the matmul ceiling" in lines[-1] and "MFU" not in lines[-1]
+    assert "of the matmul ceiling" in lines[-1] and ("MFU" in lines[-1]) == (peak is not None)
     learn = scaling[-1]
     assert learn["tokens_per_s"] == pytest.approx(4 * 2 / learn["median_s"])
     assert learn["flops"] == learn_flops(WORKLOADS["tiny"].with_memory(4).core, 4, 2)

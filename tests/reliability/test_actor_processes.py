@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -29,6 +30,9 @@ def learning(log_dir) -> list[tuple]:
 
 
 def test_actor_processes_make_the_same_reproducible_run_as_threads(finished_run, tmp_path):
+    if jax.default_backend() != "cpu":
+        pytest.skip("actor processes act on the CPU, threads on the accelerator: their runs "
+                    "agree bit for bit only where both act on the CPU")
     log_dir, by_threads = finished_run
     by_processes = loop.train(quick_config(tmp_path, PROCESSES))
     assert learning(tmp_path) == learning(log_dir)

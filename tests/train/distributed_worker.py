@@ -1,6 +1,6 @@
-"""One process of the two-process test: trains a few updates, saves its final parameters.
+"""One process of the two-process tests: trains a few updates, saves its final parameters.
 
-    python -m tests.train.distributed_worker PORT PROCESS_ID LOG_DIR OUT.npz
+    python -m tests.train.distributed_worker PORT PROCESS_ID LOG_DIR OUT.npz [key=value ...]
 """
 
 import sys
@@ -12,7 +12,7 @@ from gtrxl_jax.train.loop import train
 from tests.train.helpers import tiny_config
 
 
-def main(port: str, process_id: str, log_dir: str, out: str) -> None:
+def main(port: str, process_id: str, log_dir: str, out: str, *overrides: str) -> None:
     config = tiny_config(
         log_dir,
         "env.num_envs=2",  # 2 rows per process, one per local device
@@ -22,6 +22,7 @@ def main(port: str, process_id: str, log_dir: str, out: str) -> None:
         f"distributed.coordinator_address=127.0.0.1:{port}",
         "distributed.num_processes=2",
         f"distributed.process_id={process_id}",
+        *overrides,
     )
     result = train(config)
     leaves = jax.tree.leaves(result.params)

@@ -21,14 +21,18 @@ AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
 
 
 def make_learner(num_devices):
-    assert len(jax.local_devices()) >= 2, "tests/conftest.py forces 2 CPU devices"
     return Learner(Learning(AGENT, LossConfig(popart=True), optax.sgd(0.1), segment_len=3),
                    jax.local_devices()[:num_devices], trajectory_len=T)
 
 
 @pytest.fixture(scope="module")
-def learners():
-    return make_learner(1), make_learner(2)
+def one_device():
+    return make_learner(1)
+
+
+@pytest.fixture(scope="module")
+def two_devices():  # only for tests marked needs_devices(2)
+    return make_learner(2)
 
 
 def assert_trees_close(a, b, atol):
@@ -36,8 +40,9 @@ def assert_trees_close(a, b, atol):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5)
 
 
-def test_two_devices_compute_the_single_device_update(learners):
-    one, two = learners
+@pytest.mark.needs_devices(2)
+def test_two_devices_compute_the_single_device_update(one_device, two_devices):
+    one, two = one_device, two_devices
     state = one.init_state(jax.random.PRNGKey(0))
     batch = random_trajectory(AGENT, T, B)
     batch.inputs.first[1:3, 0] = True  # the devices' halves get unequal numbers of transitions
@@ -53,8 +58,8 @@ def test_two_devices_compute_the_single_device_update(learners):
     assert float(updated.popart.shift[0]) != 0.0  # PopArt statistics moved
 
 
-def test_a_non_finite_loss_skips_the_update_and_counts_it(learners):
-    learner = learners[0]
+def test_a_non_finite_loss_skips_the_update_and_counts_it(one_device):
+    learner = one_device
     state = learner.init_state(jax.random.PRNGKey(0))
     batch = random_trajectory(AGENT, T, B)
     batch.inputs.prev_reward[2, 1] = np.nan
@@ -67,8 +72,8 @@ def test_a_non_finite_loss_skips_the_update_and_counts_it(learners):
     assert_trees_close(new_state.popart, state.popart, atol=0)
 
 
-def test_published_params_survive_the_donation_of_later_updates(learners):
-    learner = learners[0]
+def test_published_params_survive_the_donation_of_later_updates(one_device):
+    learner = one_device
     state = learner.replicate(learner.init_state(jax.random.PRNGKey(0)))
     batch = random_trajectory(AGENT, T, B)
     state, _ = learner.update(state, batch)
@@ -97,12 +102,12 @@ def test_an_agent_without_a_value_output_per_task_is_refused():
         Learning(AGENT, LossConfig(popart=True), optax.sgd(0.1), num_tasks=2)
 
 
-def test_a_batch_splits_its_rows_over_the_devices_and_must_split_evenly():
+@pytest.mark.needs_devices(2)
+def test_a_batch_splits_its_rows_over_the_devices_and_must_split_evenly(two_devices):
     batch = random_trajectory(AGENT, T, B)
     specs = placement.batch_specs(batch)
     assert specs.actions == PartitionSpec(None, placement.DATA_AXIS)  # [T+1, B]: rows on axis 1
     assert specs.core_state.states == PartitionSpec(placement.DATA_AXIS)  # [B, ...]
-    learner = make_learner(2)
     with pytest.raises(ValueError, match="cannot be split evenly over 2"):
-        learner.update(learner.replicate(learner.init_state(jax.random.PRNGKey(0))),
-                       random_trajectory(AGENT, T, 3))
+        two_devices.update(two_devices.replicate(two_devices.init_state(jax.random.PRNGKey(0))),
+                           random_trajectory(AGENT, T, 3))
