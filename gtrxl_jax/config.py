@@ -6,6 +6,10 @@
 
 Every user error (an unknown key, a wrong type, an impossible value) raises ConfigError
 naming the key and what is allowed, before any expensive work starts.
+
+Validation style: the training config raises ConfigError (a ValueError), which the CLI maps
+to exit code 2; the core configs of `gtrxl_jax.nn.config` raise plain ValueError (the library
+has no training dependency), which `from_dict` re-raises as ConfigError naming the section.
 """
 
 import dataclasses
@@ -36,6 +40,11 @@ class ConfigError(ValueError):
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def _require_positive(key: str, value: int) -> None:
+    """Raise ConfigError unless an int field is >= 1 (`_check_types` has checked its type)."""
+    _require(value >= 1, f"{key} must be >= 1, got {value}.")
 
 
 def _type_ok(annotation: Any, value: Any) -> bool:
@@ -107,11 +116,8 @@ class EnvConfig:
     def __post_init__(self):
         _check_types(self, "env")
         _require(isinstance(self.task, str) and self.task != "", "env.task must be a task name.")
-        _require(self.num_envs >= 1, f"env.num_envs must be >= 1, got {self.num_envs}.")
-        _require(
-            self.groups_per_task >= 1,
-            f"env.groups_per_task must be >= 1, got {self.groups_per_task}.",
-        )
+        _require_positive("env.num_envs", self.num_envs)
+        _require_positive("env.groups_per_task", self.groups_per_task)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +198,7 @@ class OptimizerConfig:
     """The optimiser (gtrxl_jax.train.optimizer.make_optimizer).
 
     Attributes:
-      name: "adam" or "rmsprop".
+      name: "adam", "amsgrad" or "rmsprop" (gtrxl_jax.train.optimizer.OPTIMIZERS).
       learning_rate: the initial learning rate.
       max_grad_norm: global-norm gradient clipping (None: no clipping).
       schedule: "constant" or "linear" (decay to 0 over the run).
@@ -211,8 +217,8 @@ class OptimizerConfig:
     def __post_init__(self):
         _check_types(self, "optimizer")
         _require(
-            self.name in ("adam", "rmsprop"),
-            f"optimizer.name={self.name!r} is not one of ('adam', 'rmsprop').",
+            self.name in ("adam", "amsgrad", "rmsprop"),
+            f"optimizer.name={self.name!r} is not one of ('adam', 'amsgrad', 'rmsprop').",
         )
         _require(
             self.learning_rate > 0,
@@ -281,12 +287,9 @@ class LearnerConfig:
             "queue_size",
             "max_nonfinite_updates",
         ):
-            value = getattr(self, name)
-            _require(value >= 1, f"learner.{name} must be >= 1, got {value}.")
+            _require_positive(f"learner.{name}", getattr(self, name))
         if self.segment_len is not None:
-            _require(
-                self.segment_len >= 1, f"learner.segment_len must be >= 1, got {self.segment_len}."
-            )
+            _require_positive("learner.segment_len", self.segment_len)
             _require(
                 self.trajectory_len % self.segment_len == 0,
                 f"learner.trajectory_len={self.trajectory_len} must be a multiple of "
@@ -315,10 +318,7 @@ class DistributedConfig:
 
     def __post_init__(self):
         _check_types(self, "distributed")
-        _require(
-            self.num_processes >= 1,
-            f"distributed.num_processes must be >= 1, got {self.num_processes}.",
-        )
+        _require_positive("distributed.num_processes", self.num_processes)
         _require(
             0 <= self.process_id < self.num_processes,
             f"distributed.process_id={self.process_id} must be in [0, {self.num_processes}).",
@@ -342,6 +342,10 @@ class RunConfig:
       checkpoint_interval_updates: updates between checkpoints.
       keep_checkpoints: how many of the latest checkpoints to keep.
       eval_episodes: greedy and sampled evaluation episodes at the end (0: none).
+      eval_interval_updates: also evaluate every this many updates (greedy and sampled,
+        eval_episodes each, on environments of their own), into that update's metrics
+        record as eval_greedy_success, eval_sampled_episode_return, ...; None: only at
+        the end.
       progress: show a progress bar on the console.
       wandb: also send the metrics records and the summary to Weights & Biases (needs the
         `wandb` package: pip install wandb; WANDB_MODE=offline logs to disk only).
@@ -355,6 +359,7 @@ class RunConfig:
     checkpoint_interval_updates: int = 100
     keep_checkpoints: int = 3
     eval_episodes: int = 100
+    eval_interval_updates: int | None = None
     progress: bool = True
     wandb: bool = False
     wandb_project: str = "gtrxl_jax"
@@ -365,10 +370,15 @@ class RunConfig:
                  f"run.wandb_project must be a non-empty name without any of / \\ # ? % :, "
                  f"got {self.wandb_project!r}.")
         for name in ("log_interval_updates", "checkpoint_interval_updates", "keep_checkpoints"):
-            value = getattr(self, name)
-            _require(value >= 1, f"run.{name} must be >= 1, got {value}.")
+            _require_positive(f"run.{name}", getattr(self, name))
         _require(
             self.eval_episodes >= 0, f"run.eval_episodes must be >= 0, got {self.eval_episodes}."
+        )
+        _require(
+            self.eval_interval_updates is None
+            or (self.eval_interval_updates >= 1 and self.eval_episodes >= 1),
+            f"run.eval_interval_updates must be None, or >= 1 with run.eval_episodes >= 1; got "
+            f"{self.eval_interval_updates} with run.eval_episodes={self.eval_episodes}.",
         )
 
 

@@ -24,7 +24,12 @@ Modules:
   checkpoint  orbax checkpoints, resuming, config compatibility
   metrics     metrics.jsonl, TensorBoard events, progress bar, summary, actor telemetry
   nonfinite   skipped non-finite updates: the streak and what caused them
-  evaluation  greedy and sampled evaluation episodes
+  evaluation  greedy and sampled evaluation episodes (host and JAX tasks), periodic too
+  eval_cli    `gtrxl-eval RUN_DIR`: evaluate a saved checkpoint, a video, an attention map
+  saved_run   a run read back from its folder: config, agent, one checkpoint's parameters
+  recording   one episode played and recorded (frames, agent inputs) for videos and maps
+  attention_map  the attention weights over the memory for an episode, and their plot
+  video       frames to an mp4 or gif
   shutdown    SIGINT / SIGTERM -> a clean stop
   optimizer   the optax optimiser (RMSProp as IMPALA, or Adam)
   cli         `gtrxl-train` / `python -m gtrxl_jax.train`

@@ -107,12 +107,14 @@ def layout_differences(saved: dict[str, tuple], wanted: dict[str, tuple]) -> lis
 class Checkpointer:
     """Writes and reads the checkpoints of one run folder."""
 
-    def __init__(self, log_dir: str, keep: int):
+    def __init__(self, log_dir: str, keep: int, read_only: bool = False):
         """Open `<log_dir>/checkpoints` (created by the first save, not before).
 
         Args:
           log_dir: the run's folder.
           keep: how many of the latest checkpoints to keep.
+          read_only: only read (e.g. to evaluate a run that may still be training there):
+            save nothing and delete nothing, partial checkpoints included.
 
         Raises:
           CheckpointError: `<log_dir>/checkpoints` exists but is not a folder, or the
@@ -123,13 +125,15 @@ class Checkpointer:
             raise CheckpointError(
                 f"{self.directory} is not a folder of checkpoints; choose another run.log_dir.")
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=False, cleanup_tmp_directories=True)
+            max_to_keep=keep, create=False, cleanup_tmp_directories=not read_only,
+            read_only=read_only)
         self._manager = ocp.CheckpointManager(
             self.directory, options=options,
             item_handlers={"state": ocp.StandardCheckpointHandler(),
                            "meta": ocp.JsonCheckpointHandler()})
         self._pending: int | None = None  # the update whose save may still be in progress
-        self._await_cleanup()
+        if not read_only:
+            self._await_cleanup()
 
     def _await_cleanup(self) -> None:
         """Wait for orbax to delete the partial checkpoints it found on opening the folder.
@@ -155,6 +159,10 @@ class Checkpointer:
     def latest_update(self) -> int | None:
         """The update of the latest complete checkpoint, or None if there is none."""
         return self._manager.latest_step()
+
+    def updates(self) -> list[int]:
+        """The updates of the folder's complete checkpoints now (read afresh), ascending."""
+        return sorted(self._manager.all_steps(read=True))
 
     def save(self, state: Any, config: TrainConfig, env_steps: int) -> None:
         """Save a checkpoint (in the background) unless this update already has one.
@@ -198,13 +206,16 @@ class Checkpointer:
             f"({complete or 'none'}) are intact and a partial one is never read; free disk "
             "space or fix the folder's permissions, then continue with run.resume=true.")
 
-    def restore(self, target: Any, config: TrainConfig) -> tuple[Any, dict]:
-        """Restore the latest complete checkpoint.
+    def restore(self, target: Any, config: TrainConfig,
+                update: int | None = None) -> tuple[Any, dict]:
+        """Restore a complete checkpoint, the latest by default.
 
         Args:
-          target: a LearnerState of the right structure (host arrays), e.g. a fresh one.
+          target: a state of the right structure (host arrays), e.g. a fresh one: the
+            loop's LearnerState or RunnerState.
           config: the config of the run that resumes; its STATE_KEYS must match the
             checkpoint's.
+          update: the checkpoint's update (None: the latest).
 
         Returns:
           (state, meta): the restored LearnerState (host arrays) and the checkpoint's meta
@@ -215,7 +226,7 @@ class Checkpointer:
             keys that differ), arrays that do not fit the target (naming them), or a
             checkpoint that cannot be read.
         """
-        meta = self.read_meta(config)
+        meta = self.read_meta(config, update)
         path = self.directory / str(meta["update"])
         changed = config_differences(meta["config"], to_dict(config), skip=("run",))
         try:
@@ -242,8 +253,8 @@ class Checkpointer:
             logger.info("Resuming with changed settings:\n  %s", "\n  ".join(changed))
         return state, meta
 
-    def read_meta(self, config: TrainConfig) -> dict:
-        """The latest complete checkpoint's meta dict, checked against the resuming config.
+    def read_meta(self, config: TrainConfig, update: int | None = None) -> dict:
+        """A complete checkpoint's meta dict (the latest by default), checked against a config.
 
         Cheap (JSON only): `train` calls it before any expensive work.
 
@@ -251,7 +262,7 @@ class Checkpointer:
           CheckpointError: no complete checkpoint, an unreadable one, or one whose
             STATE_KEYS differ from `config`'s (naming the keys).
         """
-        update = self.latest_update()
+        update = self.latest_update() if update is None else update
         if update is None:
             raise CheckpointError(
                 f"run.resume=true, but {self.directory} holds no complete checkpoint to "

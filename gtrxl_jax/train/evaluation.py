@@ -4,8 +4,12 @@ Host tasks (`evaluate`): each of E parallel environments runs a fixed quota of e
 quotas sum to the number asked for), so short episodes are not over-counted the way "the
 first N episodes to finish" would count them. JAX tasks (`evaluate_on_device`): one
 environment per episode, each playing its first episode, in one compiled loop.
+
+Periodic evaluation (run.eval_interval_updates) calls these every few updates with the
+same agent, so the jitted functions are cached per agent and compile once.
 """
 
+import functools
 import logging
 from typing import Any
 
@@ -14,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gtrxl_jax.agent import Agent, AgentInput
+from gtrxl_jax.config import RunConfig
 from gtrxl_jax.envs import make_env, summarize
 from gtrxl_jax.envs.episodes import EpisodeTotals
 from gtrxl_jax.envs.functional import JaxEnv, batch_reset, batch_step, reset_keys
@@ -21,7 +26,10 @@ from gtrxl_jax.train.acting import make_policy_step, sample_actions
 
 logger = logging.getLogger(__name__)
 
+EVAL_SEED_OFFSET = 1_000_003  # evaluation environments never replay training's seeds
+
 MAX_PARALLEL_ENVS = 32
+MODES = ("greedy", "sampled")
 
 
 def evaluate_task(
@@ -56,7 +64,7 @@ def evaluate_task(
     quota[: num_episodes % num_envs] += 1
     done = np.zeros(num_envs, np.int64)
     episodes = []
-    policy_step = jax.jit(make_policy_step(agent, greedy=greedy))
+    policy_step = _jitted_policy_step(_ByIdentity(agent), greedy)
     env = make_env(task, num_envs, seed=seed, training=False, **(env_options or {}))
     try:
         state = agent.initial_state(num_envs, cache=True)  # empty: its zero cache is valid
@@ -91,15 +99,17 @@ def evaluate(
     *,
     seed: int,
     env_options: dict | None = None,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, dict]:
     """Greedy and sampled evaluation of every task.
 
     Returns:
-      {"greedy": {...}, "sampled": {...}}, each the averages of `evaluate_task` (over all
-      tasks' episodes) and, with several tasks, a "tasks" entry per task.
+      {"greedy": {...}, "sampled": {...}} (the `modes` asked for), each the averages of
+      `evaluate_task` (over all tasks' episodes) and, with several tasks, a "tasks" entry
+      per task.
     """
     results = {}
-    for mode in ("greedy", "sampled"):
+    for mode in modes:
         per_task = {
             task: evaluate_task(agent, params, task, num_episodes, greedy=mode == "greedy",
                                 seed=seed + i, env_options=env_options)
@@ -118,11 +128,38 @@ def evaluate(
 
 
 def evaluate_on_device(agent: Agent, params: Any, env: JaxEnv, num_episodes: int, *,
-                       seed: int, max_steps: int = 100_000) -> dict[str, dict]:
+                       seed: int, max_steps: int = 100_000,
+                       modes: tuple[str, ...] = MODES) -> dict[str, dict]:
     """Greedy and sampled evaluation of a JAX task: {"greedy": {...}, "sampled": {...}}."""
     return {mode: evaluate_jax_task(agent, params, env, num_episodes, greedy=mode == "greedy",
                                     seed=seed, max_steps=max_steps)
-            for mode in ("greedy", "sampled")}
+            for mode in modes}
+
+
+def periodic_eval_due(run: RunConfig, update: int) -> bool:
+    """Whether the training loops evaluate after this update (run.eval_interval_updates)."""
+    return run.eval_interval_updates is not None and update % run.eval_interval_updates == 0
+
+
+def eval_metrics(results: dict[str, dict]) -> dict[str, float]:
+    """Evaluation results as flat metrics for a training record.
+
+    Args:
+      results: {"greedy": {...}, "sampled": {...}} from `evaluate` or `evaluate_on_device`.
+
+    Returns:
+      {"eval_greedy_episode_return", "eval_greedy_episode_length", "eval_greedy_success"
+      (NaN where the task has none), "eval_greedy_episodes", the same for "sampled"}; with
+      several tasks also "<key>/<task>" entries, as the training metrics name them.
+    """
+    metrics = {}
+    for mode, values in results.items():
+        for task, per_task in [("", values), *values.get("tasks", {}).items()]:
+            suffix = f"/{task}" if task else ""
+            for key, value in per_task.items():
+                if key != "tasks":
+                    metrics[f"eval_{mode}_{key}{suffix}"] = float(value)
+    return metrics
 
 
 def evaluate_jax_task(agent: Agent, params: Any, env: JaxEnv, num_episodes: int, *,
@@ -142,7 +179,8 @@ def evaluate_jax_task(agent: Agent, params: Any, env: JaxEnv, num_episodes: int,
       {"episode_return", "episode_length", "success" (NaN if the task has none),
       "episodes"} averaged over the episodes that finished.
     """
-    totals = jax.device_get(_play_first_episodes(agent, env, num_episodes, greedy, max_steps)(
+    totals = jax.device_get(_play_first_episodes(_ByIdentity(agent), env, num_episodes, greedy,
+                                                 max_steps)(
         params, reset_keys(seed, num_episodes),
         jax.random.split(jax.random.PRNGKey(seed), num_episodes)))
     finished = int(totals["episodes"])
@@ -155,9 +193,37 @@ def evaluate_jax_task(agent: Agent, params: Any, env: JaxEnv, num_episodes: int,
         success_count=float(totals["episodes"]) if env.has_success else 0.0).summary()
 
 
-def _play_first_episodes(agent: Agent, env: JaxEnv, num_envs: int, greedy: bool,
+class _ByIdentity:
+    """An agent as a cache key, by identity.
+
+    An Agent with a dict observation spec (MiniGrid) has no hash. The key holds the agent,
+    so its id is not reused while it is cached.
+    """
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByIdentity) and other.agent is self.agent
+
+    def __hash__(self) -> int:
+        return id(self.agent)
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted_policy_step(key: _ByIdentity, greedy: bool):
+    """The jitted policy step of an agent, compiled once however often it evaluates."""
+    return jax.jit(make_policy_step(key.agent, greedy=greedy))
+
+
+@functools.lru_cache(maxsize=8)
+def _play_first_episodes(key: _ByIdentity, env: JaxEnv, num_envs: int, greedy: bool,
                          max_steps: int):
-    """A jitted function: (params, reset keys [N, 2], sampling keys [N, 2]) -> episode sums."""
+    """A jitted function: (params, reset keys [N, 2], sampling keys [N, 2]) -> episode sums.
+
+    Cached per (agent, environment, ...), so that repeated evaluation compiles once.
+    """
+    agent = key.agent
 
     def play(params, env_keys, sample_keys):
         env_state, timestep = batch_reset(env, env_keys)

@@ -7,11 +7,13 @@ Actors are threads of this process, or processes of their own (learner.actor_pro
 
 `train(config)` reads top to bottom: check the config and build the agent, learner, state
 (fresh or restored) and actors (`builder`); start the actors; then per update take a batch, update,
-publish the parameters with their version, log and checkpoint; stop at
-learner.total_env_steps; write a final checkpoint; evaluate; summarise. A signal stops the
-run the same way, without the evaluation. A failure (an actor's error, a stalled side,
-too many non-finite updates, metrics that cannot be written) also leaves a final
-checkpoint (single-process runs), then raises.
+publish the parameters with their version, evaluate (every run.eval_interval_updates, in the
+learner's thread: it pauses the learner for the evaluation's own time while the actors fill
+their queues; one longer than STALL_TIMEOUT_S reads as a stalled learner), log and
+checkpoint; stop at learner.total_env_steps; write a final checkpoint; evaluate; summarise.
+A signal stops the run the same way, without the evaluation. A failure (an actor's error, a
+stalled side, too many non-finite updates, metrics that cannot be written) also leaves a
+final checkpoint (single-process runs), then raises.
 
 Reproducible mode (learner.reproducible, the default): every trajectory of update u is
 acted with the parameters of update u-2, one update behind the learner's (as cleanba), so
@@ -32,7 +34,12 @@ from gtrxl_jax.config import TrainConfig
 from gtrxl_jax.train import builder, nonfinite, on_device, placement, result, types
 from gtrxl_jax.train.actor import Actor
 from gtrxl_jax.train.checkpoint import Checkpointer
-from gtrxl_jax.train.evaluation import evaluate
+from gtrxl_jax.train.evaluation import (
+    EVAL_SEED_OFFSET,
+    eval_metrics,
+    evaluate,
+    periodic_eval_due,
+)
 from gtrxl_jax.train.handoff import ParamsStore, Stalled, Stopped, TrajectoryQueue
 from gtrxl_jax.train.layout import Layout
 from gtrxl_jax.train.learning import NonFiniteError
@@ -48,7 +55,6 @@ from gtrxl_jax.train.shutdown import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
-EVAL_SEED_OFFSET = 1_000_003  # evaluation environments never replay training's seeds
 
 STALL_TIMEOUT_S = 600.0  # a wait longer than this (compiles included) means a side stalled
 _ACTOR_JOIN_S = 10.0
@@ -63,10 +69,15 @@ def train(config: TrainConfig) -> result.TrainResult:
         expensive work) or written.
       NonFiniteError, Stalled, MetricsWriteError, or the error an actor thread failed with:
         raised after a final checkpoint (in a single-process run).
+
+    In a multi-process run an error ends every process instead of raising (exit code 1, 2
+    for a ConfigError), and so does a process that stops responding
+    (`placement.failures_end_every_process`).
     """
-    if builder.resolve_loop(config) == "on_device":
-        return on_device.train_on_device(config)
-    return train_actor_learner(config)
+    with placement.failures_end_every_process():
+        if builder.resolve_loop(config) == "on_device":
+            return on_device.train_on_device(config)
+        return train_actor_learner(config)
 
 
 def train_actor_learner(config: TrainConfig) -> result.TrainResult:
@@ -104,6 +115,9 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
         replicated = learner.replicate(state)
         streak = NonFiniteStreak(config.learner.max_nonfinite_updates)
         actor_monitor = ActorMonitor(actors, queues)
+        evaluate_params = functools.partial(  # params -> {"greedy": ..., "sampled": ...}
+            evaluate, agent, tasks=layout.tasks, num_episodes=config.run.eval_episodes,
+            seed=config.run.seed + EVAL_SEED_OFFSET, env_options=config.env.options)
         with contextlib.closing(metrics_logger):
             start_time = time.monotonic()
             failure = None
@@ -115,14 +129,19 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                         replicated, metrics = learner.update(replicated, batch)
                         update += 1
                         env_steps += layout.steps_per_update
-                        params_store.publish(update, first_replica(replicated.params))
+                        params = first_replica(replicated.params)
+                        params_store.publish(update, params)
                         metrics = jax.device_get(first_replica(metrics))
                         metrics_logger.add_update({**metrics, "learner_wait_s": learner_wait_s},
                                                   totals_by_task(episodes), env_steps)
                         streak.check(metrics, update, explain=functools.partial(
                             nonfinite.explain, learner, replicated, batch, metrics))
-                        if update % config.run.log_interval_updates == 0:
-                            metrics_logger.write(update, env_steps, actor_monitor.read())
+                        evaluated = {}
+                        if is_main_process and periodic_eval_due(config.run, update):
+                            evaluated = eval_metrics(evaluate_params(params))
+                        if update % config.run.log_interval_updates == 0 or evaluated:
+                            metrics_logger.write(update, env_steps,
+                                                 {**actor_monitor.read(), **evaluated})
                         if update % config.run.checkpoint_interval_updates == 0:
                             checkpointer.save(learner.unreplicate(replicated), config, env_steps)
             except Stopped:
@@ -146,10 +165,7 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                 nonfinite_updates=int(final_state.nonfinite_updates), update=update,
                 env_steps=env_steps, start_env_steps=start_env_steps,
                 wall_clock_s=wall_clock_s, interrupted=signals.received,
-                evaluate=functools.partial(
-                    evaluate, agent, tasks=layout.tasks, num_episodes=config.run.eval_episodes,
-                    seed=config.run.seed + EVAL_SEED_OFFSET, env_options=config.env.options),
-                is_main_process=is_main_process)
+                evaluate=evaluate_params, is_main_process=is_main_process)
 
 
 def gather_batch(

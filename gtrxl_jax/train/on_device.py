@@ -17,7 +17,9 @@ not depend on how the environments are split over devices.
 then dispatch updates, logging each update's metrics one update behind (so the host never
 waits on the update in flight), checkpointing the whole runner state (environments, core
 state and keys included, so a resumed run continues exactly as the uninterrupted one would
-have), and evaluating at the end.
+have), and evaluating at the end. With run.eval_interval_updates the host also evaluates
+every that many updates, before dispatching the next one: the learner pauses for the
+evaluation's own time, and the results go into that update's metrics record.
 
 The trajectory has the actor-learner's layout (`types.Trajectory`, T+1 steps): step T is the
 next rollout's step 0, which the learner reads only for the bootstrap value, the reward and
@@ -45,14 +47,18 @@ from gtrxl_jax.envs.functional import JaxEnv, JaxTimeStep, batch_reset, batch_st
 from gtrxl_jax.train import builder, placement, result
 from gtrxl_jax.train.acting import sample_actions
 from gtrxl_jax.train.checkpoint import Checkpointer
-from gtrxl_jax.train.evaluation import evaluate_on_device
+from gtrxl_jax.train.evaluation import (
+    EVAL_SEED_OFFSET,
+    eval_metrics,
+    evaluate_on_device,
+    periodic_eval_due,
+)
 from gtrxl_jax.train.learning import LearnerState, Learning, NonFiniteError
 from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
 from gtrxl_jax.train.shutdown import stop_on_signals
 from gtrxl_jax.train.types import Trajectory
 
-EVAL_SEED_OFFSET = 1_000_003  # evaluation environments never replay training's seeds
 EPISODE_SUMS = ("episodes", "episode_return_sum", "episode_length_sum", "success_sum")
 
 
@@ -275,6 +281,10 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
             start_env_steps=env_steps, start_update=update, enabled=is_main_process)
         streak = NonFiniteStreak(config.learner.max_nonfinite_updates)
         in_flight = collections.deque()  # (update, env_steps, metrics on the device)
+        evaluate_params = functools.partial(  # params -> {"greedy": ..., "sampled": ...}
+            evaluate_on_device, agent, env=env, num_episodes=config.run.eval_episodes,
+            seed=config.run.seed + EVAL_SEED_OFFSET)
+        evaluated = {}  # update -> its periodic evaluation's metrics, until logged
 
         def log_finished(keep: int) -> None:
             """Log the updates dispatched before the newest `keep` ones (waiting for them)."""
@@ -284,8 +294,8 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
                 episodes = _episode_totals(metrics, spec.has_success)
                 metrics_logger.add_update(metrics, {layout.tasks[0]: episodes}, done_steps)
                 streak.check(metrics, done_update)
-                if done_update % config.run.log_interval_updates == 0:
-                    metrics_logger.write(done_update, done_steps, {})
+                if done_update % config.run.log_interval_updates == 0 or done_update in evaluated:
+                    metrics_logger.write(done_update, done_steps, evaluated.pop(done_update, {}))
 
         with contextlib.closing(metrics_logger):
             stop = threading.Event()
@@ -298,6 +308,9 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
                         update += 1
                         env_steps += layout.steps_per_update
                         in_flight.append((update, env_steps, metrics))
+                        if is_main_process and periodic_eval_due(config.run, update):
+                            evaluated[update] = eval_metrics(
+                                evaluate_params(jax.device_get(runner.learner.params)))
                         log_finished(keep=1)
                         if update % config.run.checkpoint_interval_updates == 0:
                             log_finished(keep=0)
@@ -318,10 +331,7 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
                 nonfinite_updates=int(final.learner.nonfinite_updates), update=update,
                 env_steps=env_steps, start_env_steps=start_env_steps,
                 wall_clock_s=wall_clock_s, interrupted=signals.received,
-                evaluate=functools.partial(
-                    evaluate_on_device, agent, env=env, num_episodes=config.run.eval_episodes,
-                    seed=config.run.seed + EVAL_SEED_OFFSET),
-                is_main_process=is_main_process)
+                evaluate=evaluate_params, is_main_process=is_main_process)
 
 
 def _episode_totals(metrics: dict[str, float], has_success: bool) -> EpisodeTotals:

@@ -17,9 +17,11 @@ import numbers
 
 import optax
 
-OPTIMIZERS = ("rmsprop", "adam")
+from gtrxl_jax.nn.config import check_positive_int
+
+OPTIMIZERS = ("rmsprop", "adam", "amsgrad")
 SCHEDULES = ("constant", "linear")
-_DEFAULT_EPS = {"rmsprop": 0.1, "adam": 1e-8}
+_DEFAULT_EPS = {"rmsprop": 0.1, "adam": 1e-8, "amsgrad": 1e-8}
 
 
 def make_schedule(
@@ -38,8 +40,8 @@ def make_schedule(
     _check_positive("learning_rate", learning_rate)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
-    if total_updates is not None and (not isinstance(total_updates, int) or total_updates < 1):
-        raise ValueError(f"total_updates must be a positive int, got {total_updates!r}.")
+    if total_updates is not None:
+        check_positive_int("total_updates", total_updates)
     if schedule == "constant":
         return optax.constant_schedule(learning_rate)
     if total_updates is None:
@@ -65,7 +67,8 @@ def make_optimizer(
     """Make the learner's optimiser: clip by global norm, then RMSProp or Adam.
 
     Args:
-      name: "rmsprop" or "adam".
+      name: "rmsprop", "adam" or "amsgrad" (Adam whose second moment never decreases,
+        Reddi et al. 2018, https://arxiv.org/abs/1904.09237).
       learning_rate: the (initial) learning rate, > 0.
       max_grad_norm: the global norm the gradients are clipped to, > 0; None for no clipping.
       schedule: "constant", or "linear" (decay to 0 over `total_updates`).
@@ -102,7 +105,8 @@ def make_optimizer(
                                   initial_scale=initial_scale, eps_in_sqrt=True,
                                   momentum=momentum if momentum > 0 else None)
     else:
-        optimizer = optax.adam(learning_rates, b1=b1, b2=b2, eps=eps)
+        make = optax.adam if name == "adam" else optax.amsgrad
+        optimizer = make(learning_rates, b1=b1, b2=b2, eps=eps)
     if max_grad_norm is None:
         return optimizer
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optimizer)

@@ -4,7 +4,6 @@ config keys and arrays that differ), before the learner compiles anything, and c
 nothing in the run folder."""
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +73,12 @@ def test_only_partial_checkpoints_are_not_resumed_from(copy_run, no_compiling):
 
 
 def test_opening_the_folder_deletes_partial_checkpoints_before_returning(copy_run):
-    # orbax deletes them in a thread; one still running at the interpreter's exit (a run that
-    # stopped before saving) printed a traceback after the run's error.
+    # orbax deletes them in a thread; one still deleting at the interpreter's exit (a run that
+    # stopped before saving) printed a traceback after the run's error. Gone on return means
+    # the clean-up has finished (idle pool threads of orbax's are harmless).
     (copy_run / "checkpoints" / "4").rename(copy_run / "checkpoints" / "4.orbax-checkpoint-tmp")
-    threads = set(threading.enumerate())
     checkpointer = Checkpointer(str(copy_run), keep=2)
     assert partial_checkpoints(copy_run) == []
-    assert set(threading.enumerate()) <= threads
     assert checkpointer.latest_update() == 2
     checkpointer.close()
 

@@ -1,6 +1,7 @@
 """Bad configuration: each is refused before any expensive work (exit code 2), with a
 message that names the key and what is allowed, and leaves nothing behind."""
 
+import jax
 import pytest
 
 from gtrxl_jax.train.cli import main
@@ -45,7 +46,8 @@ def refused(tmp_path, capsys, *argv: str) -> str:
     ("agent.transformer.variant=gated", "variant='gated' is not one of ('trxl', 'trxl_i', "
                                         "'gtrxl')"),
     ("loss.discount=1.5", "loss.discount must be in [0, 1], got 1.5"),
-    ("optimizer.name=sgd", "optimizer.name='sgd' is not one of ('adam', 'rmsprop')"),
+    ("optimizer.name=sgd",
+     "optimizer.name='sgd' is not one of ('adam', 'amsgrad', 'rmsprop')"),
     ("learner.segment_len=5", "learner.trajectory_len=32 must be a multiple of "
                               "learner.segment_len=5"),
     ("distributed.num_processes=2", "distributed.coordinator_address is required"),
@@ -58,15 +60,19 @@ def test_a_bad_override_is_refused_naming_the_key(override, message, tmp_path, c
     assert message in refused(tmp_path, capsys, *BASE, override)
 
 
-@pytest.mark.parametrize("overrides, message", [
+@pytest.mark.parametrize("overrides, message", [  # {n}: the local devices (2 on the CPU)
     # 3 rows cannot be split over the 2 CPU devices of tests/conftest.py
-    (["env.num_envs=3", "learner.batch_size=3"],
-     "= 3 rows must split evenly over the 2 learner devices"),
+    pytest.param(["env.num_envs=3", "learner.batch_size=3"],
+                 "= 3 rows must split evenly over the 2 learner devices",
+                 marks=pytest.mark.needs_devices(2)),
     (["learner.learner_devices=0,1,2"],
-     "learner.learner_devices=(0, 1, 2) must be indices into the 2 local devices (0..1)"),
-    (["learner.actor_devices=7"], "learner.actor_devices=(7,) must be indices into the 2 local"),
+     "learner.learner_devices=(0, 1, 2) must be indices into the {n} local devices "
+     "(0..{last})"),
+    (["learner.actor_devices=7"], "learner.actor_devices=(7,) must be indices into the {n} local"),
 ])
 def test_devices_that_do_not_fit_are_refused(overrides, message, tmp_path, capsys):
+    n = jax.local_device_count()
+    message = message.format(n=n, last=n - 1)
     assert message in refused(tmp_path, capsys, *BASE, *overrides)
 
 

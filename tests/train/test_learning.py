@@ -30,3 +30,27 @@ def test_memory_crosses_segments_and_trajectories_and_feedforward_stays_at_chanc
     assert gtrxl["eval"]["greedy"]["success"] >= 0.95, gtrxl["eval"]
     assert feedforward["eval"]["greedy"]["success"] <= 0.65, feedforward["eval"]
     assert feedforward["eval"]["sampled"]["success"] <= 0.65, feedforward["eval"]
+
+
+@pytest.mark.slow
+def test_a_solved_tmaze_beyond_one_trajectory_stays_solved_with_a_constant_learning_rate(
+        tmp_path):
+    """The late collapse, guarded: TMaze-L20's cue lies 21 steps before the junction, never
+    in the junction's 16-step trajectory. On device (the main job's model and defaults,
+    constant learning rate), the run must reach 95% success, never fall below 90% in any
+    later logged interval, last at least 3x as long as solving took, and end >= 95% greedy."""
+    start = time.monotonic()
+    summary = train_as_a_user(
+        tmp_path, "--config", "experiments/configs/tmaze_on_device.py",
+        "env.task=TMaze-L20", "learner.trajectory_len=16", "learner.segment_len=8",
+        "agent.transformer.memory_len=24", "learner.total_env_steps=1000000",
+        "run.log_interval_updates=10", "run.eval_episodes=200")
+    assert time.monotonic() - start < 600
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["env_steps"], r["success"]) for r in records]
+    solved = next((i for i, (_, success) in enumerate(curve) if success >= 0.95), None)
+    assert solved is not None, curve
+    later = [(steps, success) for steps, success in curve[solved:] if success < 0.90]
+    assert not later, f"solved at {curve[solved][0]} env steps, then fell to {later[:5]}"
+    assert curve[-1][0] >= 3 * curve[solved][0], curve[solved]
+    assert summary["eval"]["greedy"]["success"] >= 0.95, summary["eval"]
