@@ -7,9 +7,10 @@
   resumably, and writes the report.
 - references.json / references.py: random and reference scores per task, with sources.
 - scores.py: normalised scores; mean, median and capped-mean aggregates; failure to learn.
+- intervals.py: IQM and optimality gap with stratified bootstrap intervals (rliable's).
 - results.py, tables.py, plots.py: reading run folders; Markdown/CSV tables; curves.
-- random_policy.py: measuring a random policy's score; minigrid_memory.py: MiniGrid
-  Memory's best expected return.
+- random_policy.py: measuring a random policy's score (host and JAX tasks);
+  minigrid_memory.py: MiniGrid Memory's best expected return.
 """
 
 from gtrxl_jax.suite.references import TaskReference, load_references

@@ -2,10 +2,14 @@
 
     python -m gtrxl_jax.suite.random_policy MiniGrid-MemoryS7-v0 MazeMemory-v0 \
         --episodes 200 --num-envs 8 --out random_scores.jsonl
+    python -m gtrxl_jax.suite.random_policy MiniGrid-MemoryS9 RepeatFirstEasy --jax \
+        --episodes 1000
 
-Every environment contributes the same number of episodes (its first ones), so short
-episodes are not over-represented. Evaluation settings (`training=False`): unclipped
-Atari rewards, whole games.
+Host tasks (`make_env`): every environment contributes the same number of episodes (its
+first ones), so short episodes are not over-represented. Evaluation settings
+(`training=False`): unclipped Atari rewards, whole games. JAX tasks (`--jax`,
+`make_jax_env`): one environment per episode, each playing its first episode, stepped in
+one jitted loop.
 """
 
 import argparse
@@ -14,9 +18,12 @@ import logging
 import math
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from gtrxl_jax.envs import make_env
+from gtrxl_jax.envs import make_env, make_jax_env
+from gtrxl_jax.envs.functional import batch_reset, batch_step, reset_keys
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,70 @@ def measure_random(
     }
 
 
+def measure_random_jax(task: str, episodes: int, seed: int = 0, max_steps: int = 100_000) -> dict:
+    """Run uniform random actions in `episodes` environments of a JAX task, one episode each.
+
+    Args:
+      task: a task name for `make_jax_env`.
+      episodes: E, environments stepped together; each plays its first episode.
+      seed: seeds the environments and the actions.
+      max_steps: stop after this many batched steps even if episodes are missing.
+
+    Returns:
+      The same keys as `measure_random` (env_steps counts every environment's steps until
+      the last episode ended).
+    """
+    env = make_jax_env(task)
+
+    @jax.jit
+    def play(env_keys, action_key):
+        state, timestep = batch_reset(env, env_keys)
+        zeros = jnp.zeros(episodes)
+        carry = (
+            state,
+            action_key,
+            zeros,
+            zeros,
+            jnp.zeros(episodes, bool),
+            zeros,
+            jnp.zeros([], jnp.int32),
+        )
+
+        def running(carry):
+            return ~jnp.all(carry[4]) & (carry[6] < max_steps)
+
+        def step(carry):
+            state, key, returns, lengths, done, success, t = carry
+            key, draw = jax.random.split(key)
+            actions = jax.random.randint(draw, (episodes,), 0, env.num_actions, jnp.int32)
+            state, timestep = batch_step(env, state, actions)
+            playing = ~done
+            returns = returns + jnp.where(playing, timestep.reward, 0.0)
+            success = jnp.where(playing & timestep.last, timestep.success, success)
+            return (state, key, returns, lengths + playing, done | timestep.last, success, t + 1)
+
+        return jax.lax.while_loop(running, step, carry)[2:]
+
+    start = time.perf_counter()
+    returns, lengths, done, success, steps = jax.device_get(
+        play(reset_keys(seed, episodes), jax.random.PRNGKey(seed))
+    )
+    seconds = time.perf_counter() - start
+    returns, lengths, success = returns[done], lengths[done], success[done]
+    return {
+        "task": task,
+        "episodes": int(done.sum()),
+        "episode_return": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_sem": float(returns.std() / math.sqrt(len(returns))),
+        "success": float(success.mean()) if env.has_success else None,
+        "episode_length": float(lengths.mean()),
+        "env_steps": int(steps) * episodes,
+        "steps_per_s": int(steps) * episodes / seconds,
+        "seed": seed,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Measure each task named on the command line; log and optionally save JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,11 +145,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--jax", action="store_true", help="JAX tasks (make_jax_env): one environment per episode"
+    )
     parser.add_argument("--out", help="append one JSON line per task to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for task in args.tasks:
-        result = measure_random(task, args.episodes, args.num_envs, args.seed)
+        if args.jax:
+            result = measure_random_jax(task, args.episodes, args.seed)
+        else:
+            result = measure_random(task, args.episodes, args.num_envs, args.seed)
         logger.info(json.dumps(result))
         if args.out:
             with open(args.out, "a") as file:

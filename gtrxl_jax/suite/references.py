@@ -6,7 +6,8 @@ All numbers live in one file, `references.json` beside this module:
   evaluation entry in summary.json: "episode_return", "success" or "episode_length"), the
   random policy's score and the reference (human, published or the task's maximum), each
   with its source ("measured here" entries give the command).
-- "published": other published scores (e.g. Memory Maze's IMPALA and Dreamer), for tables.
+- "published": other published scores (e.g. Memory Maze's IMPALA and Dreamer), for tables;
+  a null value records that no number was found, and the source says where it was looked for.
 - "ablation_paper": the GTrXL paper's DMLab-30 scores per variant, the ablation table's
   reference column.
 

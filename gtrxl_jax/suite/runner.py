@@ -13,8 +13,11 @@ has finished, so it can be regenerated at any time with `write_report`.
 Outputs in the suite's folder:
     suite.json                  the suite, its cost note, and every run with its status
     results.md, results.csv     per task and core (see gtrxl_jax.suite.tables)
-    aggregates.csv              per core, over tasks
+    aggregates.csv              per core, over tasks (and IQM, optimality gap, intervals)
+    aggregates.png              per core, IQM and optimality gap with 95% intervals
     ablation.md, ablation.csv   ablation suites only
+    horizon.md, horizon.csv, horizon_success.png   horizon suites only: success against
+                                cue distance, a line per core
     curves_return.png, curves_success.png   learning curves (see gtrxl_jax.suite.plots)
     runs/<task>/<core>/seed<k>/ each run's own folder (train's outputs)
 """
@@ -29,11 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from gtrxl_jax.config import TrainConfig, to_dict
-from gtrxl_jax.suite.plots import plot_learning_curves
+from gtrxl_jax.suite.plots import plot_horizon, plot_intervals, plot_learning_curves
 from gtrxl_jax.suite.references import References, load_references
 from gtrxl_jax.suite.results import CURVE_KEYS, is_finished, read_curve, task_results
 from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
-from gtrxl_jax.suite.tables import result_rows, write_ablation, write_results
+from gtrxl_jax.suite.tables import (
+    horizon_points,
+    result_rows,
+    write_ablation,
+    write_horizon,
+    write_results,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +191,21 @@ def write_report(
     variants = tuple(v for v in suite.variants if any(s.variant == v for s in specs))
     rows = result_rows(results, references, tasks, variants)
     title = f"Suite {suite.name!r}: {suite.description}"
-    write_results(rows, output_dir, suite.score_mode, title)
+    summary = write_results(rows, output_dir, suite.score_mode, title)
     files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
+    if plot_intervals(summary, output_dir / "aggregates.png", f"Suite {suite.name!r}"):
+        files.append(output_dir / "aggregates.png")
     if suite.ablation:
         write_ablation(rows, references, output_dir, suite.score_mode)
         files += [output_dir / "ablation.md", output_dir / "ablation.csv"]
+    if suite.horizon:
+        write_horizon(rows, output_dir, suite.score_mode)
+        files += [output_dir / "horizon.md", output_dir / "horizon.csv"]
+        trajectory_len = specs[0].config.learner.trajectory_len if specs else None
+        path = output_dir / "horizon_success.png"
+        points = horizon_points(rows, suite.score_mode)
+        if plot_horizon(points, path, f"Suite {suite.name!r}", trajectory_len):
+            files.append(path)
     for metric in CURVE_KEYS:
         curves = _curves(specs, tasks, metric)
         path = output_dir / CURVE_FILES[metric]

@@ -14,6 +14,10 @@ Suites:
 - "memory_maze": Memory Maze 9x9 (the optional extra), for a GPU machine with many cores.
 - "ablation": the GTrXL paper's ablation at DMLab scale (12 layers, d_model 256, memory
   512): TrXL, TrXL-I, GTrXL with each gate, LSTM, on the memory tasks envpool has.
+- "memory": memory tasks in JAX, on device, on a 2-core CPU: MiniGrid Memory (xminigrid,
+  3x3 view) and POPGym's card games at Easy and Medium, every core.
+- "memory_horizon": the passive T-maze on device with the cue 16 to 128 steps back (0.5x to
+  4x the learner's trajectory): success against cue distance per core (Ni et al. 2023).
 
 Each suite's `cost` says what it is expected to take. Core variants are named as in the
 results tables: "gtrxl_gru" .. "gtrxl_sigmoid_tanh", "trxl_i", "trxl", "lstm", "feedforward".
@@ -24,7 +28,13 @@ import re
 from pathlib import Path
 
 from gtrxl_jax.config import TrainConfig, apply_overrides
-from gtrxl_jax.envs.registry import find_project_task, is_envpool_task, unknown_task_error
+from gtrxl_jax.envs.registry import (
+    find_project_task,
+    is_envpool_task,
+    is_jax_task,
+    make_jax_env,
+    unknown_task_error,
+)
 from gtrxl_jax.nn.gates import GATES
 
 
@@ -87,6 +97,8 @@ class Suite:
       cost: the expected cost of the whole suite, and how it was estimated.
       score_mode: which evaluation ("greedy" or "sampled") the headline scores use.
       ablation: also write the paper-layout ablation table.
+      horizon: also write the memory-horizon table and plot (success against the cue
+        distance of each task, `cue_distance`); every task must have one.
     """
 
     name: str
@@ -99,6 +111,7 @@ class Suite:
     cost: str
     score_mode: str = "sampled"
     ablation: bool = False
+    horizon: bool = False
 
     def __post_init__(self):
         unknown = [v for v in self.variants if v not in CORE_VARIANTS]
@@ -115,6 +128,12 @@ class Suite:
         if extra:
             raise ValueError(
                 f"suite {self.name}: task_overrides for tasks not in the suite: {extra}"
+            )
+        no_distance = [t for t in self.scored_tasks() if cue_distance(t) is None]
+        if self.horizon and no_distance:
+            raise ValueError(
+                f"suite {self.name}: a horizon suite needs tasks with a cue distance "
+                f"('TMaze-L<N>'); {no_distance} have none"
             )
 
     def scored_tasks(self) -> tuple[str, ...]:
@@ -158,10 +177,23 @@ def task_slug(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", "+".join(split_tasks(task)))
 
 
+def cue_distance(task: str) -> int | None:
+    """Steps from the cue to the choice of a passive T-maze ("TMaze-L<N>": N + 1), else None."""
+    match = re.fullmatch(r"TMaze-L(\d+)", task)
+    return int(match[1]) + 1 if match else None
+
+
 def check_task_name(task: str) -> None:
-    """Raise ValueError (with close names) unless `task` is a project or envpool task."""
-    if find_project_task(task) is None and not is_envpool_task(task):
+    """Raise ValueError (with close names) unless `task` is a host or a JAX task.
+
+    A JAX-only task is built once (`make_jax_env`), so a parameter out of range
+    ("MiniGrid-MemoryS5") is refused before any run starts.
+    """
+    if find_project_task(task) is not None or is_envpool_task(task):
+        return
+    if not is_jax_task(task):
         raise unknown_task_error(task)
+    make_jax_env(task)
 
 
 def expand(
@@ -416,6 +448,125 @@ ABLATION = Suite(
     ),
 )
 
+# The memory suites train on device (learner.loop=on_device): the JAX environments step
+# inside the compiled update, so every environment feeds every update (batch = num_envs).
+# The model is the fast suite's; memory_len is set per task to reach the cue.
+_SMALL_ON_DEVICE = (
+    "learner.loop=on_device",
+    "env.num_envs=64",
+    "learner.batch_size=64",
+    "learner.trajectory_len=32",
+    "agent.transformer.num_layers=2",
+    "agent.transformer.d_model=64",
+    "agent.transformer.num_heads=4",
+    "agent.lstm.hidden_size=64",
+    "optimizer.learning_rate=5e-4",
+    *_CPU_RUN,
+)
+
+
+def _budgets(budgets: dict[str, tuple[int, int]]) -> dict[str, tuple[str, ...]]:
+    """Task overrides from {task: (env steps per run, memory_len)}."""
+    return {
+        task: (f"learner.total_env_steps={steps}", f"agent.transformer.memory_len={memory}")
+        for task, (steps, memory) in budgets.items()
+    }
+
+
+# task: (env steps per run, memory_len). memory_len covers the span the task asks to
+# recall: RepeatPrevious k (4, 32) back; RepeatFirst and CountRecall the whole episode
+# (51 / 415 and 51 / 103 steps); Autoencode its whole episode (103 / 207); MiniGrid the walk
+# from the cue to the junction (corridor size - 6; the episode itself runs to 5 size^2).
+_MEMORY_BUDGETS = {
+    "MiniGrid-MemoryS9": (1_000_000, 64),
+    "MiniGrid-MemoryS13": (1_000_000, 64),
+    "MiniGrid-MemoryS17": (500_000, 128),
+    "RepeatPreviousEasy": (250_000, 32),
+    "RepeatPreviousMedium": (500_000, 64),
+    "RepeatFirstEasy": (250_000, 64),
+    "RepeatFirstMedium": (300_000, 512),
+    "AutoencodeEasy": (400_000, 128),
+    "AutoencodeMedium": (400_000, 256),
+    "CountRecallEasy": (400_000, 64),
+    "CountRecallMedium": (400_000, 128),
+}
+
+MEMORY = Suite(
+    name="memory",
+    description=(
+        "Memory tasks beyond the T-maze, on device on a 2-core CPU: MiniGrid Memory "
+        "(xminigrid, 3x3 view) and POPGym's card games at Easy and Medium, every core."
+    ),
+    tasks=tuple(_MEMORY_BUDGETS),
+    variants=ALL_CORES,
+    seeds=(0, 1, 2),
+    overrides=_SMALL_ON_DEVICE,
+    task_overrides=_budgets(_MEMORY_BUDGETS),
+    cost=(
+        "165 runs (11 tasks x 5 cores x 3 seeds), 81M env steps in all. Estimated, not "
+        "measured as a suite. The JAX environments step at 0.5M (MiniGrid) to 1.7M (cards) "
+        "steps/s with 64 environments (python -m gtrxl_jax.bench.env_throughput TASK --jax "
+        "--num-envs 64 --steps 2000), so the agent sets the pace. Short on-device runs "
+        "(65k env steps, 64 environments, this model) on the same 2-core AMD EPYC, shared "
+        "with other jobs (load 4-7), gave ~14k env steps/s for a transformer core with "
+        "memory 64, ~10k with 128, ~6.7k with 256, ~4k with 512, ~60k for the LSTM and "
+        "~75k for the feed-forward core, and ~20 s of compilation per run (the suite's "
+        "compilation cache serves later seeds). Hence ~85 min of training (the three "
+        "transformer cores take ~90% of it; RepeatFirstMedium with memory 512 ~11 min) and "
+        "~30-40 min of compilation and evaluation: ~2 h on a shared 2-core CPU, less when "
+        "idle. MiniGrid-MemoryS9 and S13 get 1M steps each: 5M (seen stuck at 0.5 success "
+        "after 1-3M in a trial) would take ~1 h per task and is left to a slice: "
+        "--tasks MiniGrid-MemoryS9 --set learner.total_env_steps=5000000 with another --out."
+    ),
+)
+
+# corridor length L: (env steps per run, memory_len). The cue lies L + 1 steps before the
+# choice (16, 32, 64, 128: 0.5x to 4x the 32-step trajectory); memory_len is the distance
+# plus one segment (16), so a choice at any place in its segment still sees the cue.
+# Budgets give each length ~11-15k episodes (an episode is L + 2 steps).
+_HORIZON_BUDGETS = {
+    f"TMaze-L{length}": budget
+    for length, budget in {
+        15: (250_000, 32),
+        31: (400_000, 48),
+        63: (800_000, 80),
+        127: (1_500_000, 144),
+    }.items()
+}
+
+MEMORY_HORIZON = Suite(
+    name="memory_horizon",
+    description=(
+        "Passive T-maze on device with the cue 16 to 128 steps back (0.5x to 4x the "
+        "32-step trajectory, segments of 16): success against cue distance (Ni et al. 2023)."
+    ),
+    tasks=tuple(_HORIZON_BUDGETS),
+    variants=ALL_CORES,
+    seeds=(0, 1, 2),
+    overrides=(*_SMALL_ON_DEVICE, "learner.segment_len=16"),
+    task_overrides=_budgets(_HORIZON_BUDGETS),
+    horizon=True,
+    cost=(
+        "60 runs (4 corridor lengths x 5 cores x 3 seeds), 44M env steps in all. Estimated, "
+        "not measured as a suite: the JAX T-maze steps at ~6M steps/s, so the agent sets the "
+        "pace; short on-device runs (65k env steps, 64 environments, segments of 16) on a "
+        "shared 2-core AMD EPYC (load 3-5) gave ~15k env steps/s for GTrXL with memory 48 "
+        "and ~8k with memory 144 (LSTM ~60k, feed-forward ~75k). Hence ~50 min of training "
+        "(TMaze-L127 ~30 min of it) and ~10 min of compilation and evaluation: ~1 h on a "
+        "shared 2-core CPU."
+    ),
+)
+
 SUITES: dict[str, Suite] = {
-    s.name: s for s in (FAST, FAST_ABLATION, MULTITASK, STANDARD, MEMORY_MAZE, ABLATION)
+    s.name: s
+    for s in (
+        FAST,
+        FAST_ABLATION,
+        MULTITASK,
+        STANDARD,
+        MEMORY_MAZE,
+        ABLATION,
+        MEMORY,
+        MEMORY_HORIZON,
+    )
 }

@@ -3,10 +3,14 @@
 - results.md / results.csv: one row per (task, core): seeds, greedy and sampled return and
   success (mean ± std over seeds), and the normalised score of each evaluation mode.
 - aggregates.csv (and a section of results.md): per core, the mean, median and capped mean
-  over tasks of the seed-averaged normalised score (the suite's headline mode).
+  over tasks of the seed-averaged normalised score (the suite's headline mode), and over
+  all runs the interquartile mean and the optimality gap with 95% stratified bootstrap
+  intervals (`gtrxl_jax.suite.intervals`).
 - ablation.md / ablation.csv (ablation suites): the GTrXL paper's layout, variant x mean /
   capped normalised score, the share of runs that failed to learn, and the paper's
   DMLab-30 numbers beside them.
+- horizon.md / horizon.csv (horizon suites): success per core against the cue distance of
+  each task (`gtrxl_jax.suite.suites.cue_distance`), mean ± std over seeds.
 """
 
 import csv
@@ -14,6 +18,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from gtrxl_jax.suite.intervals import CONFIDENCE, STATISTICS, interval_estimates
 from gtrxl_jax.suite.references import References
 from gtrxl_jax.suite.results import MODES, TaskResult
 from gtrxl_jax.suite.scores import (
@@ -22,7 +27,7 @@ from gtrxl_jax.suite.scores import (
     failure_share,
     mean_std,
 )
-from gtrxl_jax.suite.suites import CORE_VARIANTS
+from gtrxl_jax.suite.suites import CORE_VARIANTS, cue_distance
 
 _STATS = ("episode_return", "success")
 
@@ -108,15 +113,36 @@ def result_rows(
 
 
 def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
-    """Per core: mean, median and capped mean over tasks of the seed-averaged score."""
-    by_variant: dict[str, list[float]] = {}
+    """Per core: the aggregates of its normalised scores in one evaluation mode.
+
+    Returns:
+      {variant: {"mean", "median", "capped_mean", "tasks", "missing"}} over tasks of the
+      seed-averaged score (`scores.aggregate`), and over all runs "iqm" and
+      "optimality_gap" with their 95% stratified bootstrap intervals ("iqm_low",
+      "iqm_high", ...; `intervals.interval_estimates`).
+    """
+    by_variant: dict[str, list[ResultRow]] = {}
     for row in rows:
-        by_variant.setdefault(row.variant, []).append(row.score(mode)[0])
-    return {variant: aggregate(scores) for variant, scores in by_variant.items()}
+        by_variant.setdefault(row.variant, []).append(row)
+    summary = {}
+    for variant, group in by_variant.items():
+        summary[variant] = aggregate(row.score(mode)[0] for row in group)
+        estimates = interval_estimates({row.task: row.scores[mode] for row in group})
+        for name, (point, low, high) in estimates.items():
+            summary[variant].update({name: point, f"{name}_low": low, f"{name}_high": high})
+    return summary
 
 
-def write_results(rows: list[ResultRow], out_dir: Path, mode: str, title: str) -> None:
-    """Write results.md, results.csv and aggregates.csv into out_dir."""
+_INTERVAL_KEYS = tuple(f"{n}{end}" for n in STATISTICS for end in ("", "_low", "_high"))
+
+
+def write_results(
+    rows: list[ResultRow], out_dir: Path, mode: str, title: str
+) -> dict[str, dict[str, float]]:
+    """Write results.md, results.csv and aggregates.csv into out_dir; return the aggregates.
+
+    The aggregates are those of `aggregates(rows, mode)`, per core.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     header = ["task", "core", "seeds", "metric"]
     for mode_ in MODES:
@@ -141,7 +167,9 @@ def write_results(rows: list[ResultRow], out_dir: Path, mode: str, title: str) -
     summary = aggregates(rows, mode)
     with open(out_dir / "aggregates.csv", "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["core", "mode", "mean", "median", "capped_mean", "tasks", "missing"])
+        writer.writerow(
+            ["core", "mode", "mean", "median", "capped_mean", "tasks", "missing", *_INTERVAL_KEYS]
+        )
         for variant, agg in summary.items():
             writer.writerow(
                 [
@@ -150,6 +178,7 @@ def write_results(rows: list[ResultRow], out_dir: Path, mode: str, title: str) -
                     *(_csv(agg[k]) for k in ("mean", "median", "capped_mean")),
                     agg["tasks"],
                     agg["missing"],
+                    *(_csv(agg[k]) for k in _INTERVAL_KEYS),
                 ]
             )
 
@@ -172,18 +201,23 @@ def write_results(rows: list[ResultRow], out_dir: Path, mode: str, title: str) -
         "",
         f"## Aggregates over tasks ({mode} evaluation)",
         "",
-        "Capped mean: each task's score capped at 100 first (DMLab-30's convention).",
+        "Capped mean: each task's score capped at 100 first (DMLab-30's convention). IQM "
+        "(interquartile mean of all runs) and optimality gap (100 minus the mean of the runs' "
+        f"scores capped at 100), with {CONFIDENCE:.0%} stratified bootstrap intervals "
+        "(rliable's method, Agarwal et al. 2021).",
         "",
-        "| core | tasks | mean | median | capped mean |",
-        "|---|---|---|---|---|",
+        "| core | tasks | mean | median | capped mean | IQM [95% CI] | optimality gap [95% CI] |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant, agg in summary.items():
         tasks = f"{agg['tasks']}" + (f" ({agg['missing']} missing)" if agg["missing"] else "")
         lines.append(
             f"| {variant} | {tasks} | {_fmt(agg['mean'])} | {_fmt(agg['median'])} | "
-            f"{_fmt(agg['capped_mean'])} |"
+            f"{_fmt(agg['capped_mean'])} | {_interval(agg, 'iqm')} | "
+            f"{_interval(agg, 'optimality_gap')} |"
         )
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    return summary
 
 
 def write_ablation(rows: list[ResultRow], references: References, out_dir: Path, mode: str) -> None:
@@ -234,6 +268,59 @@ def write_ablation(rows: list[ResultRow], references: References, out_dir: Path,
             f"{_fmt(e['paper_capped'])} | {_pct(e['paper_divergence_pct'])} |"
         )
     (out_dir / "ablation.md").write_text("\n".join(lines) + "\n")
+
+
+def horizon_points(rows: list[ResultRow], mode: str) -> dict[str, list[tuple]]:
+    """Per core: (cue distance, task, seeds, success mean, success std), by distance.
+
+    Rows whose task has no cue distance are left out.
+    """
+    points: dict[str, list[tuple]] = {}
+    for row in rows:
+        distance = cue_distance(row.task)
+        if distance is not None:
+            mean, std = row.values[f"{mode}_success"]
+            points.setdefault(row.variant, []).append(
+                (distance, row.task, len(row.seeds), mean, std)
+            )
+    return {variant: sorted(p) for variant, p in points.items()}
+
+
+def write_horizon(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
+    """Write horizon.md and horizon.csv: success against cue distance, per core."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = horizon_points(rows, mode)
+    with open(out_dir / "horizon.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(
+            ["core", "task", "cue_distance", "seeds", "mode", "success_mean", "success_std"]
+        )
+        for variant, entries in points.items():
+            for distance, task, seeds, mean, std in entries:
+                writer.writerow([variant, task, distance, seeds, mode, _csv(mean), _csv(std)])
+    distances = sorted({(p[0], p[1]) for entries in points.values() for p in entries})
+    lines = [
+        "# Memory horizon: success against cue distance",
+        "",
+        f"{mode.capitalize()} evaluation, success rate, mean ± std over seeds; the cue lies "
+        "L + 1 steps before the choice in TMaze-L<L>; chance is 0.5.",
+        "",
+        "| core | " + " | ".join(f"{d} ({task})" for d, task in distances) + " |",
+        "|---|" + "---|" * len(distances),
+    ]
+    for variant, entries in points.items():
+        by_distance = {p[0]: p for p in entries}
+        cells = [_pm(*by_distance[d][3:]) if d in by_distance else "—" for d, _ in distances]
+        label = CORE_VARIANTS[variant].label if variant in CORE_VARIANTS else variant
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    (out_dir / "horizon.md").write_text("\n".join(lines) + "\n")
+
+
+def _interval(agg: dict[str, float], name: str) -> str:
+    """The text "point [low, high]" of one interval estimate."""
+    if not math.isfinite(agg[name]):
+        return "—"
+    return f"{_fmt(agg[name])} [{_fmt(agg[name + '_low'])}, {_fmt(agg[name + '_high'])}]"
 
 
 def _decimals(x: float) -> int:

@@ -170,3 +170,41 @@ def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
     assert (tmp_path / "results.md").is_file()
     with pytest.raises(SystemExit):
         cli.main([])
+
+
+def test_horizon_suite_writes_success_against_cue_distance(tmp_path):
+    suite = SUITES["memory_horizon"]
+    specs = expand(suite, tmp_path, variants=("gtrxl_gru", "lstm", "feedforward"), seeds=(0, 1))
+    report = run_suite(suite, tmp_path, train_fn=FakeTrain(), specs=specs)
+    for name in ("horizon.md", "horizon.csv", "horizon_success.png", "aggregates.png"):
+        assert tmp_path / name in report.files, name
+    assert (tmp_path / "horizon_success.png").read_bytes()[:4] == b"\x89PNG"
+    rows = read_csv(tmp_path / "horizon.csv")
+    assert [(r["core"], int(r["cue_distance"])) for r in rows] == [
+        (c, d) for c in ("gtrxl_gru", "lstm", "feedforward") for d in (16, 32, 64, 128)
+    ]
+    by_key = {(r["core"], r["task"]): r for r in rows}
+    # The fake's sampled success: 1.0 - 0.05 - 0.01 x seed for GTrXL, 0.45 - 0.01 x seed
+    # feed-forward, whatever the corridor.
+    gru = by_key["gtrxl_gru", "TMaze-L127"]
+    assert (gru["mode"], gru["seeds"]) == ("sampled", "2")
+    assert float(gru["success_mean"]) == pytest.approx(0.945)
+    assert float(gru["success_std"]) == pytest.approx(0.005)
+    assert float(by_key["feedforward", "TMaze-L15"]["success_mean"]) == pytest.approx(0.445)
+    markdown = (tmp_path / "horizon.md").read_text()
+    assert "| core | 16 (TMaze-L15) | 32 (TMaze-L31) | 64 (TMaze-L63) | 128 (TMaze-L127) |" in (
+        markdown
+    )
+    assert "| GTrXL (GRU) | 0.94 ± 0.01 |" in markdown
+
+
+def test_aggregates_carry_iqm_and_optimality_gap_with_intervals(tmp_path, fast_specs):
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=fast_specs)
+    gru = {r["core"]: r for r in read_csv(tmp_path / "aggregates.csv")}["gtrxl_gru"]
+    # Sampled scores 90 and 88 (seeds 0, 1) on both tasks: runs 90 90 88 88, IQM 89.
+    assert float(gru["iqm"]) == pytest.approx(89.0)
+    assert float(gru["optimality_gap"]) == pytest.approx(11.0)
+    assert 88.0 <= float(gru["iqm_low"]) <= 89.0 <= float(gru["iqm_high"]) <= 90.0
+    assert 10.0 <= float(gru["optimality_gap_low"]) <= float(gru["optimality_gap_high"]) <= 12.0
+    assert "| gtrxl_gru | 2 | 89.0 | 89.0 | 89.0 | 89.0 [" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "aggregates.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,103 @@
+import pytest
+
+from gtrxl_jax.envs.popgym_tasks import make_popgym_task
+from gtrxl_jax.suite.suites import ALL_CORES, SUITES, Suite, cue_distance, expand
+from gtrxl_jax.train.builder import check_config, resolve_loop
+
+MINIGRID = ("MiniGrid-MemoryS9", "MiniGrid-MemoryS13", "MiniGrid-MemoryS17")
+CARD_GAMES = tuple(
+    f"{game}{level}"
+    for game in ("RepeatPrevious", "RepeatFirst", "Autoencode", "CountRecall")
+    for level in ("Easy", "Medium")
+)
+
+
+def recall_span(task):
+    """Steps back the card game asks the agent to recall (at most)."""
+    game = make_popgym_task(task)
+    if task.startswith("RepeatPrevious"):
+        return game.k
+    if task.startswith("Autoencode"):
+        return 2 * game.num_cards - 1  # the first card shown is played back last
+    return game.num_cards - 1  # RepeatFirst, CountRecall: the whole episode
+
+
+def first_seed_per_task_and_core(specs):
+    return [s for s in specs if s.seed == 0]
+
+
+@pytest.mark.parametrize("name", ["memory", "memory_horizon"])
+def test_memory_suites_run_every_core_on_device_with_the_small_model(tmp_path, name):
+    suite = SUITES[name]
+    specs = expand(suite, tmp_path)
+    assert suite.variants == ALL_CORES and suite.seeds == (0, 1, 2)
+    assert len(specs) == len(suite.tasks) * 5 * 3
+    for spec in specs:
+        config = spec.config
+        assert resolve_loop(config) == config.learner.loop == "on_device"
+        assert config.learner.batch_size == config.env.num_envs == 64
+        assert config.learner.trajectory_len == 32
+        t = config.agent.transformer
+        assert (t.num_layers, t.d_model, t.num_heads) == (2, 64, 4)
+        assert config.agent.lstm.hidden_size == 64
+
+
+@pytest.mark.parametrize("name", ["memory", "memory_horizon"])
+def test_every_task_and_core_passes_the_pre_flight_checks(tmp_path, name):
+    # The on-device layout, the JAX environment and the agent's modules for its spec.
+    for spec in first_seed_per_task_and_core(expand(SUITES[name], tmp_path)):
+        layout, env_spec = check_config(spec.config)
+        assert layout.tasks == (spec.task,)
+        assert env_spec.num_envs == 64
+
+
+def test_memory_suite_tasks_and_memory_lengths(tmp_path):
+    suite = SUITES["memory"]
+    assert set(suite.tasks) == set(MINIGRID) | set(CARD_GAMES)
+    configs = {s.task: s.config for s in expand(suite, tmp_path, seeds=(0,), variants=("lstm",))}
+    for task in CARD_GAMES:
+        assert configs[task].agent.transformer.memory_len >= recall_span(task), task
+    assert configs["RepeatPreviousMedium"].agent.transformer.memory_len >= 32
+    assert configs["RepeatFirstMedium"].agent.transformer.memory_len >= 415
+    for task in MINIGRID:
+        assert configs[task].learner.total_env_steps >= 500_000
+
+
+def test_memory_horizon_spans_half_to_four_trajectories(tmp_path):
+    suite = SUITES["memory_horizon"]
+    assert suite.horizon
+    specs = expand(suite, tmp_path, seeds=(0,), variants=("gtrxl_gru",))
+    distances = [cue_distance(s.task) for s in specs]
+    assert distances == [16, 32, 64, 128]
+    trajectory = specs[0].config.learner.trajectory_len
+    assert distances[0] / trajectory == 0.5 and distances[-1] / trajectory == 4
+    budgets = [s.config.learner.total_env_steps for s in specs]
+    assert budgets == sorted(budgets) and len(set(budgets)) == 4
+    for spec, distance in zip(specs, distances, strict=True):
+        assert spec.config.learner.segment_len == 16
+        assert spec.config.agent.transformer.memory_len >= distance
+
+
+def test_cue_distance_and_horizon_suites_are_checked():
+    assert cue_distance("TMaze-L127") == 128
+    assert cue_distance("RepeatFirstEasy") is None
+    with pytest.raises(ValueError, match="cue distance"):
+        Suite("x", "", ("TMaze-L4", "RepeatFirstEasy"), ("lstm",), (0,), (), {}, "", horizon=True)
+
+
+def test_jax_task_names_are_checked_when_a_suite_expands(tmp_path):
+    ok = Suite(
+        "x",
+        "",
+        ("MiniGrid-MemoryS9", "CountRecallHard", "MemoryChain-L30"),
+        ("lstm",),
+        (0,),
+        (),
+        {},
+        "",
+    )
+    assert len(expand(ok, tmp_path)) == 3
+    with pytest.raises(ValueError, match="size >= 7"):
+        expand(Suite("x", "", ("MiniGrid-MemoryS5",), ("lstm",), (0,), (), {}, ""), tmp_path)
+    with pytest.raises(ValueError, match="unknown task 'RepeatFirstEasyy'.*RepeatFirstEasy"):
+        expand(Suite("x", "", ("RepeatFirstEasyy",), ("lstm",), (0,), (), {}, ""), tmp_path)
