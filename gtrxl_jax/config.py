@@ -30,6 +30,7 @@ from gtrxl_jax.nn.config import (
 
 CORES = (*VARIANTS, "lstm", "feedforward")
 LOOPS = ("auto", "actor_learner", "on_device")
+LOSSES = ("vtrace", "ppo")
 _ARTICLE_TYPE = {int: "an int", float: "a float"}
 
 
@@ -160,17 +161,28 @@ class AgentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """The IMPALA V-trace loss (gtrxl_jax.losses.impala_loss).
+    """The learner's loss: V-trace (one step per batch) or PPO (epochs of minibatch steps).
 
     Attributes:
+      name: "vtrace" (gtrxl_jax.losses.impala_loss; the asynchronous actor-learner's loss)
+        or "ppo" (gtrxl_jax.losses.ppo_loss, Schulman et al. 2017: `ppo_epochs` passes over
+        each batch in `ppo_minibatches` minibatches of environments, GAE(`gae_lambda`)
+        advantages from the values before the update, ratios against the acting policy).
       discount: gamma.
       rho_bar, c_bar, lambda_: V-trace truncation levels and trace discount.
       baseline_cost: weight of the value loss.
       entropy_cost: weight of the entropy bonus.
       popart: normalise values per task with PopArt (Hessel et al. 2018): each task's value
-        output learns normalised targets under that task's own statistics.
+        output learns normalised targets under that task's own statistics (V-trace only).
+      ppo_clip: PPO's epsilon: the probability ratio is clipped to [1 - eps, 1 + eps].
+      ppo_epochs: passes over each batch.
+      ppo_minibatches: minibatches per pass, each a shuffled share of every learner
+        device's environments (so with several devices, which environments share a
+        minibatch depends on the split).
+      gae_lambda: GAE's lambda for PPO's advantages and value targets.
     """
 
+    name: str = "vtrace"
     discount: float = 0.99
     rho_bar: float = 1.0
     c_bar: float = 1.0
@@ -178,6 +190,10 @@ class LossConfig:
     baseline_cost: float = 0.5
     entropy_cost: float = 0.01
     popart: bool = False
+    ppo_clip: float = 0.2
+    ppo_epochs: int = 4
+    ppo_minibatches: int = 4
+    gae_lambda: float = 0.95
 
     def __post_init__(self):
         _check_types(self, "loss")
@@ -191,6 +207,14 @@ class LossConfig:
         for name in ("baseline_cost", "entropy_cost"):
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}.")
+        _require(self.name in LOSSES, f"loss.name={self.name!r} is not one of {LOSSES}.")
+        _require(self.ppo_clip > 0, f"loss.ppo_clip must be > 0, got {self.ppo_clip}.")
+        _require_positive("loss.ppo_epochs", self.ppo_epochs)
+        _require_positive("loss.ppo_minibatches", self.ppo_minibatches)
+        _require(0.0 <= self.gae_lambda <= 1.0,
+                 f"loss.gae_lambda must be in [0, 1], got {self.gae_lambda}.")
+        _require(not (self.popart and self.name == "ppo"),
+                 "loss.popart=true goes with loss.name=vtrace only; PPO here has no PopArt.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +229,8 @@ class OptimizerConfig:
       eps: the optimiser's epsilon (None: its default, Adam 1e-8, RMSProp 0.1 inside the
         square root as IMPALA).
       b2: Adam's decay of the second moment.
+      recent_norm_clip: clip each gradient to this many times the running mean of recent
+        gradient norms (`gtrxl_jax.train.optimizer.clip_by_recent_norm`), > 1; None: off.
     """
 
     name: str = "adam"
@@ -213,6 +239,7 @@ class OptimizerConfig:
     schedule: str = "constant"
     eps: float | None = None
     b2: float = 0.999
+    recent_norm_clip: float | None = None
 
     def __post_init__(self):
         _check_types(self, "optimizer")
@@ -230,6 +257,8 @@ class OptimizerConfig:
         )
         _require(self.eps is None or self.eps > 0, f"optimizer.eps must be > 0, got {self.eps}.")
         _require(0 <= self.b2 < 1, f"optimizer.b2 must be in [0, 1), got {self.b2}.")
+        _require(self.recent_norm_clip is None or self.recent_norm_clip > 1,
+                 f"optimizer.recent_norm_clip must be > 1, got {self.recent_norm_clip}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The IMPALA V-trace actor-critic loss on rlax, with optional multi-task PopArt.
+"""The learner's losses on rlax: V-trace actor-critic (IMPALA), PopArt, PPO with GAE.
 
 V-trace and the loss follow Espeholt et al. 2018, "IMPALA: Scalable Distributed Deep-RL with
 Importance Weighted Actor-Learner Architectures", section 4 (https://arxiv.org/abs/1802.01561).
@@ -6,7 +6,9 @@ PopArt value normalisation follows Hessel et al. 2018, "Multi-task Deep Reinforc
 with PopArt" (https://arxiv.org/abs/1809.04474), on rlax's PopArt. The value head has one
 output per task ([..., N]); each environment's value is its own task's output
 (`select_task_values`), so task i's output is trained only on task i's data, normalised with
-task i's statistics, and rescaled by task i's POP step.
+task i's statistics, and rescaled by task i's POP step. PPO follows Schulman et al. 2017,
+"Proximal Policy Optimization Algorithms" (https://arxiv.org/abs/1707.06347), with GAE
+(https://arxiv.org/abs/1506.02438) computed as on-policy V-trace (`gae_targets`).
 
 Inputs are time-major transitions built by the learner from T+1 environment steps: transition
 s goes from step s to step s+1, so `rewards[s]` and `discounts[s]` (gamma times the
@@ -252,11 +254,9 @@ def vtrace_actor_critic_loss(
         value_targets = popart_normalize(popart, value_targets, task_ids)
         pg_advantages = pg_advantages / popart.scale[task_ids]
 
-    log_pi = jax.nn.log_softmax(target_logits)
     pg_loss = _masked_mean(-pg_advantages * _log_prob(target_logits, actions), mask)
-    baseline_loss = _masked_mean(0.5 * jnp.square(value_targets - values[:-1]), mask)
-    entropy = _masked_mean(-jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1), mask)
-    loss = pg_loss + baseline_cost * baseline_loss - entropy_cost * entropy
+    loss, baseline_loss, entropy = _actor_critic_total(
+        pg_loss, target_logits, values, value_targets, mask, baseline_cost, entropy_cost)
 
     metrics = {
         "loss": loss,
@@ -269,6 +269,100 @@ def vtrace_actor_critic_loss(
         "vs_mean": _masked_mean(targets.vs, mask),
         "pg_advantage_mean": _masked_mean(pg_advantages, mask),
         "valid_fraction": jnp.mean(mask.astype(rhos.dtype)),
+    }
+    return loss, metrics
+
+
+def gae_targets(
+    values: jax.Array,
+    rewards: jax.Array,
+    discounts: jax.Array,
+    mask: jax.Array,
+    *,
+    lambda_: float = 0.95,
+) -> VTraceTargets:
+    """GAE(lambda) advantages and lambda-returns (Schulman et al. 2016, arXiv:1506.02438).
+
+    On-policy V-trace with every ratio 1 and trace coefficient c_s = lambda is exactly
+    GAE: v_s - V(x_s) = sum_k (gamma lambda)^k delta_{s+k}. So this is `vtrace_targets`
+    with rhos = 1 (masked transitions stay null transitions: advantage 0, target V(x_s)).
+
+    Args:
+      values: [T+1, B] V(x_0)..V(x_T); values[T] is the bootstrap.
+      rewards: [T, B] r_s.
+      discounts: [T, B] gamma_s.
+      mask: [T, B] bool, False for transitions that cross an episode boundary.
+      lambda_: GAE's lambda.
+
+    Returns:
+      VTraceTargets: vs = the lambda-returns (value targets), pg_advantages = the GAE
+      advantages, all [T, B] and without gradient.
+    """
+    rhos = mask.astype(values.dtype)
+    targets = vtrace_targets(values, rewards, discounts, rhos, mask, lambda_=lambda_)
+    return VTraceTargets(vs=targets.vs, pg_advantages=jnp.where(mask, targets.vs - values[:-1],
+                                                                 0.0))
+
+
+def ppo_loss(
+    target_logits: jax.Array,
+    values: jax.Array,
+    actions: jax.Array,
+    behaviour_logits: jax.Array,
+    targets: VTraceTargets,
+    mask: jax.Array,
+    *,
+    clip: float = 0.2,
+    baseline_cost: float = 0.5,
+    entropy_cost: float = 0.01,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO's clipped surrogate with a value loss and an entropy bonus (Schulman et al. 2017).
+
+    loss = -mean[min(r_s A_s, clip(r_s, 1 - eps, 1 + eps) A_s)]
+           + baseline_cost * mean[0.5 (G_s - V(x_s))^2] - entropy_cost * entropy,
+    r_s = pi(a_s|x_s) / mu(a_s|x_s) against the acting policy mu, A_s the advantages
+    (`targets.pg_advantages`, e.g. `gae_targets` normalised over the batch, held constant)
+    and G_s the value targets (`targets.vs`), means over the unmasked transitions.
+
+    Args:
+      target_logits: [T, B, A] logits of the policy being updated, pi.
+      values: [T+1, B] its values (values[T] unused).
+      actions: [T, B] int, the actions taken.
+      behaviour_logits: [T, B, A] logits of the acting policy mu.
+      targets: advantages and value targets [T, B] from the values before the update.
+      mask: [T, B] bool, False for transitions that cross an episode boundary.
+      clip: eps.
+      baseline_cost: weight of the value loss.
+      entropy_cost: weight of the entropy bonus.
+
+    Returns:
+      loss: scalar.
+      metrics: loss, pg_loss, baseline_loss, entropy, ratio_mean, clipped_fraction (share
+        of ratios outside [1 - eps, 1 + eps]), approx_kl (mean of (r - 1) - log r),
+        pg_advantage_mean, valid_fraction.
+    """
+    chex.assert_rank([target_logits, values, actions], [3, 2, 2])
+    chex.assert_equal_shape([target_logits, behaviour_logits])
+    log_ratio = _log_prob(target_logits, actions) - jax.lax.stop_gradient(
+        _log_prob(behaviour_logits, actions))
+    ratio = jnp.exp(log_ratio)
+    advantages = jax.lax.stop_gradient(targets.pg_advantages)
+    surrogate = jnp.minimum(ratio * advantages,
+                            jnp.clip(ratio, 1.0 - clip, 1.0 + clip) * advantages)
+    pg_loss = -_masked_mean(surrogate, mask)
+    loss, baseline_loss, entropy = _actor_critic_total(
+        pg_loss, target_logits, values, targets.vs, mask, baseline_cost, entropy_cost)
+    metrics = {
+        "loss": loss,
+        "pg_loss": pg_loss,
+        "baseline_loss": baseline_loss,
+        "entropy": entropy,
+        "ratio_mean": _masked_mean(ratio, mask),
+        "clipped_fraction": _masked_mean(
+            (jnp.abs(ratio - 1.0) > clip).astype(ratio.dtype), mask),
+        "approx_kl": _masked_mean((ratio - 1.0) - log_ratio, mask),
+        "pg_advantage_mean": _masked_mean(advantages, mask),
+        "valid_fraction": jnp.mean(mask.astype(ratio.dtype)),
     }
     return loss, metrics
 
@@ -413,6 +507,22 @@ def popart_preserve_outputs(
     chex.assert_equal_shape([params["bias"], old_state.shift, new_state.shift])
     new = rlax.pop({"w": params["kernel"], "b": params["bias"]}, old_state, new_state)
     return {"kernel": new["w"], "bias": new["b"]}
+
+
+def _actor_critic_total(
+    pg_loss: jax.Array, target_logits: jax.Array, values: jax.Array, value_targets: jax.Array,
+    mask: jax.Array, baseline_cost: float, entropy_cost: float,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """pg_loss + baseline_cost * baseline_loss - entropy_cost * entropy, and the two terms.
+
+    baseline_loss = mean[0.5 (v_s - V(x_s))^2] with the targets v_s [T, B] held constant;
+    entropy = mean[-sum_a pi log pi] of `target_logits` [T, B, A]; means over `mask`.
+    """
+    baseline_loss = _masked_mean(
+        0.5 * jnp.square(jax.lax.stop_gradient(value_targets) - values[:-1]), mask)
+    log_pi = jax.nn.log_softmax(target_logits)
+    entropy = _masked_mean(-jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1), mask)
+    return pg_loss + baseline_cost * baseline_loss - entropy_cost * entropy, baseline_loss, entropy
 
 
 def _log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:

@@ -130,7 +130,8 @@ def make_learning(config: TrainConfig, agent: Agent, layout: Layout) -> Learning
     optimizer = make_optimizer(
         config.optimizer.name, config.optimizer.learning_rate,
         max_grad_norm=config.optimizer.max_grad_norm, schedule=config.optimizer.schedule,
-        total_updates=layout.total_updates, eps=config.optimizer.eps, b2=config.optimizer.b2)
+        total_updates=layout.total_updates, eps=config.optimizer.eps, b2=config.optimizer.b2,
+        recent_norm_clip=config.optimizer.recent_norm_clip)
     return Learning(agent, config.loss, optimizer, segment_len=config.learner.segment_len,
                     num_tasks=len(layout.tasks))
 

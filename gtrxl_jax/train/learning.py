@@ -28,7 +28,7 @@ from flax import struct
 from gtrxl_jax import losses
 from gtrxl_jax.agent import Agent
 from gtrxl_jax.config import LossConfig
-from gtrxl_jax.train.types import Trajectory
+from gtrxl_jax.train.types import Trajectory, batch_major, rebuild, time_major
 
 
 class NonFiniteError(FloatingPointError):
@@ -129,6 +129,9 @@ class Learning:
     ) -> tuple[LearnerState, dict]:
         """One learner update on a batch of trajectories [T+1, B].
 
+        V-trace takes one gradient step on the batch; PPO `ppo_epochs` passes of
+        `ppo_minibatches` steps, each on a minibatch of the batch's environments.
+
         Args:
           state: the learner state.
           batch: the trajectories (this device's part of the batch, inside a map over
@@ -137,45 +140,32 @@ class Learning:
             over (None: this batch is the whole batch).
 
         Returns:
-          The new state and metrics: the loss's metrics, grad_norm (before clipping),
-          update_norm (the optimiser's step, the parameters' change) and param_norm (after it),
-          nonfinite_loss, nonfinite_grads and nonfinite_params (1.0 where the loss, the
-          gradients or the updated parameters were not finite, which skips the update; the
-          parameters are checked so that no checkpoint ever holds non-finite ones),
-          policy_lag_mean / policy_lag_max (learner version minus acting version).
+          The new state and metrics: the loss's metrics, grad_norm (before clipping; PPO:
+          the mean over its steps), update_norm (the parameters' change over the update) and
+          param_norm (after it), nonfinite_loss, nonfinite_grads and nonfinite_params (1.0
+          where a loss, the gradients or the updated parameters were not finite, which skips
+          the whole update; the parameters are checked so that no checkpoint ever holds
+          non-finite ones), policy_lag_mean / policy_lag_max (learner version minus acting
+          version).
         """
         chex.assert_rank(batch.actions, 2)
-        weight = device_weight(batch, axis_name)
-
-        def weighted_loss(params):
-            loss, aux = self.loss(params, state.popart, batch)
-            return loss * weight, aux
-
-        grads, (metrics, value_targets) = jax.grad(weighted_loss, has_aux=True)(state.params)
-        grads = _pmean(grads, axis_name)
-        metrics = {name: _pmean(value if name == "valid_fraction" else value * weight, axis_name)
-                   for name, value in metrics.items()}
-        loss_finite = jnp.isfinite(metrics["loss"])
-        grads_finite = all_finite(grads)
-
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        popart = state.popart
-        if popart is not None:
-            params, popart = self._popart_step(params, popart, value_targets, batch, axis_name)
-        params_finite = all_finite(params)
-        finite = loss_finite & grads_finite & params_finite
+        steps = self._ppo_steps if self.loss_config.name == "ppo" else self._vtrace_step
+        stepped = steps(state, batch, axis_name)
+        params_finite = all_finite(stepped.params)
+        finite = stepped.loss_finite & stepped.grads_finite & params_finite
         # One select of whole trees: a jnp.where per leaf costs XLA:CPU a kernel per leaf.
         params, opt_state, popart = jax.lax.cond(
-            finite, lambda: (params, opt_state, popart),
+            finite, lambda: (stepped.params, stepped.opt_state, stepped.popart),
             lambda: (state.params, state.opt_state, state.popart))
         lag = state.update.astype(jnp.float32) - batch.param_version.astype(jnp.float32)
+        metrics = dict(stepped.metrics)
         metrics.update(
-            grad_norm=optax.global_norm(grads),
-            update_norm=optax.global_norm(updates),
+            grad_norm=stepped.grad_norm,
+            update_norm=optax.global_norm(jax.tree.map(jnp.subtract, stepped.params,
+                                                       state.params)),
             param_norm=optax.global_norm(params),
-            nonfinite_loss=(~loss_finite).astype(jnp.float32),
-            nonfinite_grads=(~grads_finite).astype(jnp.float32),
+            nonfinite_loss=(~stepped.loss_finite).astype(jnp.float32),
+            nonfinite_grads=(~stepped.grads_finite).astype(jnp.float32),
             nonfinite_params=(~params_finite).astype(jnp.float32),
             policy_lag_mean=_pmean(lag.mean(), axis_name),
             policy_lag_max=lag.max() if axis_name is None else jax.lax.pmax(lag.max(), axis_name),
@@ -189,6 +179,90 @@ class Learning:
             rng=jax.random.split(state.rng)[0],
         )
         return new_state, metrics
+
+    def _vtrace_step(self, state: LearnerState, batch: Trajectory,
+                     axis_name: str | None) -> "Stepped":
+        """V-trace: one gradient step on the whole batch, then PopArt's."""
+        weight = device_weight(batch, axis_name)
+
+        def weighted_loss(params):
+            loss, aux = self.loss(params, state.popart, batch)
+            return loss * weight, aux
+
+        grads, (metrics, value_targets) = jax.grad(weighted_loss, has_aux=True)(state.params)
+        grads = _pmean(grads, axis_name)
+        metrics = _weighted_pmean(metrics, weight, axis_name)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        popart = state.popart
+        if popart is not None:
+            params, popart = self._popart_step(params, popart, value_targets, batch, axis_name)
+        return Stepped(params=params, opt_state=opt_state, popart=popart, metrics=metrics,
+                       grad_norm=optax.global_norm(grads),
+                       loss_finite=jnp.isfinite(metrics["loss"]),
+                       grads_finite=all_finite(grads))
+
+    def _ppo_steps(self, state: LearnerState, batch: Trajectory,
+                   axis_name: str | None) -> "Stepped":
+        """PPO: `ppo_epochs` passes of `ppo_minibatches` minibatch steps.
+
+        GAE targets come from the parameters before the update, the advantages normalised
+        over the whole batch; each pass shuffles the environments into minibatches.
+        """
+        cfg = self.loss_config
+        B, M = batch.batch_size, cfg.ppo_minibatches
+        if B % M:
+            raise ValueError(
+                f"loss.ppo_minibatches={M} must divide the {B} environments of each learner "
+                "device's batch; choose it (or learner.batch_size) to fit.")
+        outputs, _ = self.agent.unroll(state.params, batch.inputs, batch.core_state,
+                                       segment_len=self.segment_len)
+        transition = transitions(batch, cfg.discount)
+        values = losses.select_task_values(jax.lax.stop_gradient(outputs.values),
+                                           batch.task_id)
+        targets = losses.gae_targets(values, transition["rewards"], transition["discounts"],
+                                     transition["mask"], lambda_=cfg.gae_lambda)
+        advantages = _normalise(targets.pg_advantages, transition["mask"], axis_name)
+        targets = targets._replace(pg_advantages=advantages)
+
+        def minibatch_step(carry, rows):
+            params, opt_state = carry
+            minibatch = _take_rows(batch, rows)
+            mb_targets = jax.tree.map(lambda x: jnp.take(x, rows, axis=1), targets)
+            weight = device_weight(minibatch, axis_name)
+
+            def weighted_loss(p):
+                loss, metrics = self._ppo_loss(p, minibatch, mb_targets)
+                return loss * weight, metrics
+
+            grads, metrics = jax.grad(weighted_loss, has_aux=True)(params)
+            grads = _pmean(grads, axis_name)
+            updates, opt_state = self.optimizer.update(grads, opt_state, params)
+            metrics = _weighted_pmean(metrics, weight, axis_name)
+            metrics.update(grad_norm=optax.global_norm(grads),
+                           grads_finite=all_finite(grads).astype(jnp.float32))
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        keys = jax.random.split(jax.random.fold_in(state.rng, 1), cfg.ppo_epochs)
+        rows = jax.vmap(lambda key: jax.random.permutation(key, B).reshape(M, B // M))(keys)
+        (params, opt_state), per_step = jax.lax.scan(
+            minibatch_step, (state.params, state.opt_state), rows.reshape(-1, B // M))
+        metrics = {name: values.mean() for name, values in per_step.items()}
+        grad_norm, grads_finite = metrics.pop("grad_norm"), metrics.pop("grads_finite")
+        return Stepped(params=params, opt_state=opt_state, popart=state.popart, metrics=metrics,
+                       grad_norm=grad_norm, loss_finite=jnp.all(jnp.isfinite(per_step["loss"])),
+                       grads_finite=grads_finite == 1.0)
+
+    def _ppo_loss(self, params: Any, batch: Trajectory, targets: losses.VTraceTargets):
+        """PPO's loss of a minibatch [T+1, B'] under `params` (see `losses.ppo_loss`)."""
+        cfg = self.loss_config
+        outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
+                                       segment_len=self.segment_len)
+        values = losses.select_task_values(outputs.values, batch.task_id)
+        return losses.ppo_loss(
+            outputs.logits[:-1], values, batch.actions[:-1], batch.behaviour_logits[:-1],
+            targets, transitions(batch, cfg.discount)["mask"], clip=cfg.ppo_clip,
+            baseline_cost=cfg.baseline_cost, entropy_cost=cfg.entropy_cost)
 
     def _popart_step(self, params: Any, popart: Any, value_targets: jax.Array,
                      batch: Trajectory, axis_name: str | None):
@@ -218,6 +292,49 @@ class Learning:
         return [jax.tree_util.keystr(path)
                 for path, leaf in jax.tree_util.tree_leaves_with_path(grads)
                 if not np.all(np.isfinite(leaf))]
+
+
+@struct.dataclass
+class Stepped:
+    """What one way of stepping (V-trace's single step, PPO's epochs) gives `update`."""
+
+    params: Any
+    opt_state: Any
+    popart: Any
+    metrics: dict
+    grad_norm: jax.Array
+    loss_finite: jax.Array
+    grads_finite: jax.Array
+
+
+def _weighted_pmean(metrics: dict, weight: jax.Array, axis_name: str | None) -> dict:
+    """Metrics averaged over devices, each device weighted by its valid transitions."""
+    return {name: _pmean(value if name == "valid_fraction" else value * weight, axis_name)
+            for name, value in metrics.items()}
+
+
+def _normalise(advantages: jax.Array, mask: jax.Array, axis_name: str | None) -> jax.Array:
+    """Advantages [T, B] standardised over the whole batch's unmasked transitions.
+
+    The statistics cover all devices, so an update does not depend on how the batch is split.
+    """
+    valid = mask.astype(advantages.dtype)
+    count = _psum(valid.sum(), axis_name)
+    mean = _psum((advantages * valid).sum(), axis_name) / jnp.maximum(count, 1.0)
+    var = _psum((jnp.square(advantages - mean) * valid).sum(), axis_name) / jnp.maximum(
+        count, 1.0)
+    return jnp.where(mask, (advantages - mean) / (jnp.sqrt(var) + 1e-8), 0.0)
+
+
+def _take_rows(batch: Trajectory, rows: jax.Array) -> Trajectory:
+    """The environments `rows` [B'] of a batch: time-major leaves [T+1, B'], batch-major [B']."""
+    return rebuild(jax.tree.map(lambda x: jnp.take(x, rows, axis=1), time_major(batch)),
+                   jax.tree.map(lambda x: jnp.take(x, rows, axis=0), batch_major(batch)))
+
+
+def _psum(x: jax.Array, axis_name: str | None) -> jax.Array:
+    """The sum over the mapped axis (x itself when there is none)."""
+    return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
 def _pmean(tree: Any, axis_name: str | None) -> Any:

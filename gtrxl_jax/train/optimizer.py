@@ -14,7 +14,10 @@ before the optimiser sees them.
 
 import math
 import numbers
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from gtrxl_jax.nn.config import check_positive_int
@@ -22,6 +25,51 @@ from gtrxl_jax.nn.config import check_positive_int
 OPTIMIZERS = ("rmsprop", "adam", "amsgrad")
 SCHEDULES = ("constant", "linear")
 _DEFAULT_EPS = {"rmsprop": 0.1, "adam": 1e-8, "amsgrad": 1e-8}
+
+
+class RecentNormState(NamedTuple):
+    """`clip_by_recent_norm`'s state: a bias-corrected running mean of the gradient norms."""
+
+    norm_mean: jax.Array  # float32 [], the running mean (before bias correction)
+    count: jax.Array  # int32 [], updates seen
+
+
+def clip_by_recent_norm(factor: float, decay: float = 0.99) -> optax.GradientTransformation:
+    """Clip each gradient's global norm to `factor` times the running mean of recent norms.
+
+    Adam divides by its second-moment estimate, which decays while the gradients are small
+    (a task solved for hundreds of updates); one rare batch (a failure in a near-
+    deterministic policy) then gives a gradient 50-100x the recent ones, and Adam turns it
+    into a step ~20x the recent ones, carried for ~10 updates by its momentum: the late
+    collapse of solved T-mazes (docs/stability.md). Bounding each gradient relative to the
+    recent ones bounds that step, without a scale that depends on the task.
+
+    Args:
+      factor: the largest allowed ratio of a gradient's norm to the running mean, > 1.
+      decay: the running mean's decay per update (0.99: ~100 updates).
+
+    Returns:
+      An optax transformation; the first update (no history yet) is not clipped.
+    """
+    if not factor > 1:
+        raise ValueError(f"factor must be > 1, got {factor!r}.")
+
+    def init(params):
+        del params
+        return RecentNormState(norm_mean=jnp.zeros([], jnp.float32),
+                               count=jnp.zeros([], jnp.int32))
+
+    def update(grads, state, params=None):
+        del params
+        norm = optax.global_norm(grads)
+        recent = state.norm_mean / (1.0 - decay ** state.count.astype(jnp.float32))
+        limit = jnp.where(state.count > 0, factor * recent, jnp.inf)
+        scale = jnp.minimum(1.0, limit / jnp.maximum(norm, jnp.finfo(jnp.float32).tiny))
+        grads = jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
+        norm_mean = decay * state.norm_mean + (1.0 - decay) * norm * scale
+        return grads, RecentNormState(norm_mean=norm_mean, count=state.count + 1)
+
+    return optax.GradientTransformation(init, update)
 
 
 def make_schedule(
@@ -63,6 +111,7 @@ def make_optimizer(
     initial_scale: float = 1.0,
     b1: float = 0.9,
     b2: float = 0.999,
+    recent_norm_clip: float | None = None,
 ) -> optax.GradientTransformation:
     """Make the learner's optimiser: clip by global norm, then RMSProp or Adam.
 
@@ -80,6 +129,8 @@ def make_optimizer(
       initial_scale: RMSProp's initial mean square, >= 0 (1 as TensorFlow 1, 0 as optax).
       b1: Adam's decay of the first moment, in [0, 1).
       b2: Adam's decay of the second moment, in [0, 1).
+      recent_norm_clip: also clip each gradient to this many times the running mean of the
+        recent gradient norms (`clip_by_recent_norm`), > 1; None for no such clip.
 
     Returns:
       An optax GradientTransformation whose updates are added to the parameters.
@@ -107,9 +158,12 @@ def make_optimizer(
     else:
         make = optax.adam if name == "adam" else optax.amsgrad
         optimizer = make(learning_rates, b1=b1, b2=b2, eps=eps)
-    if max_grad_norm is None:
-        return optimizer
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optimizer)
+    clips = []
+    if max_grad_norm is not None:
+        clips.append(optax.clip_by_global_norm(max_grad_norm))
+    if recent_norm_clip is not None:
+        clips.append(clip_by_recent_norm(recent_norm_clip))
+    return optax.chain(*clips, optimizer) if clips else optimizer
 
 
 def _check_positive(arg: str, value: float) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from gtrxl_jax.train.optimizer import make_optimizer, make_schedule
+from gtrxl_jax.train.optimizer import clip_by_recent_norm, make_optimizer, make_schedule
 
 PARAMS = {"w": jnp.array([[1.0, -2.0], [0.5, 3.0]]), "b": jnp.array([0.3, -0.7])}
 
@@ -115,3 +115,22 @@ def test_bad_arguments_name_the_argument(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         make_optimizer(args.pop("name"), args.pop("learning_rate"), **args)
+
+
+def test_a_spike_is_clipped_to_its_factor_times_the_recent_gradient_norms():
+    clip = clip_by_recent_norm(3.0, decay=0.9)
+    params = {"w": jnp.zeros(4)}
+    state = clip.init(params)
+    norms = []
+    for scale in [1.0] * 30 + [100.0, 1.0]:
+        update, state = clip.update({"w": jnp.full(4, scale / 2)}, state)  # norm = scale
+        norms.append(float(optax.global_norm(update)))
+    assert norms[:30] == pytest.approx([1.0] * 30)  # the first update (no history) included
+    assert norms[30] == pytest.approx(3.0, rel=1e-5)  # 100x the recent norm, let through at 3x
+    assert norms[31] == pytest.approx(1.0)
+
+
+def test_the_recent_norm_clip_needs_a_factor_above_one():
+    with pytest.raises(ValueError, match="factor must be > 1"):
+        clip_by_recent_norm(1.0)
+    make_optimizer("adam", 1e-3, recent_norm_clip=2.0).init({"w": jnp.zeros(2)})

@@ -1,0 +1,118 @@
+"""PPO: GAE against a NumPy reference, the clipped surrogate, the update on 1 or 2 devices,
+and a short run on device that learns."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gtrxl_jax import losses
+from gtrxl_jax.agent import Agent
+from gtrxl_jax.bench.learner import random_trajectory
+from gtrxl_jax.config import LossConfig
+from gtrxl_jax.nn import GTrXLConfig
+from gtrxl_jax.train.learning import Learning
+from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.placement import Learner, first_replica
+from tests.train.helpers import tiny_config
+
+T, B = 6, 4
+AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
+              GTrXLConfig(num_layers=1, d_model=16, num_heads=2, memory_len=4))
+PPO = LossConfig(name="ppo", ppo_epochs=2, ppo_minibatches=2)
+
+
+def reference_gae(values, rewards, discounts, mask, lam):
+    """GAE by its definition, one column at a time; masked transitions are null."""
+    T = rewards.shape[0]
+    advantages = np.zeros_like(rewards)
+    for b in range(rewards.shape[1]):
+        running = 0.0
+        for t in reversed(range(T)):
+            if not mask[t, b]:
+                running = 0.0
+                continue
+            delta = rewards[t, b] + discounts[t, b] * values[t + 1, b] - values[t, b]
+            running = delta + discounts[t, b] * lam * running
+            advantages[t, b] = running
+    return advantages
+
+
+def test_gae_targets_are_gae_and_the_value_targets_its_lambda_returns():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(T + 1, B)).astype(np.float32)
+    rewards = rng.normal(size=(T, B)).astype(np.float32)
+    discounts = (0.9 * (rng.random((T, B)) > 0.2)).astype(np.float32)
+    mask = rng.random((T, B)) > 0.15
+    targets = losses.gae_targets(jnp.asarray(values), jnp.asarray(rewards),
+                                 jnp.asarray(discounts), jnp.asarray(mask), lambda_=0.9)
+    expected = reference_gae(values, rewards, discounts, mask, 0.9)
+    np.testing.assert_allclose(targets.pg_advantages, expected, atol=1e-5)
+    np.testing.assert_allclose(targets.vs, np.where(mask, expected + values[:-1], values[:-1]),
+                               atol=1e-5)
+
+
+def test_the_surrogate_is_the_advantage_at_ratio_one_and_clips_past_epsilon():
+    rng = np.random.default_rng(1)
+    logits = jnp.asarray(rng.normal(size=(T, B, 3)), jnp.float32)
+    actions = jnp.asarray(rng.integers(0, 3, (T, B)), jnp.int32)
+    advantages = jnp.asarray(rng.normal(size=(T, B)), jnp.float32)
+    targets = losses.VTraceTargets(vs=jnp.zeros((T, B)), pg_advantages=advantages)
+    values = jnp.zeros((T + 1, B))
+    mask = jnp.ones((T, B), bool)
+    _, metrics = losses.ppo_loss(logits, values, actions, logits, targets, mask,
+                                 entropy_cost=0.0)
+    np.testing.assert_allclose(metrics["pg_loss"], -advantages.mean(), rtol=1e-5)
+    assert metrics["ratio_mean"] == pytest.approx(1.0) and metrics["clipped_fraction"] == 0.0
+
+    def pg_grad(target_logits):
+        return jax.grad(lambda lg: losses.ppo_loss(lg, values, actions, logits, targets, mask,
+                                                   clip=0.2)[1]["pg_loss"])(target_logits)
+
+    # Far outside the clip range, in the direction the advantage rewards: no gradient.
+    taken = jax.nn.one_hot(actions, 3) * 5.0 * jnp.sign(advantages)[..., None]
+    assert jnp.abs(pg_grad(logits + taken)).max() < 1e-6
+    assert jnp.abs(pg_grad(logits)).max() > 1e-3
+
+
+def ppo_learner(num_devices, loss=PPO):
+    # SGD, as the V-trace learner's tests: Adam's division by tiny second moments would
+    # blow the devices' round-off up past the comparison's tolerance.
+    return Learner(Learning(AGENT, loss, optax.sgd(0.1), segment_len=3),
+                   jax.local_devices()[:num_devices], trajectory_len=T)
+
+
+@pytest.mark.needs_devices(2)
+def test_a_ppo_update_of_whole_batch_steps_is_the_same_on_one_or_two_devices():
+    """Advantages are normalised over the whole batch and each step's loss is its mean, so
+    the split over devices changes nothing but round-off. (With several minibatches each
+    device draws them from its own environments, so their membership depends on the split.)
+    """
+    loss = LossConfig(name="ppo", ppo_epochs=2, ppo_minibatches=1)
+    one, two = ppo_learner(1, loss), ppo_learner(2, loss)
+    state = one.init_state(jax.random.PRNGKey(0))
+    batch = random_trajectory(AGENT, T, B, seed=3)
+    state_1, metrics_1 = one.update(one.replicate(state), batch)
+    state_2, metrics_2 = two.update(two.replicate(state), batch)
+    for a, b in zip(jax.tree.leaves(one.unreplicate(state_1)),
+                    jax.tree.leaves(two.unreplicate(state_2)), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+    metrics_1, metrics_2 = jax.device_get((first_replica(metrics_1), first_replica(metrics_2)))
+    assert metrics_1["loss"] == pytest.approx(metrics_2["loss"], abs=1e-5)
+    assert metrics_1["nonfinite_loss"] == 0.0 and 0.0 < metrics_1["update_norm"]
+
+
+def test_ppo_minibatches_must_divide_the_batch():
+    learner = ppo_learner(1)
+    state = learner.replicate(learner.init_state(jax.random.PRNGKey(0)))
+    with pytest.raises(ValueError, match="loss.ppo_minibatches=2 must divide the 3"):
+        learner.update(state, random_trajectory(AGENT, T, 3))
+
+
+def test_ppo_learns_a_short_tmaze_on_device(tmp_path):
+    result = train(tiny_config(
+        tmp_path, "learner.loop=on_device", "loss.name=ppo", "loss.ppo_minibatches=2",
+        "env.num_envs=8", "learner.batch_size=8", "learner.total_env_steps=40000",
+        "run.log_interval_updates=25", "run.eval_episodes=32"))
+    assert result.eval["greedy"]["success"] >= 0.9, result.eval
