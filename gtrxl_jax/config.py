@@ -223,7 +223,9 @@ class OptimizerConfig:
 
     Attributes:
       name: "adam", "amsgrad" or "rmsprop" (gtrxl_jax.train.optimizer.OPTIMIZERS).
-      learning_rate: the initial learning rate.
+      learning_rate: the initial learning rate. The default 2e-4 (with Adam, constant) holds
+        a solved memory task where 5e-4 let a rare gradient spike undo it
+        (docs/stability.md).
       max_grad_norm: global-norm gradient clipping (None: no clipping).
       schedule: "constant" or "linear" (decay to 0 over the run).
       eps: the optimiser's epsilon (None: its default, Adam 1e-8, RMSProp 0.1 inside the
@@ -234,7 +236,7 @@ class OptimizerConfig:
     """
 
     name: str = "adam"
-    learning_rate: float = 5e-4
+    learning_rate: float = 2e-4
     max_grad_norm: float | None = 40.0
     schedule: str = "constant"
     eps: float | None = None

@@ -16,7 +16,10 @@ def _memory_run(tmp_path, core) -> dict:
         tmp_path / core, "--config", "experiments/configs/tmaze.py",
         "env.task=TMaze-L20", "learner.trajectory_len=16", "learner.segment_len=8",
         "agent.transformer.memory_len=24", "learner.total_env_steps=250000",
-        "optimizer.schedule=linear", f"agent.core={core}", "run.eval_episodes=100")
+        # The budget this test was built for: 5e-4 decayed to 0 (the default, a constant
+        # 2e-4, is the stability test's below).
+        "optimizer.learning_rate=5e-4", "optimizer.schedule=linear", f"agent.core={core}",
+        "run.eval_episodes=100")
 
 
 @pytest.mark.slow
@@ -44,7 +47,9 @@ def test_a_solved_tmaze_beyond_one_trajectory_stays_solved_with_a_constant_learn
         tmp_path, "--config", "experiments/configs/tmaze_on_device.py",
         "env.task=TMaze-L20", "learner.trajectory_len=16", "learner.segment_len=8",
         "agent.transformer.memory_len=24", "learner.total_env_steps=1000000",
-        "run.log_interval_updates=10", "run.eval_episodes=200")
+        # Seed 5 holds at the default 2e-4 (lowest success after solving 0.95) and collapses
+        # for good at the former 5e-4 (0.43, greedy 0.51 at the end): docs/stability.md.
+        "run.seed=5", "run.log_interval_updates=10", "run.eval_episodes=200")
     assert time.monotonic() - start < 600
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["env_steps"], r["success"]) for r in records]
