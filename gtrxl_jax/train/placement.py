@@ -43,8 +43,10 @@ DATA_AXIS = "data"  # the mesh axis that splits a batch's rows (and environments
 
 # jax.distributed's own heartbeat (its default is 100 s): when a process has been silent this
 # long, the coordination service aborts every process (SIGABRT, naming the silent task). The
-# backstop behind PeerWatch, which names the process sooner and exits with code 1.
-HEARTBEAT_TIMEOUT_S = 20
+# backstop behind PeerWatch, which names the process sooner and exits with code 1. Clients
+# beat at a fraction of it, so the service may see a death up to half of it early: at 20 s
+# it aborted a survivor in CI before PeerWatch's ~13 s; at 40 s it cannot be first.
+HEARTBEAT_TIMEOUT_S = 40
 PEER_TIMEOUT_S = 10.0  # a peer whose heartbeat has not moved for this long has stopped
 PEER_BEAT_S = 1.0  # how often each process beats and reads the others' heartbeats
 _PEER_KEYS = "gtrxl_jax/peers/"  # PeerWatch's keys in jax.distributed's key-value store

@@ -28,6 +28,7 @@ from tests.train.helpers import tiny_config
 
 UPDATES, STEPS_PER_UPDATE = 1000, 4 * 8
 RUN = ["learner.loop=on_device", f"learner.total_env_steps={UPDATES * STEPS_PER_UPDATE}",
+       "optimizer.learning_rate=5e-4",  # the rate its budget was measured with
        "run.eval_episodes=20", "run.log_interval_updates=100",
        "run.checkpoint_interval_updates=500"]  # and tiny_config's TMaze-L3, 4 envs, 8 steps
 JUNCTION = 4  # TMaze-L3: the cue at step 0, the corridor at 1 .. 3, the choice at step 4
