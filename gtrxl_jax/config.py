@@ -107,18 +107,36 @@ class EnvConfig:
       groups_per_task: groups each task's environments are split into; an actor steps the
         groups in turn, so with 2 one half steps (on envpool's threads) while the policy runs
         on the other. Worth it where stepping is slow next to inference (pixels); 1 otherwise.
+      factory: your own environments instead of env.task: "package.module:function", a
+        host factory (takes num_envs; returns a gymnasium vector environment) or a JAX one
+        (returns a JaxEnv), as `gtrxl_jax.envs.factories` describes; env.options are passed
+        to it. "" (the default): env.task names the task.
     """
 
     task: str = "TMaze-L16"
     num_envs: int = 32
     options: dict = dataclasses.field(default_factory=dict)
     groups_per_task: int = 1
+    factory: str = ""
 
     def __post_init__(self):
         _check_types(self, "env")
         _require(isinstance(self.task, str) and self.task != "", "env.task must be a task name.")
         _require_positive("env.num_envs", self.num_envs)
         _require_positive("env.groups_per_task", self.groups_per_task)
+        _require(self.factory == "" or ":" in self.factory,
+                 f"env.factory={self.factory!r} must name a function as "
+                 "'package.module:function'.")
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The names the run makes its environments by (task id = index).
+
+        env.factory if set, else env.task's comma-separated names.
+        """
+        if self.factory:
+            return (self.factory,)
+        return tuple(task.strip() for task in self.task.split(","))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,8 @@
 passive T-maze, "TMaze-L<corridor_length>"; Memory Maze, "MemoryMaze-9x9" .. "-15x15",
 an optional extra) or any envpool task with a pixel,
 vector or MiniGrid observation and a Discrete action space ("Pong-v5",
-"MyWayHome-v1", "MiniGrid-MemoryS7-v0", "MazeMemory-v0", "CartPole-v1", ...).
+"MyWayHome-v1", "MiniGrid-MemoryS7-v0", "MazeMemory-v0", "CartPole-v1", ...), or
+your own, gymnasium's included, by a factory ("mypkg.envs:make", `gtrxl_jax.envs.factories`).
 All of them are `VectorEnv`s: a synchronous `reset`/`step`, an asynchronous
 `async_reset`/`send`/`recv` for actors, an `EnvSpec`, and episode statistics
 with the unclipped reward (`pop_episodes`). The conventions on first, last,
@@ -35,6 +36,7 @@ import numpy as np
 from gtrxl_jax.envs.base import VectorEnv
 from gtrxl_jax.envs.envpool_env import EnvpoolEnv
 from gtrxl_jax.envs.episodes import Episode, summarize
+from gtrxl_jax.envs.factories import is_factory, make_host_envs
 from gtrxl_jax.envs.functional import (
     EnvState,
     JaxEnv,
@@ -88,8 +90,10 @@ def make_env(
     """Make N environments of a task, by name.
 
     Args:
-      task: a project task ("TMaze-L10": T-maze with corridor length 10) or an envpool
-        task name ("Pong-v5", "MiniGrid-MemoryS7-v0", ...).
+      task: a project task ("TMaze-L10": T-maze with corridor length 10), an envpool
+        task name ("Pong-v5", "MiniGrid-MemoryS7-v0", ...), or a host factory's
+        "package.module:function" (`gtrxl_jax.envs.factories`, e.g. gymnasium
+        environments of your own).
       num_envs: N >= 1, the number of environments stepped together.
       seed: 0 <= seed < 2**31; the same seed gives the same episodes.
       training: the training variant of the task (Atari: clipped rewards and episodic
@@ -110,6 +114,8 @@ def make_env(
         raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
     if not _is_int(seed) or not 0 <= seed < _MAX_SEED:
         raise ValueError(f"seed must be an int in [0, 2**31), got {seed!r}")
+    if is_factory(task):
+        return make_host_envs(task, num_envs, seed, training, options)
     found = find_project_task(task)
     if found is not None:
         project_task, match = found

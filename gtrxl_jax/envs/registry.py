@@ -5,6 +5,9 @@ matched by a pattern, e.g. "TMaze-L<corridor_length>" ("TMaze-L10", "TMaze-L100"
 "MemoryMaze-<size>" ("MemoryMaze-9x9", an optional extra), and every name of
 `envpool.list_all_envs()`.
 
+Your own environments are named by their factory, "package.module:function"
+(`gtrxl_jax.envs.factories`), host or JAX.
+
 JAX tasks are `JaxEnv`s (`gtrxl_jax.envs.functional`), for loops that step the
 environments inside jit:
 
@@ -27,6 +30,7 @@ from typing import Any
 import envpool
 
 from gtrxl_jax.envs.base import VectorEnv
+from gtrxl_jax.envs.factories import is_factory, make_jax_envs, makes_host_envs
 from gtrxl_jax.envs.functional import JaxEnv
 from gtrxl_jax.envs.memory_maze import MemoryMaze
 from gtrxl_jax.envs.popgym_tasks import LEVELS, POPGYM_TASKS, make_popgym_task
@@ -159,12 +163,23 @@ def is_envpool_task(task: str) -> bool:
 
 
 def is_host_task(task: str) -> bool:
-    """Tell whether `task` names a host task (`make_env`: the project's own or envpool's)."""
+    """Tell whether `task` names a host task (`make_env`).
+
+    The project's own, envpool's, or a host factory's (`gtrxl_jax.envs.factories`).
+    """
+    if is_factory(task):
+        return makes_host_envs(task)
     return find_project_task(task) is not None or is_envpool_task(task)
 
 
 def is_jax_task(task: str) -> bool:
-    """Tell whether `task` names a JAX task (`make_jax_env` may still refuse its parameter)."""
+    """Tell whether `task` names a JAX task (`make_jax_env` may still refuse its parameter).
+
+    Raises:
+      ValueError: a factory name whose module or function cannot be found.
+    """
+    if is_factory(task):
+        return not makes_host_envs(task)
     return _find(_JAX_TASKS, task) is not None
 
 
@@ -173,8 +188,9 @@ def make_jax_env(task: str, **options: Any) -> JaxEnv:
 
     Args:
       task: a JAX task name ("TMaze-L10", "MiniGrid-MemoryS9", "MemoryChain-L50",
-        "RepeatPreviousEasy", ...; see the module doc).
-      **options: task options (no JAX task takes any yet).
+        "RepeatPreviousEasy", ...; see the module doc), or a JAX factory's
+        "package.module:function" (`gtrxl_jax.envs.factories`).
+      **options: task options (no JAX task takes any yet; a factory gets them all).
 
     Returns:
       The environment (`gtrxl_jax.envs.functional.JaxEnv`).
@@ -183,6 +199,8 @@ def make_jax_env(task: str, **options: Any) -> JaxEnv:
       ValueError: an unknown task (with close names, host ones included), an option the
         task does not take, or a parameter out of range (e.g. "MiniGrid-MemoryS5").
     """
+    if is_factory(task):
+        return make_jax_envs(task, options)
     found = _find(_JAX_TASKS, task)
     if found is None:
         raise unknown_task_error(task, jax=True)

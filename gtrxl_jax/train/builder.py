@@ -50,9 +50,17 @@ def resolve_loop(config: TrainConfig) -> str:
     """
     if config.learner.loop != "auto":
         return config.learner.loop
-    tasks = [task.strip() for task in config.env.task.split(",")]
-    jax_only = all(is_jax_task(task) and not is_host_task(task) for task in tasks)
+    try:
+        jax_only = all(is_jax_task(task) and not is_host_task(task)
+                       for task in config.env.tasks)
+    except ValueError as error:  # a factory that cannot be found
+        raise ConfigError(f"{task_key(config)}: {error}") from error
     return "on_device" if jax_only else "actor_learner"
+
+
+def task_key(config: TrainConfig) -> str:
+    """The config key that names the run's environments, for error messages."""
+    return "env.factory" if config.env.factory else "env.task"
 
 
 def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
@@ -81,7 +89,7 @@ def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
         try:
             env = make_env(task, 1, seed=0, training=True, **config.env.options)
         except ValueError as error:
-            raise ConfigError(f"env.task: {error}") from error
+            raise ConfigError(f"{task_key(config)}: {error}") from error
         specs.append(env.spec)
         env.close()
     for spec in specs[1:]:
@@ -105,9 +113,9 @@ def check_agent(config: TrainConfig, spec: EnvSpec, layout: Layout) -> None:
 def make_jax_task(config: TrainConfig) -> JaxEnv:
     """The environment of an on-device run (its one task, with env.options)."""
     try:
-        return make_jax_env(config.env.task.strip(), **config.env.options)
+        return make_jax_env(config.env.tasks[0], **config.env.options)
     except ValueError as error:
-        raise ConfigError(f"env.task: {error}") from error
+        raise ConfigError(f"{task_key(config)}: {error}") from error
 
 
 def check_log_dir(log_dir: str) -> None:

@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 # Other keys may change on resume (they are logged); env.options is not compared, as most of
 # envpool's options (threads, episode limits) leave the state as it is, and one that changes
 # the observation changes the parameters' shapes, which `restore` checks.
-STATE_KEYS = ("agent", "env.task", "loss.popart", "optimizer.name", "optimizer.schedule")
+STATE_KEYS = ("agent", "env.task", "env.factory", "loss.popart", "optimizer.name",
+              "optimizer.schedule")
 
 
 class CheckpointError(RuntimeError):

@@ -52,7 +52,7 @@ def plan_layout(config: TrainConfig) -> Layout:
         raise ConfigError("env.options.batch_size is not for training runs: every recv must "
                           "return all of a group's environments; use env.groups_per_task to "
                           "overlap stepping with inference.")
-    tasks = tuple(task.strip() for task in env.task.split(","))
+    tasks = env.tasks
     if any(not task for task in tasks):
         raise ConfigError(f"env.task={env.task!r} has an empty task name.")
     if env.num_envs % (len(tasks) * env.groups_per_task):
@@ -91,7 +91,7 @@ def plan_on_device_layout(config: TrainConfig) -> Layout:
         is not the run's environments.
     """
     env, learner = config.env, config.learner
-    tasks = tuple(task.strip() for task in env.task.split(","))
+    tasks = env.tasks
     if len(tasks) > 1:
         raise ConfigError(f"env.task={env.task!r}: the on-device loop trains on one task; "
                           "use learner.loop=actor_learner for several.")

@@ -225,7 +225,7 @@ class MetricsLogger:
             self._progress = tqdm.tqdm(
                 total=config.learner.total_env_steps, initial=start_env_steps, unit="step",
                 unit_scale=True, dynamic_ncols=True, disable=not config.run.progress,
-                desc=config.env.task)
+                desc=",".join(config.env.tasks))
 
     @property
     def pending_updates(self) -> int:
