@@ -15,6 +15,8 @@ has no training dependency), which `from_dict` re-raises as ConfigError naming t
 import dataclasses
 import difflib
 import importlib.util
+import inspect
+import re
 import types
 import typing
 from pathlib import Path
@@ -450,6 +452,42 @@ class TrainConfig:
 def to_dict(config: Any) -> dict:
     """The config as nested plain dicts (for saving and for comparing with a checkpoint's)."""
     return dataclasses.asdict(config)
+
+
+def describe_fields(config: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """Every leaf field of a (nested) config: (key, value, its docstring's description).
+
+    The descriptions are the "Attributes:" entries of each config class's docstring, so
+    `gtrxl-train --help` and the code document a field in one place.
+    """
+    docs = _attribute_docs(type(config))
+    fields = []
+    for field in dataclasses.fields(config):
+        value, key = getattr(config, field.name), prefix + field.name
+        if dataclasses.is_dataclass(value):
+            fields += describe_fields(value, key + ".")
+        else:
+            fields.append((key, value, docs.get(field.name, "")))
+    return fields
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """A Google-style docstring's "Attributes:" entries, each joined into one line."""
+    docs: dict[str, str] = {}
+    lines = (inspect.getdoc(cls) or "").splitlines()
+    if "Attributes:" not in lines:
+        return docs
+    names: list[str] = []  # the entry being read: "a: ..." or "a, b: ..." (one text for both)
+    for line in lines[lines.index("Attributes:") + 1:]:
+        entry = re.fullmatch(r"  (\w+(?:, \w+)*): (.*)", line)
+        if entry:
+            names = entry[1].split(", ")
+            docs.update(dict.fromkeys(names, entry[2]))
+        elif line.startswith("    ") and names:
+            docs.update({name: docs[name] + " " + line.strip() for name in names})
+        elif line.strip():
+            break
+    return docs
 
 
 def from_dict(cls: type, values: dict) -> Any:

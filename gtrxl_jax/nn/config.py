@@ -139,7 +139,8 @@ class LSTMConfig(_Validated):
     Attributes:
       hidden_size: width of the LSTM state and of the core's outputs.
       num_layers: stacked LSTM layers.
-      dtype: compute dtype of matmuls; param_dtype: dtype of the parameters.
+      dtype: compute dtype of matmuls.
+      param_dtype: dtype of the parameters.
     """
 
     hidden_size: int = 256

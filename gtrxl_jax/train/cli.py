@@ -16,10 +16,11 @@ import argparse
 import logging
 import math
 import sys
+import textwrap
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from gtrxl_jax.config import ConfigError, load_config
+from gtrxl_jax.config import ConfigError, TrainConfig, describe_fields, load_config
 from gtrxl_jax.train.checkpoint import CheckpointError
 from gtrxl_jax.train.handoff import Stalled
 from gtrxl_jax.train.learning import NonFiniteError
@@ -29,10 +30,22 @@ from gtrxl_jax.train.metrics import MetricsWriteError
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def _fields_help() -> str:
+    """Every config key with its built-in default and description, for --help."""
+    lines = ["config keys (key=value; the built-in defaults, which a --config file may change):"]
+    for key, value, description in describe_fields(TrainConfig()):
+        lines.append(f"  {key} = {value!r}")
+        lines += textwrap.wrap(description, width=88, initial_indent=" " * 6,
+                               subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gtrxl-train",
-        description="Train a GTrXL (or LSTM / feed-forward) agent with V-trace.",
+        description="Train a GTrXL (or LSTM / feed-forward) agent with V-trace or PPO.",
+        epilog=_fields_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default=None,
                         help="a Python file defining get_config() -> TrainConfig "

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from gtrxl_jax.config import TrainConfig, describe_fields
 from gtrxl_jax.train.cli import main
 from tests.environment import REPO, child_env
 
@@ -20,6 +21,19 @@ def test_config_errors_exit_with_code_2_and_a_message(override, message, capsys)
     assert message in capsys.readouterr().err
 
 
+def test_help_lists_every_config_key_with_its_default_and_description(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    shown = capsys.readouterr().out
+    fields = describe_fields(TrainConfig())
+    assert len(fields) > 60  # every section, nested ones (agent.transformer.*) included
+    for key, value, description in fields:
+        assert f"\n  {key} = {value!r}\n" in shown, key
+        assert description, f"{key} has no entry in its class's Attributes docstring"
+    assert "  optimizer.learning_rate = 0.0002\n      the initial learning rate." in shown
+
+
 def test_an_unknown_config_file_exits_with_code_2(capsys):
     assert main(["--config", "experiments/configs/nope.py"]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -29,7 +43,7 @@ def test_the_experiment_configs_load():
     from gtrxl_jax.config import load_config
     from gtrxl_jax.train.builder import check_config
 
-    for name in ("tmaze", "cartpole"):
+    for name in ("tmaze", "tmaze_on_device", "cartpole", "custom_env"):
         check_config(load_config(str(REPO / "experiments" / "configs" / f"{name}.py")))
 
 
