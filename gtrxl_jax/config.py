@@ -303,8 +303,11 @@ class LearnerConfig:
       reproducible: actors act with the parameters of exactly one update before the one their
         data feeds (a fixed policy lag), so the learning curve does not depend on speed.
       queue_size: trajectories the actor-learner queue holds in free-running mode.
-      actor_devices, learner_devices: indices into jax.local_devices() (None: all devices learn;
-        actors use the first device).
+      actor_devices, learner_devices: indices into jax.local_devices(). None: actors act on
+        the first device; the learner uses every device, except that with several
+        accelerators per process the actor-learner leaves the first to the actors (the
+        device that acts would straggle in every gradient reduction). On one accelerator
+        they share it; CPU devices share the same cores, so all of them learn.
       max_nonfinite_updates: stop after this many consecutive skipped non-finite updates.
       actor_processes: run each actor in a spawned process of its own, acting on that
         process's CPU, instead of a thread of the learner's process. On a CPU the actor's

@@ -92,7 +92,7 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
     """
     layout, spec = builder.check_config(config)
     placement.initialize_distributed(config.distributed)
-    learner_devices = placement.learner_devices(config.learner)
+    learner_devices = placement.learner_devices(config.learner, with_actors=True)
     actor_devices = placement.actor_devices(config.learner)
     is_main_process = jax.process_index() == 0
 

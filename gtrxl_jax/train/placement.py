@@ -237,18 +237,33 @@ def _pick(indices: tuple[int, ...], key: str) -> list:
     return [local[i] for i in indices]
 
 
-def learner_devices(config: LearnerConfig) -> list:
-    """The devices the learner's mesh spans, over all processes (default: all devices).
+def actors_get_a_device() -> bool:
+    """Whether, by default, actors act on a device the learner does not use.
+
+    So on several accelerators per process (as cleanba does: the device that acts would
+    otherwise straggle in every gradient reduction); not on one accelerator, where they
+    share it, nor on CPU devices, which share the same cores anyway.
+    """
+    local = jax.local_devices()
+    return len(local) > 1 and local[0].platform != "cpu"
+
+
+def learner_devices(config: LearnerConfig, with_actors: bool = False) -> list:
+    """The devices the learner's mesh spans, over all processes.
 
     `learner.learner_devices` indexes each process's local devices; the result lists the
     chosen devices of every process, in the same order on every process (as a mesh requires
-    in a multi-process run).
+    in a multi-process run). Unset: every device, except, in a run with actors
+    (`with_actors`) where `actors_get_a_device`, each process's first, the actors'.
     """
     by_process: dict[int, list] = {}
     for device in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
         by_process.setdefault(device.process_index, []).append(device)
     if config.learner_devices is None:
-        return [device for process in sorted(by_process) for device in by_process[process]]
+        first = 1 if with_actors and config.actor_devices is None and actors_get_a_device() \
+            else 0
+        return [device for process in sorted(by_process)
+                for device in by_process[process][first:]]
     _pick(config.learner_devices, "learner.learner_devices")  # checks the indices
     return [by_process[process][i] for process in sorted(by_process)
             for i in config.learner_devices]
