@@ -24,6 +24,10 @@ Usage (from the repository root, with the virtualenv active):
     python experiments/diagnostics/vizdoom_startup.py --attempts 3 --num-threads 1 \
         --task HealthGathering-v1 --timeout 60 --evidence-dir /tmp/vizdoom_evidence
 
+    # the project's own ViZDoom tests on 2 xdist workers, as scripts/test.sh runs them:
+    python experiments/diagnostics/vizdoom_startup.py --attempts 2 --timeout 90 \
+        --pytest "-n 2 -q -p no:cacheprovider tests/envs/test_envpool_env.py"
+
 The last line printed is a summary: counts of ok / hung / failed and each attempt's
 seconds. `--jsonl FILE` appends one JSON record per attempt.
 """
@@ -33,6 +37,7 @@ import datetime
 import glob
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,6 +46,7 @@ import tempfile
 import time
 
 STAGE_PREFIX = "STAGE"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ---------------------------------------------------------------------------- child side
@@ -67,30 +73,54 @@ def child_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def run_child(args: argparse.Namespace) -> None:
+def warm_up_jax(t0: float) -> None:
+    """Import JAX and run one computation, so XLA's thread pools exist (as under pytest)."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.block_until_ready(jnp.ones((64, 64)) @ jnp.ones((64, 64)))
+    child_log(f"jax warmed up ({threading_count()} threads)", t0)
+
+
+def threading_count() -> int:
+    """Return the number of OS threads of this process."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def run_pool(args: argparse.Namespace, k: int, t0: float) -> None:
     """Make one ViZDoom pool, reset it, step it `args.steps` times, close it."""
+    import envpool
+    import numpy as np
+
+    options = child_options(args)
+    child_log(f"pool {k}: make_gymnasium {args.task} {options}", t0)
+    pool = envpool.make_gymnasium(args.task, **options)
+    child_log(f"pool {k}: made ({threading_count()} threads)", t0)
+    rng = np.random.default_rng(args.seed + k)
+    pool.reset()
+    child_log(f"pool {k}: reset", t0)
+    n = pool.action_space.n
+    for _ in range(args.steps):
+        pool.step(rng.integers(0, n, size=args.num_envs).astype(np.int32))
+    child_log(f"pool {k}: stepped {args.steps}", t0)
+    pool.close()
+    child_log(f"pool {k}: closed", t0)
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """One attempt: optionally warm up JAX, then run `args.pools` pools one after another."""
     import faulthandler
 
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     t0 = time.monotonic()
-    child_log(f"cwd={os.getcwd()}", t0)
+    child_log(f"cwd={os.getcwd()} affinity={sorted(os.sched_getaffinity(0))}", t0)
     import envpool
-    import numpy as np
 
     child_log(f"imported envpool {envpool.__version__}", t0)
-    options = child_options(args)
-    child_log(f"make_gymnasium {args.task} {options}", t0)
-    pool = envpool.make_gymnasium(args.task, **options)
-    child_log("made", t0)
-    rng = np.random.default_rng(args.seed)
-    pool.reset()
-    child_log("reset", t0)
-    n = pool.action_space.n
-    for i in range(args.steps):
-        pool.step(rng.integers(0, n, size=args.num_envs).astype(np.int32))
-    child_log(f"stepped {args.steps}", t0)
-    pool.close()
-    child_log("closed", t0)
+    if args.with_jax:
+        warm_up_jax(t0)
+    for k in range(args.pools):
+        run_pool(args, k, t0)
     print("CHILD_OK", flush=True)
 
 
@@ -175,7 +205,8 @@ def vizdoom_shm() -> list[str]:
     return sorted(n for n in os.listdir("/dev/shm") if "vizdoom" in n.lower())
 
 
-def capture_evidence(child: subprocess.Popen, stderr_path: str, use_gdb: bool) -> str:
+def capture_evidence(child: subprocess.Popen, stderr_path: str, use_gdb: bool,
+                     python_stacks: bool = True) -> str:
     """Collect the hung child's process tree, /proc state, native and Python stacks."""
     parts = [f"captured at {datetime.datetime.now().isoformat(timespec='seconds')}"]
     pids = session_pids(child.pid)
@@ -188,6 +219,9 @@ def capture_evidence(child: subprocess.Popen, stderr_path: str, use_gdb: bool) -
         for pid in pids:
             parts.append(f"---- gdb: native stacks of pid {pid} ----")
             parts.append(native_stacks(pid))
+    if not python_stacks:
+        parts.append("---- Python stacks: see the .stderr file (faulthandler_timeout) ----")
+        return "\n".join(parts)
     parts.append("---- Python stacks of the child (faulthandler on SIGUSR1) ----")
     before = len(read_text(stderr_path))
     try:
@@ -197,6 +231,37 @@ def capture_evidence(child: subprocess.Popen, stderr_path: str, use_gdb: bool) -
     time.sleep(2.0)
     parts.append(read_text(stderr_path)[before:])
     return "\n".join(parts)
+
+
+def watch_children(children: list, timeout: float, interval: float = 0.05) -> tuple:
+    """Wait for all children up to `timeout` s, noting each new process of their sessions.
+
+    Returns:
+      (return codes, None for a child still running at the time-out;
+       list of (seconds after start, pid, cmdline) of the processes seen).
+    """
+    t0, seen, spawned = time.monotonic(), set(), []
+    while time.monotonic() - t0 < timeout:
+        if all(c.poll() is not None for c in children):
+            break
+        for child in children:
+            for pid in session_pids(child.pid):
+                if pid not in seen:
+                    seen.add(pid)
+                    cmd = read_text(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
+                    spawned.append((round(time.monotonic() - t0, 3), pid, cmd))
+        time.sleep(interval)
+    return [c.poll() for c in children], spawned
+
+
+def instance_ids(spawned: list) -> list[str]:
+    """Return the +viz_instance_id of each vizdoom process seen."""
+    ids = []
+    for _, _, cmd in spawned:
+        words = cmd.split()
+        if "+viz_instance_id" in words:
+            ids.append(words[words.index("+viz_instance_id") + 1])
+    return ids
 
 
 def kill_session(child: subprocess.Popen) -> None:
@@ -218,10 +283,21 @@ def attempt_dir(args: argparse.Namespace, index: int) -> tuple[str, bool]:
 
 
 def child_command(args: argparse.Namespace) -> list[str]:
-    """Return the command line that runs this script as a child with the same options."""
+    """Return the command line that runs this script as a child with the same options.
+
+    With `--pytest ARGS` the child is `python -m pytest ARGS` instead (run from the
+    repository root with GTRXL_TEST_VIZDOOM=1), with pytest's faulthandler_timeout set so
+    each (xdist worker) process prints its Python stacks before the time-out.
+    """
+    if args.pytest:
+        return [sys.executable, "-m", "pytest", *shlex.split(args.pytest),
+                "-o", f"faulthandler_timeout={max(5, int(args.timeout) - 20)}"]
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--task", args.task,
            "--num-envs", str(args.num_envs), "--steps", str(args.steps),
-           "--seed", str(args.seed), "--max-episode-steps", str(args.max_episode_steps)]
+           "--seed", str(args.seed), "--max-episode-steps", str(args.max_episode_steps),
+           "--pools", str(args.pools)]
+    if args.with_jax:
+        cmd.append("--with-jax")
     if args.num_threads is not None:
         cmd += ["--num-threads", str(args.num_threads)]
     if args.batch_size:
@@ -230,33 +306,59 @@ def child_command(args: argparse.Namespace) -> list[str]:
 
 
 def run_attempt(args: argparse.Namespace, index: int) -> dict:
-    """Run one child with a time-out; on a hang capture evidence, then kill it."""
-    cwd, cleanup = attempt_dir(args, index)
+    """Run `args.parallel` children at once with a time-out; on a hang capture evidence.
+
+    A hung child's evidence is written before its session is killed. The attempt is
+    "hung" if any child hung, "failed" if any child exited non-zero, else "ok".
+    """
     os.makedirs(args.evidence_dir, exist_ok=True)
-    stem = os.path.join(args.evidence_dir, f"{args.label}_attempt{index}")
-    stdout_path, stderr_path = stem + ".stdout", stem + ".stderr"
     shm_before = vizdoom_shm()
     t0 = time.monotonic()
-    with open(stdout_path, "w") as out, open(stderr_path, "w") as err:
-        child = subprocess.Popen(child_command(args), cwd=cwd, stdout=out, stderr=err,
-                                 start_new_session=True)
-        try:
-            rc = child.wait(timeout=args.timeout)
-            outcome = "ok" if rc == 0 and "CHILD_OK" in read_text(stdout_path) else "failed"
-        except subprocess.TimeoutExpired:
-            rc, outcome = None, "hung"
+    children, dirs, stems, files = [], [], [], []
+    for j in range(args.parallel):
+        cwd, cleanup = (REPO_ROOT, False) if args.pytest else attempt_dir(args, index)
+        dirs.append((cwd, cleanup))
+        stem = os.path.join(args.evidence_dir, f"{args.label}_attempt{index}"
+                            + (f"_child{j}" if args.parallel > 1 else ""))
+        stems.append(stem)
+        out, err = open(stem + ".stdout", "w"), open(stem + ".stderr", "w")
+        files += [out, err]
+        env = dict(os.environ, GTRXL_TEST_VIZDOOM="1") if args.pytest else None
+        children.append(subprocess.Popen(child_command(args), cwd=cwd, stdout=out, stderr=err,
+                                         start_new_session=True, env=env))
+    rcs, spawned = watch_children(children, args.timeout)
+    outcomes, stages = [], []
+    for child, rc, stem in zip(children, rcs, stems, strict=True):
+        if rc is None:
+            outcomes.append("hung")
             with open(stem + ".evidence.txt", "w") as f:
-                f.write(capture_evidence(child, stderr_path, args.gdb))
+                f.write(capture_evidence(child, stem + ".stderr", args.gdb,
+                                         python_stacks=not args.pytest))
             kill_session(child)
+        else:
+            ok = rc == 0 and (args.pytest or "CHILD_OK" in read_text(stem + ".stdout"))
+            outcomes.append("ok" if ok else "failed")
+        lines = [l for l in read_text(stem + ".stdout").splitlines() if l.startswith(STAGE_PREFIX)]
+        stages.append(lines[-1] if lines else None)
+    for f in files:
+        f.close()
     seconds = time.monotonic() - t0
-    stages = [l for l in read_text(stdout_path).splitlines() if l.startswith(STAGE_PREFIX)]
+    outcome = "hung" if "hung" in outcomes else "failed" if "failed" in outcomes else "ok"
     leaked = sorted(set(vizdoom_shm()) - set(shm_before))
-    if cleanup:
-        shutil.rmtree(cwd, ignore_errors=True)
-    return dict(label=args.label, attempt=index, outcome=outcome, rc=rc,
-                seconds=round(seconds, 2), last_stage=stages[-1] if stages else None,
+    with open(stems[0] + ".spawned.txt", "w") as f:
+        f.writelines(f"{t:8.3f}s pid={pid} {cmd}\n" for t, pid, cmd in spawned)
+    ids = instance_ids(spawned)
+    for cwd, cleanup in dirs:
+        if cleanup:
+            shutil.rmtree(cwd, ignore_errors=True)
+    return dict(label=args.label, attempt=index, outcome=outcome, child_outcomes=outcomes,
+                rc=rcs, seconds=round(seconds, 2), last_stage=stages,
+                games_seen=len(ids), duplicate_instance_ids=len(ids) - len(set(ids)),
+                game_start_times=[t for t, _, c in spawned if "+viz_instance_id" in c],
                 leaked_shm=leaked, cwd_mode=args.cwd, num_envs=args.num_envs,
                 num_threads=args.num_threads, task=args.task, taskset=args.taskset,
+                pools=args.pools, with_jax=args.with_jax, parallel=args.parallel,
+                pytest=args.pytest,
                 load=os.getloadavg()[0])
 
 
@@ -287,6 +389,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-episode-steps", type=int, default=10)
+    p.add_argument("--pools", type=int, default=1,
+                   help="pools made one after another in each attempt's child")
+    p.add_argument("--with-jax", action="store_true",
+                   help="import JAX and run a computation in the child first (as pytest does)")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="children started at once per attempt (2 mimics pytest -n 2)")
+    p.add_argument("--pytest", default="",
+                   help="run `python -m pytest ARGS` (GTRXL_TEST_VIZDOOM=1) as the child instead")
     p.add_argument("--attempts", type=int, default=3)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
     p.add_argument("--pause", type=float, default=2.0, help="seconds between attempts")

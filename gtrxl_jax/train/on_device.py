@@ -272,7 +272,8 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
     checkpointer = Checkpointer(config.run.log_dir, config.run.keep_checkpoints)
     with contextlib.closing(checkpointer):
         runner, start_env_steps = builder.initial_state(
-            lambda key: jax.device_get(program.init(key, config.run.seed)), checkpointer, config)
+            lambda key: placement.to_host(program.init(key, config.run.seed)), checkpointer,
+            config)
         runner = program.place(runner)
         update_fn = program.compile_update(runner)
         update, env_steps = int(runner.update), start_env_steps
@@ -310,17 +311,20 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
                         in_flight.append((update, env_steps, metrics))
                         if is_main_process and periodic_eval_due(config.run, update):
                             evaluated[update] = eval_metrics(
-                                evaluate_params(jax.device_get(runner.learner.params)))
+                                evaluate_params(jax.device_get(
+                                    placement.first_replica(runner.learner.params))))
                         log_finished(keep=1)
                         if update % config.run.checkpoint_interval_updates == 0:
                             log_finished(keep=0)
-                            checkpointer.save(jax.device_get(runner), config, env_steps)
+                            checkpointer.save(placement.to_host(runner), config, env_steps)
                     log_finished(keep=0)
             except (NonFiniteError, MetricsWriteError) as error:
                 failure = error  # the runner state is consistent: checkpoint it, then fail
             wall_clock_s = time.monotonic() - start_time
-            final = jax.device_get(runner)
+            # After a failure, only a single process gathers and saves: both wait for every
+            # process, and the failed one may never come.
             if failure is None or jax.process_count() == 1:
+                final = placement.to_host(runner)
                 checkpointer.save(final, config, env_steps)
             if metrics_logger.pending_updates and not isinstance(failure, MetricsWriteError):
                 metrics_logger.write(update, env_steps, {})

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax._src import distributed as jax_distributed  # its key-value store, as orbax reaches it
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gtrxl_jax.config import ConfigError, DistributedConfig, LearnerConfig
@@ -289,6 +290,18 @@ def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
 def by_rows(mesh: jax.sharding.Mesh) -> NamedSharding:
     """Axis 0 split evenly over the mesh's devices (environments and their states)."""
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def to_host(tree: Any) -> Any:
+    """A pytree of (possibly multi-process) arrays as whole host arrays, on every process.
+
+    In a multi-process run an array split over every process's devices (the on-device
+    loop's environments) is gathered from all of them: a collective, so every process
+    must call it at the same point.
+    """
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def first_replica(tree: Any) -> Any:

@@ -33,6 +33,7 @@ needs_vizdoom_opt_in = pytest.mark.skipif(
     os.environ.get("GTRXL_TEST_VIZDOOM") != "1",
     reason="ViZDoom start-up can deadlock in envpool 1.2.5; set GTRXL_TEST_VIZDOOM=1 to run",
 )
+vizdoom_time_limit = pytest.mark.timeout(120)  # a hang fails its test, not the whole run
 
 # (task, options, number of steps, whether a time-limit truncation must be seen)
 FAMILIES = [
@@ -40,9 +41,9 @@ FAMILIES = [
     pytest.param("MiniGrid-MemoryS7-v0", {"max_episode_steps": 20}, 45, True, id="minigrid"),
     pytest.param("Breakout-v5", {"max_episode_steps": 30}, 40, True, id="atari"),
     pytest.param("MyWayHome-v1", {"max_episode_steps": 10}, 25, True, id="vizdoom-mywayhome",
-                 marks=needs_vizdoom_opt_in),
+                 marks=[needs_vizdoom_opt_in, vizdoom_time_limit]),
     pytest.param("HealthGathering-v1", {"max_episode_steps": 10}, 25, True, id="vizdoom-health",
-                 marks=needs_vizdoom_opt_in),
+                 marks=[needs_vizdoom_opt_in, vizdoom_time_limit]),
     pytest.param("MazeMemory-v0", {}, 505, True, id="procgen", marks=needs_procgen),
 ]
 
@@ -114,6 +115,7 @@ def test_family_specs():
 
 
 @needs_vizdoom_opt_in
+@vizdoom_time_limit
 def test_vizdoom_spec():
     with make_env("MyWayHome-v1", num_envs=1) as env:
         spec = env.spec

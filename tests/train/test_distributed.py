@@ -51,8 +51,9 @@ def output(tmp_path, i: int) -> str:
     return (tmp_path / f"output{i}.txt").read_text()[-3000:]
 
 
-def test_two_processes_end_with_identical_params(tmp_path):
-    workers = start_workers(tmp_path)
+@pytest.mark.parametrize("loop", ["actor_learner", "on_device"])
+def test_two_processes_end_with_identical_params(tmp_path, loop):
+    workers = start_workers(tmp_path, f"learner.loop={loop}")
     try:
         for worker in workers:
             worker.wait(timeout=240)
