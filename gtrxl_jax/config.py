@@ -105,7 +105,8 @@ class EnvConfig:
         policy, and a task id per task that selects the agent's value output for that task
         (and, with loss.popart, that task's PopArt statistics).
       num_envs: environments per actor thread.
-      options: extra keyword options for make_env (e.g. {"max_episode_steps": 1000}).
+      options: extra keyword options for make_env or the factory (e.g.
+        {"max_episode_steps": 1000}; on the command line env.options.max_episode_steps=1000).
       groups_per_task: groups each task's environments are split into; an actor steps the
         groups in turn, so with 2 one half steps (on envpool's threads) while the policy runs
         on the other. Worth it where stepping is slow next to inference (pixels); 1 otherwise.
