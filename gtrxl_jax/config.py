@@ -40,6 +40,10 @@ class ConfigError(ValueError):
     """A configuration value or key a user gave is not valid."""
 
 
+# env.factory's form, "package.module:function" (`gtrxl_jax.envs.factories` imports it).
+FACTORY_FORM = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -127,7 +131,7 @@ class EnvConfig:
         _require(isinstance(self.task, str) and self.task != "", "env.task must be a task name.")
         _require_positive("env.num_envs", self.num_envs)
         _require_positive("env.groups_per_task", self.groups_per_task)
-        _require(self.factory == "" or ":" in self.factory,
+        _require(self.factory == "" or FACTORY_FORM.fullmatch(self.factory) is not None,
                  f"env.factory={self.factory!r} must name a function as "
                  "'package.module:function'.")
 

@@ -19,18 +19,16 @@ importable, as for `python -m`), and the function is called to make the environm
 import importlib
 import inspect
 import os
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium
 
+from gtrxl_jax.config import FACTORY_FORM
 from gtrxl_jax.envs.base import VectorEnv
 from gtrxl_jax.envs.functional import JaxEnv
 from gtrxl_jax.envs.gymnasium_env import GymnasiumVectorEnv
-
-FACTORY_FORM = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def is_factory(task: str) -> bool:
@@ -60,7 +58,11 @@ def load_factory(name: str) -> Callable[..., Any]:
 
 def makes_host_envs(name: str) -> bool:
     """Tell whether a factory makes host environments (it takes num_envs) or a JaxEnv."""
-    return "num_envs" in inspect.signature(load_factory(name)).parameters
+    return _takes_num_envs(load_factory(name))
+
+
+def _takes_num_envs(factory: Callable[..., Any]) -> bool:
+    return "num_envs" in inspect.signature(factory).parameters
 
 
 def make_host_envs(name: str, num_envs: int, seed: int, training: bool,
@@ -71,10 +73,11 @@ def make_host_envs(name: str, num_envs: int, seed: int, training: bool,
       ValueError: the factory is a JAX one, or returned something else than a gymnasium or
         gtrxl_jax vector environment of num_envs environments.
     """
-    if not makes_host_envs(name):
+    factory = load_factory(name)
+    if not _takes_num_envs(factory):
         raise ValueError(f"factory {name} takes no num_envs, so it makes a JaxEnv: train it "
                          "with learner.loop=on_device (or auto)")
-    made = load_factory(name)(num_envs=num_envs, seed=seed, training=training, **options)
+    made = factory(num_envs=num_envs, seed=seed, training=training, **options)
     if isinstance(made, gymnasium.vector.VectorEnv):
         made = GymnasiumVectorEnv(made, task=name, seed=seed)
     if not isinstance(made, VectorEnv):
@@ -92,10 +95,11 @@ def make_jax_envs(name: str, options: dict[str, Any]) -> JaxEnv:
     Raises:
       ValueError: the factory is a host one, or did not return a JaxEnv.
     """
-    if makes_host_envs(name):
+    factory = load_factory(name)
+    if _takes_num_envs(factory):
         raise ValueError(f"factory {name} takes num_envs, so it makes host environments: "
                          "train it with learner.loop=actor_learner (or auto)")
-    made = load_factory(name)(**options)
+    made = factory(**options)
     if not isinstance(made, JaxEnv):
         raise ValueError(f"factory {name} returned a {type(made).__name__}; a factory without "
                          "num_envs returns a gtrxl_jax.envs.JaxEnv")

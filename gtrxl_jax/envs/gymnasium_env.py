@@ -44,8 +44,9 @@ class GymnasiumVectorEnv(VectorEnv):
         if not isinstance(observation_space, gymnasium.spaces.Box):
             raise ValueError(f"{task}: the observation space must be a Box, got "
                              f"{observation_space}")
-        dtype = np.float32 if np.issubdtype(observation_space.dtype, np.floating) else \
-            observation_space.dtype
+        dtype = observation_space.dtype
+        if np.issubdtype(dtype, np.floating):
+            dtype = np.float32
         observation = array_spec(observation_space.shape, dtype)
         mode = env.metadata.get("autoreset_mode", gymnasium.vector.AutoresetMode.NEXT_STEP)
         if mode != gymnasium.vector.AutoresetMode.NEXT_STEP:
@@ -57,7 +58,7 @@ class GymnasiumVectorEnv(VectorEnv):
                        num_actions=int(action_space.n), num_envs=env.num_envs,
                        batch_size=env.num_envs, has_success=has_success)
         super().__init__(spec)
-        self._env, self._seed, self._has_success = env, seed, has_success
+        self._env, self._seed = env, seed
         self._pending: RawStep | None = None  # the result the next `_recv` returns
 
     def close(self) -> None:
@@ -85,7 +86,7 @@ class GymnasiumVectorEnv(VectorEnv):
         terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
         reward = np.asarray(reward, np.float32)
         success = None
-        if self._has_success:
+        if self._spec.has_success:
             success = np.asarray(info.get("success", np.zeros_like(terminated)), bool)
         return RawStep(
             observation=np.asarray(observation, self._spec.observation.dtype),

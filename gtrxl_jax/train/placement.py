@@ -261,8 +261,8 @@ def learner_devices(config: LearnerConfig, with_actors: bool = False) -> list:
     for device in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
         by_process.setdefault(device.process_index, []).append(device)
     if config.learner_devices is None:
-        first = 1 if with_actors and config.actor_devices is None and actors_get_a_device() \
-            else 0
+        actors_apart = with_actors and config.actor_devices is None and actors_get_a_device()
+        first = 1 if actors_apart else 0
         return [device for process in sorted(by_process)
                 for device in by_process[process][first:]]
     _pick(config.learner_devices, "learner.learner_devices")  # checks the indices
