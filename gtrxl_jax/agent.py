@@ -24,7 +24,7 @@ from flax import struct
 from gtrxl_jax.nn.config import CoreConfig, GTrXLConfig, check_positive_int, resolve_dtype
 from gtrxl_jax.nn.cores import init_memory, make_core
 from gtrxl_jax.nn.gtrxl import GTrXL
-from gtrxl_jax.nn.heads import VALUE_LAYER, PolicyValueHead
+from gtrxl_jax.nn.heads import VALUE_LAYER, ObservationDecoder, PolicyValueHead
 from gtrxl_jax.nn.segments import scan_segments
 from gtrxl_jax.nn.torsos import make_torso
 
@@ -54,10 +54,13 @@ class AgentOutput:
       logits: [T, B, A] float32 policy logits.
       values: [T, B, N] float32 state values, one per task (N = 1 for a single task); an
         environment's own value is `losses.select_task_values(values, task_ids)` [T, B].
+      reconstruction: [T, B, O] float32, each step's observation decoded from the core's
+        output, for an agent with `decode_observations`; None otherwise.
     """
 
     logits: jax.Array
     values: jax.Array
+    reconstruction: jax.Array | None = None
 
 
 class Embedding(nn.Module):
@@ -108,6 +111,9 @@ class Agent:
       head_hidden_sizes: a shared MLP before the policy and value outputs.
       num_tasks: N, the number of tasks the agent is trained on: the value head has one
         output per task (multi-task PopArt, Hessel et al. 2018); the policy is shared.
+      decode_observations: add an `ObservationDecoder` on the core's output (parameters
+        "decoder"; `AgentOutput.reconstruction`), for an auxiliary reconstruction loss.
+        Vector observations only.
     """
 
     observation_spec: Any
@@ -118,11 +124,14 @@ class Agent:
     use_prev_action_reward: bool = True
     head_hidden_sizes: tuple[int, ...] = ()
     num_tasks: int = 1
+    decode_observations: bool = False
 
     def __post_init__(self):
         check_positive_int("Agent.num_actions", self.num_actions)
         check_positive_int("Agent.num_tasks", self.num_tasks)
         self.embedding  # noqa: B018  (builds the torso now: a bad spec fails before any work)
+        if self.decode_observations:
+            self.decoder  # noqa: B018  (refuses a non-vector observation now)
 
     @functools.cached_property
     def _dtype(self) -> Any:
@@ -154,6 +163,17 @@ class Agent:
             self.num_actions, self.head_hidden_sizes, dtype=self._dtype, num_tasks=self.num_tasks
         )
 
+    @functools.cached_property
+    def decoder(self) -> ObservationDecoder:
+        """The observation decoder module (for an agent with `decode_observations`)."""
+        spec = self.observation_spec
+        if not isinstance(spec, jax.ShapeDtypeStruct) or len(spec.shape) != 1:
+            raise ValueError(
+                "Decoding observations (loss.reconstruction_cost > 0) needs a vector "
+                f"observation, one array [O]; this task's is {jax.tree.map(_shape, spec)}. "
+                "Set loss.reconstruction_cost=0.")
+        return ObservationDecoder(spec.shape[0], dtype=self._dtype)
+
     def initial_state(self, batch_size: int, cache: bool = False):
         """The core's initial state for `batch_size` environments (batch on axis 0 of every leaf).
 
@@ -176,14 +196,18 @@ class Agent:
         )
 
     def init(self, key: jax.Array) -> dict:
-        """Initial parameters {"embedding", "core", "head"}."""
+        """Initial parameters {"embedding", "core", "head"} (and "decoder" if it decodes)."""
         k1, k2, k3 = jax.random.split(key, 3)
         inputs = self.dummy_inputs(1, 1)
         embedding_params = self.embedding.init(k1, inputs)
         x = self.embedding.apply(embedding_params, inputs)
         core_params = self.core.init(k2, x, inputs.first, self.initial_state(1))
-        head_params = self.head.init(k3, jnp.zeros((1, 1, self.core_config.output_dim)))
-        return {"embedding": embedding_params, "core": core_params, "head": head_params}
+        features = jnp.zeros((1, 1, self.core_config.output_dim))
+        params = {"embedding": embedding_params, "core": core_params,
+                  "head": self.head.init(k3, features)}
+        if self.decode_observations:
+            params["decoder"] = self.decoder.init(jax.random.fold_in(key, 3), features)
+        return params
 
     def unroll(
         self, params: dict, inputs: AgentInput, state, segment_len: int | None = None
@@ -210,7 +234,9 @@ class Agent:
         core_fn = functools.partial(self.core.apply, params["core"])
         y, state = scan_segments(core_fn, x, inputs.first, state, segment_len)
         logits, values = self.head.apply(params["head"], y)
-        return AgentOutput(logits=logits, values=values), state
+        reconstruction = (self.decoder.apply(params["decoder"], y) if self.decode_observations
+                          else None)
+        return AgentOutput(logits=logits, values=values, reconstruction=reconstruction), state
 
     def step(self, params: dict, inputs: AgentInput, state) -> tuple[AgentOutput, Any]:
         """One acting step: inputs [B, ...] -> AgentOutput (logits [B, A], values [B, N]), state.
@@ -283,3 +309,8 @@ class Agent:
         """`params` with the value output layer replaced by `layer` (a new tree; no copy)."""
         head = params["head"]
         return {**params, "head": {**head, "params": {**head["params"], VALUE_LAYER: layer}}}
+
+
+def _shape(spec: Any) -> tuple[int, ...]:
+    """The shape of an array spec (for messages)."""
+    return tuple(spec.shape)

@@ -205,6 +205,9 @@ class LossConfig:
         device's environments (so with several devices, which environments share a
         minibatch depends on the split).
       gae_lambda: GAE's lambda for PPO's advantages and value targets.
+      reconstruction_cost: weight of an auxiliary loss that decodes each step's observation
+        from the core's output (mean squared error; vector observations only), as CleanRL's
+        PPO-TrXL and Memory Gym (Pleines et al. 2024) do; 0 (the default): no decoder.
     """
 
     name: str = "vtrace"
@@ -219,6 +222,7 @@ class LossConfig:
     ppo_epochs: int = 4
     ppo_minibatches: int = 4
     gae_lambda: float = 0.95
+    reconstruction_cost: float = 0.0
 
     def __post_init__(self):
         _check_types(self, "loss")
@@ -229,7 +233,7 @@ class LossConfig:
             value = getattr(self, name)
             _require(value > 0, f"loss.{name} must be > 0, got {value}.")
         _require(0.0 <= self.lambda_ <= 1.0, f"loss.lambda_ must be in [0, 1], got {self.lambda_}.")
-        for name in ("baseline_cost", "entropy_cost"):
+        for name in ("baseline_cost", "entropy_cost", "reconstruction_cost"):
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}.")
         _require(self.name in LOSSES, f"loss.name={self.name!r} is not one of {LOSSES}.")

@@ -367,6 +367,24 @@ def ppo_loss(
     return loss, metrics
 
 
+def reconstruction_loss(reconstruction: jax.Array, observation: jax.Array) -> jax.Array:
+    """An auxiliary loss: the mean squared error of decoded observations.
+
+    loss = mean over steps, environments and features of (decoded - observed)^2, every
+    step counted (each step's observation is real, first steps included).
+
+    Args:
+      reconstruction: [T, B, O] float, observations decoded from the core's outputs.
+      observation: [T, B, O] the observations (cast to float32).
+
+    Returns:
+      The loss, a scalar.
+    """
+    chex.assert_rank(reconstruction, 3)
+    chex.assert_equal_shape([reconstruction, observation])
+    return jnp.mean(jnp.square(reconstruction - observation.astype(jnp.float32)))
+
+
 def select_task_values(values: jax.Array, task_ids: jax.Array) -> jax.Array:
     """Each environment's value from the output of its own task (Hessel et al. 2018, sec. 3).
 

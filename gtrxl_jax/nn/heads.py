@@ -107,3 +107,34 @@ class PolicyValueHead(nn.Module):
             self.num_tasks, dtype=self.dtype, dot_general=_dot_general_f32, name=VALUE_LAYER
         )(x)
         return logits.astype(jnp.float32), values.astype(jnp.float32)
+
+
+class ObservationDecoder(nn.Module):
+    """Decodes a vector observation from the core's output: a relu MLP, then a linear layer.
+
+    The head of an auxiliary reconstruction loss (`losses.reconstruction_loss`).
+
+    Attributes:
+      observation_size: O, the width of the (flat, vector) observation.
+      hidden_sizes: widths of the relu layers before the output layer.
+      dtype: compute dtype (e.g. jnp.bfloat16); parameters and outputs stay float32.
+    """
+
+    observation_size: int
+    hidden_sizes: Sequence[int] = (256,)
+    dtype: Any = jnp.float32
+
+    def __post_init__(self) -> None:
+        check_positive_int("ObservationDecoder.observation_size", self.observation_size)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> jax.Array:
+        """Decode features [..., D] into observations [..., O] float32."""
+        x = features
+        for i, size in enumerate(self.hidden_sizes):
+            x = nn.relu(nn.Dense(size, dtype=self.dtype, dot_general=_dot_general_f32,
+                                 name=f"hidden_{i}")(x))
+        out = nn.Dense(self.observation_size, dtype=self.dtype, dot_general=_dot_general_f32,
+                       name="output")(x)
+        return out.astype(jnp.float32)

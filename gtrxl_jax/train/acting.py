@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gtrxl_jax.agent import Agent, AgentInput
@@ -57,6 +58,31 @@ def sample_actions(logits: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.A
         return jax.random.categorical(sample_key, row_logits).astype(np.int32), key
 
     return jax.vmap(sample)(logits, keys)
+
+
+def act_on_timestep(agent: Agent, params, timestep, prev_action: jax.Array, state,
+                    keys: jax.Array, greedy: bool) -> tuple[jax.Array, object, jax.Array]:
+    """One acting step on the timestep of N JAX environments (`envs.functional.JaxTimeStep`).
+
+    Args:
+      agent: the agent.
+      params: its parameters.
+      timestep: the environments' latest timestep, leaves [N, ...].
+      prev_action: [N] int32, the actions that led to it.
+      state: the core state.
+      keys: uint32 [N, 2], each environment's sampling key stream (`sample_actions`).
+      greedy: take the most probable action (the keys are then returned as they are).
+
+    Returns:
+      actions [N] int32, the new core state and the next keys.
+    """
+    inputs = AgentInput(observation=timestep.observation, first=timestep.first,
+                        prev_action=prev_action, prev_reward=timestep.reward)
+    outputs, state = agent.step(params, inputs, state)
+    if greedy:
+        return outputs.logits.argmax(-1).astype(jnp.int32), state, keys
+    actions, keys = sample_actions(outputs.logits, keys)
+    return actions, state, keys
 
 
 @dataclasses.dataclass(frozen=True)

@@ -200,6 +200,7 @@ def make_agent(config: TrainConfig, spec: EnvSpec, num_tasks: int) -> Agent:
         torso_options=tuple(sorted(config.agent.torso_options.items())),
         use_prev_action_reward=config.agent.use_prev_action_reward,
         num_tasks=num_tasks,
+        decode_observations=config.loss.reconstruction_cost > 0,
     )
 
 

@@ -22,7 +22,7 @@ from gtrxl_jax.config import RunConfig
 from gtrxl_jax.envs import make_env, summarize
 from gtrxl_jax.envs.episodes import EpisodeTotals
 from gtrxl_jax.envs.functional import JaxEnv, batch_reset, batch_step, reset_keys
-from gtrxl_jax.train.acting import make_policy_step, sample_actions
+from gtrxl_jax.train.acting import act_on_timestep, make_policy_step
 
 logger = logging.getLogger(__name__)
 
@@ -239,13 +239,8 @@ def _play_first_episodes(key: _ByIdentity, env: JaxEnv, num_envs: int, greedy: b
         def step(carry):
             (env_state, timestep, core_state, prev_action, keys, returns, lengths, done,
              success, t) = carry
-            inputs = AgentInput(observation=timestep.observation, first=timestep.first,
-                                prev_action=prev_action, prev_reward=timestep.reward)
-            outputs, core_state = agent.step(params, inputs, core_state)
-            if greedy:
-                actions = outputs.logits.argmax(-1).astype(jnp.int32)
-            else:
-                actions, keys = sample_actions(outputs.logits, keys)
+            actions, core_state, keys = act_on_timestep(agent, params, timestep, prev_action,
+                                                        core_state, keys, greedy)
             env_state, timestep = batch_step(env, env_state, actions)
             playing = ~done
             returns = returns + jnp.where(playing, timestep.reward, 0.0)

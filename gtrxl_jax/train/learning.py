@@ -122,7 +122,22 @@ class Learning:
             rho_bar=cfg.rho_bar, baseline_cost=cfg.baseline_cost,
             entropy_cost=cfg.entropy_cost, popart=popart, task_ids=task_ids,
             unnormalised_values=unnormalised_values)
+        loss, metrics = self._with_reconstruction(loss, metrics, outputs, batch)
         return loss, (metrics, targets.vs)
+
+    def _with_reconstruction(self, loss: jax.Array, metrics: dict, outputs: Any,
+                             batch: Trajectory) -> tuple[jax.Array, dict]:
+        """Add `reconstruction_cost` x the reconstruction loss of the T acting steps.
+
+        The bootstrap step is left out; the term is also a metric. Without a decoder the
+        loss and metrics are returned as they are.
+        """
+        if outputs.reconstruction is None:
+            return loss, metrics
+        term = losses.reconstruction_loss(outputs.reconstruction[:-1],
+                                          batch.inputs.observation[:-1])
+        loss = loss + self.loss_config.reconstruction_cost * term
+        return loss, {**metrics, "loss": loss, "reconstruction_loss": term}
 
     def update(
         self, state: LearnerState, batch: Trajectory, axis_name: str | None = None
@@ -259,10 +274,11 @@ class Learning:
         outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
                                        segment_len=self.segment_len)
         values = losses.select_task_values(outputs.values, batch.task_id)
-        return losses.ppo_loss(
+        loss, metrics = losses.ppo_loss(
             outputs.logits[:-1], values, batch.actions[:-1], batch.behaviour_logits[:-1],
             targets, transitions(batch, cfg.discount)["mask"], clip=cfg.ppo_clip,
             baseline_cost=cfg.baseline_cost, entropy_cost=cfg.entropy_cost)
+        return self._with_reconstruction(loss, metrics, outputs, batch)
 
     def _popart_step(self, params: Any, popart: Any, value_targets: jax.Array,
                      batch: Trajectory, axis_name: str | None):
