@@ -15,6 +15,8 @@ trajectories) are left out; over the updates after them, the steady state, it re
 - idle_side: the side that waited the larger share ("learner" or "actors");
 - learner_busy_median_s: the median seconds per update the learner did not wait (the update,
   the batch's assembly and transfer, publishing the parameters, logging);
+- learner_s_per_1k_frames: the same per 1,000 env steps (frames) of its updates, so that
+  learners with other batch shapes, any other agent's included, compare directly;
 - time_to_first_update_s: from the call of train() to the end of the first update
   (environments, initialisation, compiling the acting step and the update).
 
@@ -148,9 +150,10 @@ def steady_state(records: list[dict], warmup: int, actor_threads: int) -> dict:
     Returns:
       The figures of the module docstring (sps, wait shares, idle side, ...).
     """
-    steady, _, seconds = steady_window(records, warmup)
+    steady, steps, seconds = steady_window(records, warmup)
     window_s = sum(seconds)
     learner_wait = [r["learner_wait_s"] for r in steady]
+    busy = [s - w for s, w in zip(seconds, learner_wait, strict=True)]
     actor_wait = sum(r["actor_wait_s"] for r in steady)
     params_wait = sum(r["actor_params_wait_s"] for r in steady)
     learner_share = sum(learner_wait) / window_s
@@ -163,8 +166,9 @@ def steady_state(records: list[dict], warmup: int, actor_threads: int) -> dict:
         "actor_params_wait_share": params_share,
         "actor_queue_wait_share": queue_share,
         "idle_side": "learner" if learner_share > params_share + queue_share else "actors",
-        "learner_busy_median_s": statistics.median(
-            s - w for s, w in zip(seconds, learner_wait, strict=True)),
+        "learner_busy_median_s": statistics.median(busy),
+        "learner_s_per_1k_frames": statistics.median(
+            1000 * b / n for b, n in zip(busy, steps, strict=True)),
         "queue_depth_mean": statistics.fmean(r["queue_depth"] for r in steady),
         "policy_lag_mean": statistics.fmean(r["policy_lag_mean"] for r in steady),
     }

@@ -40,6 +40,8 @@ def test_steady_state_leaves_out_the_warmup_and_weighs_updates_by_their_time():
     assert figures["actor_queue_wait_share"] == pytest.approx(0.3 / (4.0 * 2))
     assert figures["idle_side"] == "learner"
     assert figures["learner_busy_median_s"] == pytest.approx(1.0)  # 0.5, 1.5, 1.0
+    # 100 env steps an update: 5, 15 and 10 s per 1,000 frames.
+    assert figures["learner_s_per_1k_frames"] == pytest.approx(10.0)
 
 
 def test_steady_state_needs_one_record_per_update_and_updates_after_the_warmup():
@@ -88,7 +90,8 @@ def test_e2e_measures_a_tiny_training_run(tmp_path):
     assert (record["env_steps"], record["updates"], record["steady_updates"]) == (48, 6, 4)
     assert record["sps_min"] <= record["sps_median"] <= record["sps_max"]
     assert all(record[f] > 0 for f in ("sps", "sps_min", "actor_sps_median", "steady_s",
-                                       "learner_busy_median_s", "time_to_first_update_s"))
+                                       "learner_busy_median_s", "learner_s_per_1k_frames",
+                                       "time_to_first_update_s"))
     assert record["time_to_first_update_s"] < record["train_s"]
     assert all(0.0 <= record[share] <= 1.0 for share in SHARES)
     assert record["idle_side"] in ("learner", "actors")
