@@ -367,22 +367,27 @@ def ppo_loss(
     return loss, metrics
 
 
-def reconstruction_loss(reconstruction: jax.Array, observation: jax.Array) -> jax.Array:
+def reconstruction_loss(reconstruction: jax.Array, observation: jax.Array,
+                        mask: jax.Array) -> jax.Array:
     """An auxiliary loss: the mean squared error of decoded observations.
 
-    loss = mean over steps, environments and features of (decoded - observed)^2, every
-    step counted (each step's observation is real, first steps included).
+    loss = mean over the unmasked steps of the mean over features of
+    (decoded - observed)^2: the steps the other loss terms average over, so that the
+    learner's weighting of devices by their valid transitions keeps an update independent
+    of how the batch is split.
 
     Args:
       reconstruction: [T, B, O] float, observations decoded from the core's outputs.
       observation: [T, B, O] the observations (cast to float32).
+      mask: [T, B] bool, the steps that count.
 
     Returns:
       The loss, a scalar.
     """
-    chex.assert_rank(reconstruction, 3)
+    chex.assert_rank([reconstruction, mask], [3, 2])
     chex.assert_equal_shape([reconstruction, observation])
-    return jnp.mean(jnp.square(reconstruction - observation.astype(jnp.float32)))
+    error = jnp.mean(jnp.square(reconstruction - observation.astype(jnp.float32)), axis=-1)
+    return _masked_mean(error, mask)
 
 
 def select_task_values(values: jax.Array, task_ids: jax.Array) -> jax.Array:

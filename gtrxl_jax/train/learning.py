@@ -127,15 +127,17 @@ class Learning:
 
     def _with_reconstruction(self, loss: jax.Array, metrics: dict, outputs: Any,
                              batch: Trajectory) -> tuple[jax.Array, dict]:
-        """Add `reconstruction_cost` x the reconstruction loss of the T acting steps.
+        """Add `reconstruction_cost` x the reconstruction loss of the T transitions' steps.
 
-        The bootstrap step is left out; the term is also a metric. Without a decoder the
-        loss and metrics are returned as they are.
+        Over the steps the other terms average over (the bootstrap step and steps whose
+        action was ignored left out); the term is also a metric. Without a decoder the loss
+        and metrics are returned as they are.
         """
         if outputs.reconstruction is None:
             return loss, metrics
         term = losses.reconstruction_loss(outputs.reconstruction[:-1],
-                                          batch.inputs.observation[:-1])
+                                          batch.inputs.observation[:-1],
+                                          transitions(batch, 0.0)["mask"])
         loss = loss + self.loss_config.reconstruction_cost * term
         return loss, {**metrics, "loss": loss, "reconstruction_loss": term}
 

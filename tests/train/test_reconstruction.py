@@ -15,6 +15,7 @@ from gtrxl_jax.config import ConfigError, LossConfig, TrainConfig
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train import builder
 from gtrxl_jax.train.learning import Learning
+from gtrxl_jax.train.placement import Learner
 
 T, B, O = 6, 4, 5
 CORE = GTrXLConfig(num_layers=1, d_model=16, num_heads=2, memory_len=4)
@@ -22,13 +23,31 @@ PLAIN = Agent(jax.ShapeDtypeStruct((O,), np.float32), 3, CORE)
 DECODING = dataclasses.replace(PLAIN, decode_observations=True)
 
 
-def test_the_loss_is_the_mean_squared_error():
+def test_the_loss_is_the_mean_squared_error_over_the_unmasked_steps():
     rng = np.random.default_rng(0)
     decoded = rng.normal(size=(T, B, O)).astype(np.float32)
     observed = rng.normal(size=(T, B, O)).astype(np.float32)
+    mask = rng.random((T, B)) > 0.3
+    expected = np.mean((decoded - observed)[mask] ** 2)
     np.testing.assert_allclose(losses.reconstruction_loss(jnp.asarray(decoded),
-                                                          jnp.asarray(observed)),
-                               np.mean((decoded - observed) ** 2), rtol=1e-6)
+                                                          jnp.asarray(observed),
+                                                          jnp.asarray(mask)),
+                               expected, rtol=1e-5)
+
+
+@pytest.mark.needs_devices(2)
+def test_an_update_with_the_loss_is_the_same_on_one_or_two_devices():
+    """The term averages over the steps the other terms do, so the learner's weighting of
+    devices by their valid transitions leaves the update independent of the split."""
+    # SGD, as the other learners' split tests: Adam would amplify the devices' round-off.
+    learners = [Learner(Learning(DECODING, LossConfig(reconstruction_cost=1.0), optax.sgd(0.1)),
+                        jax.local_devices()[:n], trajectory_len=T) for n in (1, 2)]
+    state = learners[0].init_state(jax.random.PRNGKey(3))
+    batch = random_trajectory(DECODING, T, B, seed=4)
+    after = [learner.unreplicate(learner.update(learner.replicate(state), batch)[0])
+             for learner in learners]
+    for a, b in zip(jax.tree.leaves(after[0]), jax.tree.leaves(after[1]), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_a_decoding_agent_decodes_every_step_and_keeps_the_other_parameters():
