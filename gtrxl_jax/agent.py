@@ -26,7 +26,7 @@ from gtrxl_jax.nn.cores import init_memory, make_core
 from gtrxl_jax.nn.gtrxl import GTrXL
 from gtrxl_jax.nn.heads import VALUE_LAYER, ObservationDecoder, PolicyValueHead
 from gtrxl_jax.nn.segments import scan_segments
-from gtrxl_jax.nn.torsos import make_torso
+from gtrxl_jax.nn.torsos import VECTOR, infer_observation_kind, make_torso
 
 
 @struct.dataclass
@@ -166,13 +166,13 @@ class Agent:
     @functools.cached_property
     def decoder(self) -> ObservationDecoder:
         """The observation decoder module (for an agent with `decode_observations`)."""
-        spec = self.observation_spec
-        if not isinstance(spec, jax.ShapeDtypeStruct) or len(spec.shape) != 1:
+        kind = self.observation_kind or infer_observation_kind(self.observation_spec)
+        if kind != VECTOR:
             raise ValueError(
                 "Decoding observations (loss.reconstruction_cost > 0) needs a vector "
-                f"observation, one array [O]; this task's is {jax.tree.map(_shape, spec)}. "
+                f"observation [O]; this task's observations are {kind!r}. "
                 "Set loss.reconstruction_cost=0.")
-        return ObservationDecoder(spec.shape[0], dtype=self._dtype)
+        return ObservationDecoder(self.observation_spec.shape[0], dtype=self._dtype)
 
     def initial_state(self, batch_size: int, cache: bool = False):
         """The core's initial state for `batch_size` environments (batch on axis 0 of every leaf).
@@ -309,8 +309,3 @@ class Agent:
         """`params` with the value output layer replaced by `layer` (a new tree; no copy)."""
         head = params["head"]
         return {**params, "head": {**head, "params": {**head["params"], VALUE_LAYER: layer}}}
-
-
-def _shape(spec: Any) -> tuple[int, ...]:
-    """The shape of an array spec (for messages)."""
-    return tuple(spec.shape)

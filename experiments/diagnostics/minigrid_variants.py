@@ -9,7 +9,7 @@ JAX factories for `env.factory` (see docs/stability.md, "MiniGrid Memory"):
 - `fixed_sides`: as `start_at_cue`, and the ball is always the upper object: the choice
   depends on the cue alone, as in the T-maze.
 
-Both take the options `size` (default 9), `actions` (6, xminigrid's; 3 keeps forward and
+All three take the options `size` (default 9), `actions` (6, xminigrid's; 3 keeps forward and
 the two turns) and `max_steps` (0: the task's 5 size^2).
 
     gtrxl-train learner.loop=on_device \

@@ -122,22 +122,22 @@ class Learning:
             rho_bar=cfg.rho_bar, baseline_cost=cfg.baseline_cost,
             entropy_cost=cfg.entropy_cost, popart=popart, task_ids=task_ids,
             unnormalised_values=unnormalised_values)
-        loss, metrics = self._with_reconstruction(loss, metrics, outputs, batch)
+        loss, metrics = self._with_reconstruction(loss, metrics, outputs, batch,
+                                                  transition["mask"])
         return loss, (metrics, targets.vs)
 
     def _with_reconstruction(self, loss: jax.Array, metrics: dict, outputs: Any,
-                             batch: Trajectory) -> tuple[jax.Array, dict]:
+                             batch: Trajectory, mask: jax.Array) -> tuple[jax.Array, dict]:
         """Add `reconstruction_cost` x the reconstruction loss of the T transitions' steps.
 
-        Over the steps the other terms average over (the bootstrap step and steps whose
-        action was ignored left out); the term is also a metric. Without a decoder the loss
-        and metrics are returned as they are.
+        Over `mask` [T, B], the steps the other terms average over (the bootstrap step and
+        steps whose action was ignored left out); the term is also a metric. Without a
+        decoder the loss and metrics are returned as they are.
         """
         if outputs.reconstruction is None:
             return loss, metrics
         term = losses.reconstruction_loss(outputs.reconstruction[:-1],
-                                          batch.inputs.observation[:-1],
-                                          transitions(batch, 0.0)["mask"])
+                                          batch.inputs.observation[:-1], mask)
         loss = loss + self.loss_config.reconstruction_cost * term
         return loss, {**metrics, "loss": loss, "reconstruction_loss": term}
 
@@ -276,11 +276,12 @@ class Learning:
         outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
                                        segment_len=self.segment_len)
         values = losses.select_task_values(outputs.values, batch.task_id)
+        mask = transitions(batch, cfg.discount)["mask"]
         loss, metrics = losses.ppo_loss(
             outputs.logits[:-1], values, batch.actions[:-1], batch.behaviour_logits[:-1],
-            targets, transitions(batch, cfg.discount)["mask"], clip=cfg.ppo_clip,
-            baseline_cost=cfg.baseline_cost, entropy_cost=cfg.entropy_cost)
-        return self._with_reconstruction(loss, metrics, outputs, batch)
+            targets, mask, clip=cfg.ppo_clip, baseline_cost=cfg.baseline_cost,
+            entropy_cost=cfg.entropy_cost)
+        return self._with_reconstruction(loss, metrics, outputs, batch, mask)
 
     def _popart_step(self, params: Any, popart: Any, value_targets: jax.Array,
                      batch: Trajectory, axis_name: str | None):
