@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
-from gtrxl_jax.suite.suites import CORE_VARIANTS  # noqa: E402
+from gtrxl_jax.suite.suites import variant_label  # noqa: E402
 
 Curve = tuple[np.ndarray, np.ndarray]  # (env_steps [N], values [N])
 _GRID_POINTS = 200
@@ -91,7 +91,7 @@ def plot_learning_curves(
             grid, mean, std = mean_curve(seed_curves)
             if not grid.size:
                 continue
-            (line,) = ax.plot(grid, mean, label=f"{_label(variant)} ({len(seed_curves)})")
+            (line,) = ax.plot(grid, mean, label=f"{variant_label(variant)} ({len(seed_curves)})")
             ax.fill_between(
                 grid, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0
             )
@@ -131,7 +131,7 @@ def plot_intervals(summary: dict[str, dict[str, float]], path: Path, title: str)
         low = points - np.array([summary[v][f"{name}_low"] for v in variants])
         high = np.array([summary[v][f"{name}_high"] for v in variants]) - points
         ax.errorbar(points, rows, xerr=[low, high], fmt="o", capsize=4)
-        ax.set_yticks(rows, [_label(v) for v in variants])
+        ax.set_yticks(rows, [variant_label(v) for v in variants])
         ax.invert_yaxis()
         ax.set_xlabel(f"{label}, normalised score")
         ax.grid(axis="x", alpha=0.3)
@@ -167,7 +167,7 @@ def plot_horizon(
             yerr=std,
             marker="o",
             capsize=3,
-            label=f"{_label(variant)} ({seeds.max()})",
+            label=f"{variant_label(variant)} ({seeds.max()})",
         )
     distances = sorted({p[0] for entries in finite.values() for p in entries})
     ax.set_xscale("log", base=2)
@@ -188,10 +188,6 @@ def plot_horizon(
     ax.legend(fontsize="small")
     ax.set_title(f"{title}\nmean ± std over seeds (number of seeds in brackets)")
     return _save(fig, path)
-
-
-def _label(variant: str) -> str:
-    return CORE_VARIANTS[variant].label if variant in CORE_VARIANTS else variant
 
 
 def _save(fig: plt.Figure, path: Path) -> bool:

@@ -42,6 +42,7 @@ from gtrxl_jax.suite.tables import (
     write_ablation,
     write_horizon,
     write_results,
+    write_tuning,
 )
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def write_report(
     results = [result for spec in specs for result in task_results(spec)]
     spec_tasks = {t for spec in specs for t in split_tasks(spec.task)}
     tasks = tuple(t for t in suite.scored_tasks() if t in spec_tasks)
-    variants = tuple(v for v in suite.variants if any(s.variant == v for s in specs))
+    variants = tuple(dict.fromkeys(spec.variant for spec in specs))
     rows = result_rows(results, references, tasks, variants)
     title = f"Suite {suite.name!r}: {suite.description}"
     summary = write_results(rows, output_dir, suite.score_mode, title)
@@ -198,6 +199,9 @@ def write_report(
     if suite.ablation:
         write_ablation(rows, references, output_dir, suite.score_mode)
         files += [output_dir / "ablation.md", output_dir / "ablation.csv"]
+    if suite.learning_rates:
+        write_tuning(rows, output_dir, suite.score_mode)
+        files += [output_dir / "tuning.md", output_dir / "tuning.csv"]
     if suite.horizon:
         write_horizon(rows, output_dir, suite.score_mode)
         files += [output_dir / "horizon.md", output_dir / "horizon.csv"]

@@ -18,6 +18,8 @@ Suites:
   3x3 view) and POPGym's card games at Easy and Medium, every core.
 - "memory_horizon": the passive T-maze on device with the cue 16 to 128 steps back (0.5x to
   4x the learner's trajectory): success against cue distance per core (Ni et al. 2023).
+- "memory_tuning": each core's learning rate for the two memory suites, from a sweep of 3
+  rates on one task of each family.
 
 Each suite's `cost` says what it is expected to take. Core variants are named as in the
 results tables: "gtrxl_gru" .. "gtrxl_sigmoid_tanh", "trxl_i", "trxl", "lstm", "feedforward".
@@ -69,6 +71,25 @@ CORE_VARIANTS: dict[str, Variant] = {
 }
 
 ALL_CORES = ("gtrxl_gru", "trxl_i", "trxl", "lstm", "feedforward")
+_AT_LEARNING_RATE = "@lr"
+
+
+def swept_variant(core: str, learning_rate: float) -> str:
+    """The name of a core at one learning rate of a tuning sweep ("lstm@lr0.002")."""
+    return f"{core}{_AT_LEARNING_RATE}{learning_rate:g}"
+
+
+def split_variant(name: str) -> tuple[str, float | None]:
+    """A variant's core and swept learning rate: "lstm@lr0.002" -> ("lstm", 0.002)."""
+    core, _, learning_rate = name.partition(_AT_LEARNING_RATE)
+    return core, float(learning_rate) if learning_rate else None
+
+
+def variant_label(name: str) -> str:
+    """A readable name for plots and tables ("LSTM", "LSTM, lr 0.002")."""
+    core, learning_rate = split_variant(name)
+    label = CORE_VARIANTS[core].label if core in CORE_VARIANTS else core
+    return label if learning_rate is None else f"{label}, lr {learning_rate:g}"
 PAPER_ABLATION = (
     "trxl",
     "trxl_i",
@@ -94,6 +115,12 @@ class Suite:
       seeds: run.seed values.
       overrides: config overrides shared by every run (applied first).
       task_overrides: per-task overrides (budgets, env options), applied after `overrides`.
+      task_core_overrides: {task: {core: overrides}}, for one core on one task (e.g. the
+        learning rate a sweep picked for it on that task's family), applied after the
+        core's own.
+      learning_rates: a tuning sweep: every core runs at each of these learning rates, as
+        variants named "<core>@lr<rate>" (`swept_variant`); empty: no sweep. A sweep also
+        writes tuning.md, each core's best rate on each task.
       cost: the expected cost of the whole suite, and how it was estimated.
       score_mode: which evaluation ("greedy" or "sampled") the headline scores use.
       ablation: also write the paper-layout ablation table.
@@ -109,6 +136,9 @@ class Suite:
     overrides: tuple[str, ...]
     task_overrides: dict[str, tuple[str, ...]]
     cost: str
+    task_core_overrides: dict[str, dict[str, tuple[str, ...]]] = dataclasses.field(
+        default_factory=dict)
+    learning_rates: tuple[float, ...] = ()
     score_mode: str = "sampled"
     ablation: bool = False
     horizon: bool = False
@@ -129,12 +159,26 @@ class Suite:
             raise ValueError(
                 f"suite {self.name}: task_overrides for tasks not in the suite: {extra}"
             )
+        extra = sorted(set(self.task_core_overrides) - set(self.tasks)) + sorted(
+            {core for by_core in self.task_core_overrides.values() for core in by_core}
+            - set(self.variants))
+        if extra:
+            raise ValueError(
+                f"suite {self.name}: task_core_overrides for tasks or cores not in the "
+                f"suite: {extra}"
+            )
         no_distance = [t for t in self.scored_tasks() if cue_distance(t) is None]
         if self.horizon and no_distance:
             raise ValueError(
                 f"suite {self.name}: a horizon suite needs tasks with a cue distance "
                 f"('TMaze-L<N>'); {no_distance} have none"
             )
+
+    def run_variants(self, core: str) -> tuple[str, ...]:
+        """The variant names one core runs as: itself, or one per swept learning rate."""
+        if not self.learning_rates:
+            return (core,)
+        return tuple(swept_variant(core, rate) for rate in self.learning_rates)
 
     def scored_tasks(self) -> tuple[str, ...]:
         """Every task that gets a score (multi-task runs contribute each of their tasks)."""
@@ -148,7 +192,7 @@ class RunSpec:
     Attributes:
       suite: the suite's name.
       task: env.task (possibly several comma-separated tasks).
-      variant: the core variant's name.
+      variant: the variant's name: the core's, or "<core>@lr<rate>" in a sweep.
       seed: run.seed.
       run_dir: the run's folder (run.log_dir).
       config: the validated TrainConfig.
@@ -212,7 +256,7 @@ def expand(
       extra_overrides: key=value overrides applied last, to every run (e.g. a smaller
         budget for a smoke test).
       tasks: keep only these env.task values (None: all of the suite's).
-      variants: keep only these core variants (None: all).
+      variants: keep only these cores (None: all); a sweep keeps each at every rate.
       seeds: keep only these seeds (None: all).
 
     Returns:
@@ -231,20 +275,26 @@ def expand(
     runs_dir = Path(output_dir) / "runs"
     specs = []
     for task in chosen_tasks:
-        for variant in chosen_variants:
-            for seed in chosen_seeds:
-                run_dir = runs_dir / task_slug(task) / variant / f"seed{seed}"
-                overrides = [
-                    *suite.overrides,
-                    f"env.task={task}",
-                    *suite.task_overrides.get(task, ()),
-                    *CORE_VARIANTS[variant].overrides,
-                    f"run.seed={seed}",
-                    f"run.log_dir={run_dir}",
-                    *extra_overrides,
-                ]
-                config = apply_overrides(TrainConfig(), overrides)
-                specs.append(RunSpec(suite.name, task, variant, seed, run_dir, config))
+        for core in chosen_variants:
+            for variant in suite.run_variants(core):
+                _, learning_rate = split_variant(variant)
+                swept = () if learning_rate is None else (
+                    f"optimizer.learning_rate={learning_rate:g}",)
+                for seed in chosen_seeds:
+                    run_dir = runs_dir / task_slug(task) / variant / f"seed{seed}"
+                    overrides = [
+                        *suite.overrides,
+                        f"env.task={task}",
+                        *suite.task_overrides.get(task, ()),
+                        *CORE_VARIANTS[core].overrides,
+                        *suite.task_core_overrides.get(task, {}).get(core, ()),
+                        *swept,
+                        f"run.seed={seed}",
+                        f"run.log_dir={run_dir}",
+                        *extra_overrides,
+                    ]
+                    config = apply_overrides(TrainConfig(), overrides)
+                    specs.append(RunSpec(suite.name, task, variant, seed, run_dir, config))
     return specs
 
 
@@ -450,7 +500,9 @@ ABLATION = Suite(
 
 # The memory suites train on device (learner.loop=on_device): the JAX environments step
 # inside the compiled update, so every environment feeds every update (batch = num_envs).
-# The model is the fast suite's; memory_len is set per task to reach the cue.
+# The model is the fast suite's; memory_len is set per task to reach the cue. Every core
+# trains with the auxiliary reconstruction loss: without it no core learned MiniGrid
+# Memory's match of a remembered cue, and solved T-mazes collapsed (docs/stability.md).
 _SMALL_ON_DEVICE = (
     "learner.loop=on_device",
     "env.num_envs=64",
@@ -461,6 +513,7 @@ _SMALL_ON_DEVICE = (
     "agent.transformer.num_heads=4",
     "agent.lstm.hidden_size=64",
     "optimizer.learning_rate=5e-4",
+    "loss.reconstruction_cost=1.0",
     *_CPU_RUN,
 )
 
@@ -502,12 +555,7 @@ MEMORY = Suite(
     variants=ALL_CORES,
     seeds=(0, 1, 2),
     overrides=_SMALL_ON_DEVICE,
-    # MiniGrid Memory's choice matches the remembered cue against the object in view: without
-    # a reconstruction loss no core learned it (docs/stability.md, "MiniGrid Memory").
-    task_overrides={
-        task: (*overrides, *(("loss.reconstruction_cost=1.0",) if "MiniGrid" in task else ()))
-        for task, overrides in _budgets(_MEMORY_BUDGETS).items()
-    },
+    task_overrides=_budgets(_MEMORY_BUDGETS),
     cost=(
         "165 runs (11 tasks x 5 cores x 3 seeds), 156M env steps in all. Estimated, not "
         "measured as a suite. The JAX environments step at 0.5M (MiniGrid) to 1.7M (cards) "
@@ -562,6 +610,28 @@ MEMORY_HORIZON = Suite(
     ),
 )
 
+# The tuning sweep's tasks: one of each on-device family, at the settings of the suite that
+# reports it. MiniGrid Memory is not swept: 5M steps per run make 45 runs ~5 h here.
+_TUNING_TASKS = {
+    "TMaze-L31": (*_budgets(_HORIZON_BUDGETS)["TMaze-L31"], "learner.segment_len=16"),
+    "RepeatPreviousEasy": _budgets(_MEMORY_BUDGETS)["RepeatPreviousEasy"],
+}
+
+MEMORY_TUNING = Suite(
+    name="memory_tuning",
+    description=(
+        "Each core's learning rate for the memory suites: 3 rates on one task of each "
+        "family (T-maze, card games), on seeds the reported runs do not use."
+    ),
+    tasks=tuple(_TUNING_TASKS),
+    variants=ALL_CORES,
+    seeds=(100, 101),
+    overrides=_SMALL_ON_DEVICE,
+    task_overrides=_TUNING_TASKS,
+    learning_rates=(5e-4, 1e-3, 2e-3),
+    cost="60 runs (2 tasks x 5 cores x 3 rates x 2 seeds), 19.5M env steps. ~40 min here.",
+)
+
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (
@@ -573,5 +643,6 @@ SUITES: dict[str, Suite] = {
         ABLATION,
         MEMORY,
         MEMORY_HORIZON,
+        MEMORY_TUNING,
     )
 }

@@ -11,6 +11,8 @@
   DMLab-30 numbers beside them.
 - horizon.md / horizon.csv (horizon suites): success per core against the cue distance of
   each task (`gtrxl_jax.suite.suites.cue_distance`), mean ± std over seeds.
+- tuning.md / tuning.csv (learning-rate sweeps): each core's score per task and rate, and
+  the rate it gets on that task (`best_learning_rates`).
 """
 
 import csv
@@ -27,7 +29,7 @@ from gtrxl_jax.suite.scores import (
     failure_share,
     mean_std,
 )
-from gtrxl_jax.suite.suites import CORE_VARIANTS, cue_distance
+from gtrxl_jax.suite.suites import cue_distance, split_variant, variant_label
 
 _STATS = ("episode_return", "success")
 
@@ -232,7 +234,7 @@ def write_ablation(rows: list[ResultRow], references: References, out_dir: Path,
         table.append(
             {
                 "variant": variant,
-                "label": CORE_VARIANTS[variant].label if variant in CORE_VARIANTS else variant,
+                "label": variant_label(variant),
                 "runs": len(run_scores),
                 "failed_pct": 100.0 * failure_share(run_scores),
                 "mean": agg["mean"],
@@ -243,11 +245,7 @@ def write_ablation(rows: list[ResultRow], references: References, out_dir: Path,
                 "paper_divergence_pct": ref.get("divergence_pct", math.nan),
             }
         )
-    with open(out_dir / "ablation.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(table[0]) if table else ["variant"])
-        writer.writeheader()
-        for entry in table:
-            writer.writerow({k: _csv(v) for k, v in entry.items()})
+    _write_dict_rows(out_dir / "ablation.csv", table)
     lines = [
         "# Ablation (the GTrXL paper's layout)",
         "",
@@ -311,9 +309,72 @@ def write_horizon(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
     for variant, entries in points.items():
         by_distance = {p[0]: p for p in entries}
         cells = [_pm(*by_distance[d][3:]) if d in by_distance else "—" for d, _ in distances]
-        label = CORE_VARIANTS[variant].label if variant in CORE_VARIANTS else variant
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant_label(variant)} | " + " | ".join(cells) + " |")
     (out_dir / "horizon.md").write_text("\n".join(lines) + "\n")
+
+
+def best_learning_rates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
+    """Each core's best rate on each task of a tuning sweep: its highest mean score.
+
+    Args:
+      rows: result rows whose variants are "<core>@lr<rate>" (`suites.swept_variant`).
+      mode: the evaluation mode whose normalised scores (mean over seeds) decide.
+
+    Returns:
+      {task: {core: learning rate}}; a tie goes to the rate listed first.
+    """
+    best: dict[str, dict[str, tuple[float, float]]] = {}
+    for row in rows:
+        core, rate = split_variant(row.variant)
+        score = row.score(mode)[0]
+        score = score if math.isfinite(score) else -math.inf
+        by_core = best.setdefault(row.task, {})
+        if rate is not None and (core not in by_core or score > by_core[core][1]):
+            by_core[core] = (rate, score)
+    return {task: {core: rate for core, (rate, _) in by_core.items()}
+            for task, by_core in best.items()}
+
+
+def write_tuning(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
+    """Write tuning.md and tuning.csv: each core's score per task and rate, and its pick.
+
+    The pick (`best_learning_rates`) is, per task, the rate with the highest seed-averaged
+    normalised score in `mode`.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best = best_learning_rates(rows, mode)
+    table = []
+    for row in rows:
+        core, rate = split_variant(row.variant)
+        mean, std = row.score(mode)
+        table.append({"task": row.task, "core": core, "learning_rate": rate,
+                      "seeds": len(row.seeds), "score_mean": mean, "score_std": std,
+                      "chosen": best[row.task].get(core) == rate})
+    _write_dict_rows(out_dir / "tuning.csv", table)
+    lines = [
+        "# Learning-rate sweep",
+        "",
+        f"Normalised score ({mode} evaluation), mean ± std over seeds. A core's pick on a "
+        "task (**bold**) is the rate with the highest mean; a tie goes to the rate listed first.",
+    ]
+    for task in dict.fromkeys(entry["task"] for entry in table):
+        lines += ["", f"## {task}", "", "| core | learning rate | seeds | score |",
+                  "|---|---|---|---|"]
+        for entry in (e for e in table if e["task"] == task):
+            rate = f"{entry['learning_rate']:g}"
+            cells = [variant_label(entry["core"]), f"**{rate}**" if entry["chosen"] else rate,
+                     str(entry["seeds"]), _pm(entry["score_mean"], entry["score_std"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    (out_dir / "tuning.md").write_text("\n".join(lines) + "\n")
+
+
+def _write_dict_rows(path: Path, table: list[dict]) -> None:
+    """A CSV file with one row per dict (the first dict's keys as the header)."""
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(table[0]) if table else [])
+        writer.writeheader()
+        for entry in table:
+            writer.writerow({k: _csv(v) for k, v in entry.items()})
 
 
 def _interval(agg: dict[str, float], name: str) -> str:

@@ -1,6 +1,7 @@
 """A stand-in for gtrxl_jax.train.loop.train that writes the files train() writes."""
 
 import json
+import math
 from pathlib import Path
 
 from gtrxl_jax.config import TrainConfig, to_dict
@@ -18,10 +19,13 @@ def final_success(config: TrainConfig) -> float:
 class FakeTrain:
     """Records the configs it was called with; writes metrics.jsonl and summary.json."""
 
-    def __init__(self, interrupt: bool = False, fail_on: str | None = None):
+    def __init__(self, interrupt: bool = False, fail_on: str | None = None,
+                 best_rates: dict[str, float] | None = None):
+        """best_rates: {core: learning rate}; each halving or doubling away costs 0.1."""
         self.calls: list[TrainConfig] = []
         self.interrupt = interrupt
         self.fail_on = fail_on
+        self.best_rates = best_rates or {}
 
     def __call__(self, config: TrainConfig) -> None:
         self.calls.append(config)
@@ -32,6 +36,9 @@ class FakeTrain:
         (log_dir / "config.json").write_text(json.dumps(to_dict(config)))
         tasks = [t.strip() for t in config.env.task.split(",")]
         final = final_success(config) - 0.01 * config.run.seed
+        best_rate = self.best_rates.get(config.agent.core)
+        if best_rate:
+            final -= 0.1 * abs(math.log2(config.optimizer.learning_rate / best_rate))
         total = config.learner.total_env_steps
         with open(log_dir / "metrics.jsonl", "w") as file:
             for i in range(1, 6):

@@ -1,7 +1,15 @@
 import pytest
 
 from gtrxl_jax.envs.popgym_tasks import make_popgym_task
-from gtrxl_jax.suite.suites import ALL_CORES, SUITES, Suite, cue_distance, expand
+from gtrxl_jax.suite.suites import (
+    ALL_CORES,
+    SUITES,
+    Suite,
+    cue_distance,
+    expand,
+    split_variant,
+    variant_label,
+)
 from gtrxl_jax.train.builder import check_config, resolve_loop
 
 MINIGRID = ("MiniGrid-MemoryS9", "MiniGrid-MemoryS13", "MiniGrid-MemoryS17")
@@ -40,6 +48,8 @@ def test_memory_suites_run_every_core_on_device_with_the_small_model(tmp_path, n
         t = config.agent.transformer
         assert (t.num_layers, t.d_model, t.num_heads) == (2, 64, 4)
         assert config.agent.lstm.hidden_size == 64
+        # The auxiliary reconstruction loss, for every core and task (docs/stability.md).
+        assert config.loss.reconstruction_cost == 1.0
 
 
 @pytest.mark.parametrize("name", ["memory", "memory_horizon"])
@@ -61,13 +71,8 @@ def test_memory_suite_tasks_and_memory_lengths(tmp_path):
     assert configs["RepeatFirstMedium"].agent.transformer.memory_len >= 415
     for task in MINIGRID:
         assert configs[task].learner.total_env_steps >= 500_000
-    # MiniGrid-MemoryS9's target: >= 0.9 success within 5M env steps, learned with the
-    # auxiliary reconstruction loss (docs/stability.md); the card games train without it.
+    # MiniGrid-MemoryS9's target: >= 0.9 success within 5M env steps.
     assert configs["MiniGrid-MemoryS9"].learner.total_env_steps == 5_000_000
-    for task in MINIGRID:
-        assert configs[task].loss.reconstruction_cost == 1.0, task
-    for task in CARD_GAMES:
-        assert configs[task].loss.reconstruction_cost == 0.0, task
 
 
 def test_memory_horizon_spans_half_to_four_trajectories(tmp_path):
@@ -108,3 +113,48 @@ def test_jax_task_names_are_checked_when_a_suite_expands(tmp_path):
         expand(Suite("x", "", ("MiniGrid-MemoryS5",), ("lstm",), (0,), (), {}, ""), tmp_path)
     with pytest.raises(ValueError, match="unknown task 'RepeatFirstEasyy'.*RepeatFirstEasy"):
         expand(Suite("x", "", ("RepeatFirstEasyy",), ("lstm",), (0,), (), {}, ""), tmp_path)
+
+
+def test_the_tuning_sweep_runs_every_core_at_three_rates_on_unreported_seeds(tmp_path):
+    suite = SUITES["memory_tuning"]
+    specs = expand(suite, tmp_path)
+    assert len(specs) == len(suite.tasks) * 5 * 3 * 2
+    reported_seeds = set(SUITES["memory"].seeds) | set(SUITES["memory_horizon"].seeds)
+    assert not set(suite.seeds) & reported_seeds
+    for spec in specs:
+        core, rate = split_variant(spec.variant)
+        assert core in ALL_CORES and rate in (5e-4, 1e-3, 2e-3)
+        assert spec.config.optimizer.learning_rate == rate
+        assert spec.run_dir.parts[-2] == spec.variant
+    # Each task at the settings of the suite that reports it.
+    reported_configs = {
+        (s.task, s.variant): s.config
+        for name in ("memory", "memory_horizon")
+        for s in expand(SUITES[name], tmp_path, seeds=(0,))
+    }
+    for spec in specs:
+        reported = reported_configs[spec.task, split_variant(spec.variant)[0]]
+        for field in ("total_env_steps", "segment_len", "trajectory_len", "batch_size"):
+            assert getattr(spec.config.learner, field) == getattr(reported.learner, field)
+        assert spec.config.agent.transformer == reported.agent.transformer
+        assert spec.config.loss == reported.loss
+    # A slice of cores keeps each of them at every rate.
+    sliced = expand(suite, tmp_path, tasks=("TMaze-L31",), variants=("lstm",), seeds=(100,))
+    assert [s.variant for s in sliced] == ["lstm@lr0.0005", "lstm@lr0.001", "lstm@lr0.002"]
+    assert variant_label("lstm@lr0.002") == "LSTM, lr 0.002"
+    assert variant_label("gtrxl_gru") == "GTrXL (GRU)"
+
+
+def test_task_core_overrides_follow_the_cores_own_and_name_known_tasks_and_cores(tmp_path):
+    suite = Suite("x", "", ("TMaze-L4", "TMaze-L8"), ("lstm", "gtrxl_gru"), (0,), (), {}, "",
+                  task_core_overrides={"TMaze-L4": {"lstm": ("optimizer.learning_rate=0.002",)}})
+    rates = {(s.task, s.variant): s.config.optimizer.learning_rate
+             for s in expand(suite, tmp_path)}
+    assert rates["TMaze-L4", "lstm"] == 0.002
+    assert rates["TMaze-L8", "lstm"] != 0.002 and rates["TMaze-L4", "gtrxl_gru"] != 0.002
+    with pytest.raises(ValueError, match="task_core_overrides for tasks or cores not in"):
+        Suite("x", "", ("TMaze-L4",), ("lstm",), (0,), (), {}, "",
+              task_core_overrides={"TMaze-L4": {"trxl": ()}})
+    with pytest.raises(ValueError, match="task_core_overrides for tasks or cores not in"):
+        Suite("x", "", ("TMaze-L4",), ("lstm",), (0,), (), {}, "",
+              task_core_overrides={"TMaze-L9": {"lstm": ()}})

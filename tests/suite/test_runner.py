@@ -208,3 +208,34 @@ def test_aggregates_carry_iqm_and_optimality_gap_with_intervals(tmp_path, fast_s
     assert 10.0 <= float(gru["optimality_gap_low"]) <= float(gru["optimality_gap_high"]) <= 12.0
     assert "| gtrxl_gru | 2 | 89.0 | 89.0 | 89.0 | 89.0 [" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "aggregates.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_tuning_sweep_writes_each_cores_pick_per_task(tmp_path):
+    suite = SUITES["memory_tuning"]
+    specs = expand(suite, tmp_path, variants=("gtrxl_gru", "lstm"), seeds=(100,))
+    # The fake scores best at 1e-3 for GTrXL and at 2e-3 for the LSTM, on every task.
+    train = FakeTrain(best_rates={"gtrxl": 1e-3, "lstm": 2e-3})
+    report = run_suite(suite, tmp_path, train_fn=train, specs=specs)
+    assert {tmp_path / "tuning.md", tmp_path / "tuning.csv"} <= set(report.files)
+    rows = read_csv(tmp_path / "tuning.csv")
+    assert [(r["task"], r["core"], float(r["learning_rate"])) for r in rows] == [
+        (task, core, rate) for task in suite.tasks for core in ("gtrxl_gru", "lstm")
+        for rate in (5e-4, 1e-3, 2e-3)
+    ]
+    for task in suite.tasks:
+        assert {r["core"]: float(r["learning_rate"]) for r in rows
+                if r["task"] == task and r["chosen"] == "True"} == {
+            "gtrxl_gru": 1e-3, "lstm": 2e-3}
+    markdown = (tmp_path / "tuning.md").read_text()
+    assert "## TMaze-L31" in markdown and "## RepeatPreviousEasy" in markdown
+    assert "| GTrXL (GRU) | **0.001** | 1 |" in markdown and "| LSTM | **0.002** | 1 |" in markdown
+    assert {r["core"] for r in read_csv(tmp_path / "results.csv")} == {
+        s.variant for s in specs}
+
+
+def test_a_tie_goes_to_the_rate_listed_first(tmp_path):
+    suite = SUITES["memory_tuning"]
+    specs = expand(suite, tmp_path, tasks=("TMaze-L31",), variants=("lstm",), seeds=(100,))
+    run_suite(suite, tmp_path, train_fn=FakeTrain(), specs=specs)  # the same score at each
+    rows = read_csv(tmp_path / "tuning.csv")
+    assert [float(r["learning_rate"]) for r in rows if r["chosen"] == "True"] == [5e-4]

@@ -17,7 +17,8 @@ from gtrxl_jax.suite.suites import (
 def test_every_suite_expands_to_validated_configs(tmp_path, name):
     suite = SUITES[name]
     specs = expand(suite, tmp_path)
-    assert len(specs) == len(suite.tasks) * len(suite.variants) * len(suite.seeds)
+    rates = max(len(suite.learning_rates), 1)
+    assert len(specs) == len(suite.tasks) * len(suite.variants) * rates * len(suite.seeds)
     assert len({s.run_dir for s in specs}) == len(specs)
     for spec in specs:
         config = spec.config
