@@ -21,6 +21,8 @@ from gtrxl_jax.suite.suites import SUITES, expand
 
 logger = logging.getLogger(__name__)
 
+_INTERRUPTED = 130  # a signal stopped the suite, as gtrxl-train's status for a stopped run
+
 
 def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
@@ -75,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (1 if any run failed)."""
+    """Run the command line; return the exit status (1 if any run failed, 130 if a signal
+    stopped the suite)."""
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for run_id, error in report.failed.items():
         logger.error("failed: %s: %s", run_id, error)
+    if report.interrupted:
+        return _INTERRUPTED
     return 1 if report.failed else 0
 
 

@@ -7,7 +7,9 @@ Resumable: a finished run (summary.json present, not marked interrupted) is skip
 that stopped part-way resumes from its latest checkpoint (run.resume=true); a run folder with
 output but no checkpoint is moved aside (<run>.stale-<n>) and the run starts afresh. A run
 that raises is logged, its traceback saved as suite_error.txt in its folder, and the suite
-goes on with the next run (unless keep_going=False). The report is written from whatever
+goes on with the next run (unless keep_going=False). A run stopped by a signal (Ctrl-C,
+SIGTERM; it checkpoints and marks its summary interrupted) stops the suite: the same
+command continues it. The report is written from whatever
 has finished, so it can be regenerated at any time with `write_report`.
 
 Outputs in the suite's folder:
@@ -34,7 +36,13 @@ from typing import Any
 from gtrxl_jax.config import TrainConfig, to_dict
 from gtrxl_jax.suite.plots import plot_horizon, plot_intervals, plot_learning_curves
 from gtrxl_jax.suite.references import References, load_references
-from gtrxl_jax.suite.results import CURVE_KEYS, is_finished, read_curve, task_results
+from gtrxl_jax.suite.results import (
+    CURVE_KEYS,
+    is_finished,
+    read_curve,
+    read_summary,
+    task_results,
+)
 from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
 from gtrxl_jax.suite.tables import (
     horizon_points,
@@ -61,6 +69,7 @@ class SuiteReport:
       trained: run ids trained (to the end) by this call.
       skipped: run ids already finished before this call.
       failed: run id -> error message, for runs that raised or did not finish.
+      interrupted: the run id a signal stopped (the suite stopped there), or None.
       files: the report files written.
     """
 
@@ -69,6 +78,7 @@ class SuiteReport:
     trained: list[str] = dataclasses.field(default_factory=list)
     skipped: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    interrupted: str | None = None
     files: list[Path] = dataclasses.field(default_factory=list)
 
 
@@ -152,6 +162,11 @@ def run_suite(
             if not keep_going:
                 break
             continue
+        if (read_summary(spec.run_dir) or {}).get("interrupted"):
+            report.interrupted = spec.run_id
+            logger.warning("%s: stopped by a signal; the suite stops here (the same command "
+                           "continues it, this run from its checkpoint)", spec.run_id)
+            break
         if is_finished(spec.run_dir):
             report.trained.append(spec.run_id)
             logger.info(

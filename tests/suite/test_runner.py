@@ -68,19 +68,31 @@ def test_finished_runs_are_not_run_again(tmp_path, fast_specs):
     assert len(read_csv(tmp_path / "results.csv")) == 6
 
 
-def test_interrupted_runs_resume_and_leftovers_are_moved_aside(tmp_path):
+def test_a_signal_stops_the_suite_and_the_same_call_resumes_it(tmp_path):
     specs = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L4",), variants=("lstm",),
                    seeds=(0, 1))
-    interrupted = FakeTrain(interrupt=True)
+    interrupted = FakeTrain(interrupt=True)  # checkpoints, then says interrupted
     report = run_suite(SUITES["fast"], tmp_path, train_fn=interrupted, specs=specs)
-    assert len(report.failed) == 2  # summary.json says interrupted: not finished
-    assert all(not c.run.resume for c in interrupted.calls)
-    (specs[1].run_dir / "checkpoints" / "3").rmdir()  # seed 1 died before its first checkpoint
+    assert len(interrupted.calls) == 1, "a stopped run stops the suite"
+    assert report.interrupted == specs[0].run_id
+    assert not report.failed and not report.trained
     resumed = FakeTrain()
     report = run_suite(SUITES["fast"], tmp_path, train_fn=resumed, specs=specs)
     assert [c.run.resume for c in resumed.calls] == [True, False]
-    assert (specs[1].run_dir.parent / "seed1.stale-1" / "metrics.jsonl").is_file()
     assert sorted(report.trained) == sorted(s.run_id for s in specs)
+    assert report.interrupted is None
+
+
+def test_leftovers_without_a_checkpoint_are_moved_aside(tmp_path):
+    (spec,) = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L4",), variants=("lstm",),
+                     seeds=(1,))
+    spec.run_dir.mkdir(parents=True)  # a run that died before its first checkpoint
+    (spec.run_dir / "metrics.jsonl").write_text("{}\n")
+    train = FakeTrain()
+    report = run_suite(SUITES["fast"], tmp_path, train_fn=train, specs=[spec])
+    assert [c.run.resume for c in train.calls] == [False]
+    assert (spec.run_dir.parent / "seed1.stale-1" / "metrics.jsonl").is_file()
+    assert report.trained == [spec.run_id]
 
 
 def test_a_failed_run_is_recorded_and_the_suite_goes_on(tmp_path):
@@ -172,6 +184,16 @@ def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
         cli.main([])
 
 
+def test_cli_exits_130_when_a_signal_stopped_the_suite(tmp_path, monkeypatch):
+    from gtrxl_jax.suite import runner
+
+    train = FakeTrain(interrupt=True)
+    monkeypatch.setattr(runner, "default_train_fn", lambda: train)
+    status = cli.main(["fast", "--out", str(tmp_path), "--seeds", "0", "--cores", "lstm",
+                       "--no-compile-cache"])
+    assert status == 130 and len(train.calls) == 1
+
+
 def test_horizon_suite_writes_success_against_cue_distance(tmp_path):
     suite = SUITES["memory_horizon"]
     specs = expand(suite, tmp_path, variants=("gtrxl_gru", "lstm", "feedforward"), seeds=(0, 1))
@@ -227,7 +249,7 @@ def test_a_tuning_sweep_writes_each_cores_pick_per_task(tmp_path):
                 if r["task"] == task and r["chosen"] == "True"} == {
             "gtrxl_gru": 1e-3, "lstm": 2e-3}
     markdown = (tmp_path / "tuning.md").read_text()
-    assert "## TMaze-L31" in markdown and "## RepeatPreviousEasy" in markdown
+    assert "## TMaze-L31" in markdown
     assert "| GTrXL (GRU) | **0.001** | 1 |" in markdown and "| LSTM | **0.002** | 1 |" in markdown
     assert {r["core"] for r in read_csv(tmp_path / "results.csv")} == {
         s.variant for s in specs}
