@@ -77,8 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (1 if any run failed, 130 if a signal
-    stopped the suite)."""
+    """Run the command line; return the exit status (1: a run failed; 130: a signal)."""
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
