@@ -587,6 +587,18 @@ _HORIZON_BUDGETS = {
     }.items()
 }
 
+# Each core's learning rate on the T-maze: memory_tuning's picks on TMaze-L31
+# (experiments/suites/results/memory_tuning/tuning.md). Every pick is the grid's highest
+# rate; the LSTM and the feed-forward core stayed at chance at all three, so theirs is noise.
+TUNED_LEARNING_RATES = {core: 2e-3 for core in ALL_CORES}
+
+
+def _tuned(tasks) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Each task's per-core overrides: the core's tuned learning rate."""
+    return {task: {core: (f"optimizer.learning_rate={rate:g}",)
+                   for core, rate in TUNED_LEARNING_RATES.items()} for task in tasks}
+
+
 MEMORY_HORIZON = Suite(
     name="memory_horizon",
     description=(
@@ -598,6 +610,7 @@ MEMORY_HORIZON = Suite(
     seeds=(0, 1, 2),
     overrides=(*_SMALL_ON_DEVICE, "learner.segment_len=16"),
     task_overrides=_budgets(_HORIZON_BUDGETS),
+    task_core_overrides=_tuned(_HORIZON_BUDGETS),
     horizon=True,
     cost=(
         "60 runs (4 corridor lengths x 5 cores x 3 seeds), 44M env steps in all. Estimated, "

@@ -1,8 +1,12 @@
+import csv
+from pathlib import Path
+
 import pytest
 
 from gtrxl_jax.envs.popgym_tasks import make_popgym_task
 from gtrxl_jax.suite.suites import (
     ALL_CORES,
+    TUNED_LEARNING_RATES,
     SUITES,
     Suite,
     cue_distance,
@@ -158,3 +162,13 @@ def test_task_core_overrides_follow_the_cores_own_and_name_known_tasks_and_cores
     with pytest.raises(ValueError, match="task_core_overrides for tasks or cores not in"):
         Suite("x", "", ("TMaze-L4",), ("lstm",), (0,), (), {}, "",
               task_core_overrides={"TMaze-L9": {"lstm": ()}})
+
+
+def test_memory_horizon_trains_each_core_at_the_rate_the_committed_sweep_picked(tmp_path):
+    path = Path(__file__).parents[2] / "experiments/suites/results/memory_tuning/tuning.csv"
+    with open(path) as file:
+        picks = {row["core"]: float(row["learning_rate"]) for row in csv.DictReader(file)
+                 if row["task"] == "TMaze-L31" and row["chosen"] == "True"}
+    assert picks == TUNED_LEARNING_RATES
+    for spec in expand(SUITES["memory_horizon"], tmp_path, seeds=(0,)):
+        assert spec.config.optimizer.learning_rate == picks[spec.variant], spec.run_id
