@@ -530,46 +530,54 @@ def _budgets(budgets: dict[str, tuple[int, int]]) -> dict[str, tuple[str, ...]]:
 # recall: RepeatPrevious k (4, 32) back; RepeatFirst and CountRecall the whole episode
 # (51 / 415 and 51 / 103 steps); Autoencode its whole episode (103 / 207); MiniGrid the walk
 # from the cue to the junction (corridor size - 6; the episode itself runs to 5 size^2).
-# MiniGrid-MemoryS9 gets the 5M steps of its target (GTrXL solved it from 3.5-4.4M).
+# MiniGrid-MemoryS9 gets the 5M steps of its target (GTrXL solved it from 3.5-4.4M). The
+# card games pay +-1/(answers) a step, and learn late: at 250k steps no core learned
+# RepeatPreviousEasy at any rate; with PopArt GTrXL took off at ~4.3M steps and the LSTM
+# from ~2M, both learned by 5M (docs/suites.md). Easy gets those 5M, Medium twice them
+# (a guess: not measured).
 _MEMORY_BUDGETS = {
     "MiniGrid-MemoryS9": (5_000_000, 64),
     "MiniGrid-MemoryS13": (2_000_000, 64),
     "MiniGrid-MemoryS17": (500_000, 128),
-    "RepeatPreviousEasy": (250_000, 32),
-    "RepeatPreviousMedium": (500_000, 64),
-    "RepeatFirstEasy": (250_000, 64),
-    "RepeatFirstMedium": (300_000, 512),
-    "AutoencodeEasy": (400_000, 128),
-    "AutoencodeMedium": (400_000, 256),
-    "CountRecallEasy": (400_000, 64),
-    "CountRecallMedium": (400_000, 128),
+    "RepeatPreviousEasy": (5_000_000, 32),
+    "RepeatPreviousMedium": (10_000_000, 64),
+    "RepeatFirstEasy": (5_000_000, 64),
+    "RepeatFirstMedium": (10_000_000, 512),
+    "AutoencodeEasy": (5_000_000, 128),
+    "AutoencodeMedium": (10_000_000, 256),
+    "CountRecallEasy": (5_000_000, 64),
+    "CountRecallMedium": (10_000_000, 128),
 }
+# The card games' returns are sums of +-1/(answers): PopArt scales the advantages to them.
+_CARD_GAMES = tuple(task for task in _MEMORY_BUDGETS if not task.startswith("MiniGrid"))
 
 MEMORY = Suite(
     name="memory",
     description=(
-        "Memory tasks beyond the T-maze, on device on a 2-core CPU: MiniGrid Memory "
-        "(xminigrid, 3x3 view) and POPGym's card games at Easy and Medium, every core."
+        "Memory tasks beyond the T-maze, on device: MiniGrid Memory (xminigrid, 3x3 view) "
+        "and POPGym's card games at Easy and Medium, every core."
     ),
     tasks=tuple(_MEMORY_BUDGETS),
     variants=ALL_CORES,
     seeds=(0, 1, 2),
     overrides=_SMALL_ON_DEVICE,
-    task_overrides=_budgets(_MEMORY_BUDGETS),
+    task_overrides={
+        task: (*overrides, *(("loss.popart=true",) if task in _CARD_GAMES else ()))
+        for task, overrides in _budgets(_MEMORY_BUDGETS).items()
+    },
     cost=(
-        "165 runs (11 tasks x 5 cores x 3 seeds), 156M env steps in all. Estimated, not "
+        "165 runs (11 tasks x 5 cores x 3 seeds), 1,012.5M env steps in all. Estimated, not "
         "measured as a suite. The JAX environments step at 0.5M (MiniGrid) to 1.7M (cards) "
         "steps/s with 64 environments (python -m gtrxl_jax.bench.env_throughput TASK --jax "
-        "--num-envs 64 --steps 2000), so the agent sets the pace. Short on-device runs "
-        "(65k env steps, 64 environments, this model) on the same 2-core AMD EPYC, shared "
-        "with other jobs (load 4-7), gave ~14k env steps/s for a transformer core with "
-        "memory 64, ~10k with 128, ~6.7k with 256, ~4k with 512, ~60k for the LSTM and "
-        "~75k for the feed-forward core, and ~20 s of compilation per run (the suite's "
-        "compilation cache serves later seeds); GTrXL on MiniGrid-MemoryS9 with the "
-        "reconstruction loss ran at 11.5-15.7k (5M steps in 5.3-7.3 min). Hence ~2.5 h of "
-        "training (MiniGrid-MemoryS9's 5M steps ~1 h of it, the transformer cores ~90%) and "
-        "~30-40 min of compilation and evaluation: ~3 h on a 2-core CPU. Slices run apart: "
-        "--tasks MiniGrid-MemoryS9 --cores gtrxl_gru (~20 min), or the card games alone."
+        "--num-envs 64 --steps 2000), so the agent sets the pace. On-device runs of this "
+        "model on a 2-core AMD EPYC shared with other jobs gave ~14k env steps/s for a "
+        "transformer core with memory 64, ~10k with 128, ~6.7k with 256, ~4k with 512, "
+        "~60k for the LSTM and ~75k for the feed-forward core, and ~20 s of compilation per "
+        "run; GTrXL on MiniGrid-MemoryS9 ran 5M steps in 5.3-7.3 min, on "
+        "RepeatPreviousEasy in 5.3 min (the LSTM 1.3 min). Hence ~20 h of training on 2 "
+        "cores, ~18 h of it the transformer cores on the card games (RepeatFirstMedium's "
+        "memory of 512 alone ~6 h): a GPU's job, or slices: --tasks MiniGrid-MemoryS9 "
+        "(~35 min), --tasks RepeatPreviousEasy (~1 h)."
     ),
 )
 

@@ -77,6 +77,12 @@ def test_memory_suite_tasks_and_memory_lengths(tmp_path):
         assert configs[task].learner.total_env_steps >= 500_000
     # MiniGrid-MemoryS9's target: >= 0.9 success within 5M env steps.
     assert configs["MiniGrid-MemoryS9"].learner.total_env_steps == 5_000_000
+    # The card games learn late and pay +-1/(answers) a step: millions of steps, PopArt.
+    for task in CARD_GAMES:
+        assert configs[task].learner.total_env_steps >= 5_000_000, task
+        assert configs[task].loss.popart, task
+    for task in MINIGRID:
+        assert not configs[task].loss.popart, task
 
 
 def test_memory_horizon_spans_half_to_four_trajectories(tmp_path):
