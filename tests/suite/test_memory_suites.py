@@ -6,8 +6,8 @@ import pytest
 from gtrxl_jax.envs.popgym_tasks import make_popgym_task
 from gtrxl_jax.suite.suites import (
     ALL_CORES,
-    TUNED_LEARNING_RATES,
     SUITES,
+    TUNED_LEARNING_RATES,
     Suite,
     cue_distance,
     expand,
