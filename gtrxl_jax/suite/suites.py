@@ -90,6 +90,8 @@ def variant_label(name: str) -> str:
     core, learning_rate = split_variant(name)
     label = CORE_VARIANTS[core].label if core in CORE_VARIANTS else core
     return label if learning_rate is None else f"{label}, lr {learning_rate:g}"
+
+
 PAPER_ABLATION = (
     "trxl",
     "trxl_i",
