@@ -18,10 +18,9 @@ from pathlib import Path
 
 from gtrxl_jax.suite.runner import run_suite, write_report
 from gtrxl_jax.suite.suites import SUITES, expand
+from gtrxl_jax.train.shutdown import STOPPED_EXIT_STATUS
 
 logger = logging.getLogger(__name__)
-
-_INTERRUPTED = 130  # a signal stopped the suite, as gtrxl-train's status for a stopped run
 
 
 def _csv_list(text: str) -> tuple[str, ...]:
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     for run_id, error in report.failed.items():
         logger.error("failed: %s: %s", run_id, error)
     if report.interrupted:
-        return _INTERRUPTED
+        return STOPPED_EXIT_STATUS
     return 1 if report.failed else 0
 
 

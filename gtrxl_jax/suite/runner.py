@@ -140,8 +140,9 @@ def run_suite(
     output_dir = Path(output_dir)
     specs = expand(suite, output_dir) if specs is None else specs
     report = SuiteReport(suite.name, output_dir)
-    pending = [s for s in specs if not is_finished(s.run_dir)]
-    report.skipped = [s.run_id for s in specs if is_finished(s.run_dir)]
+    finished = [is_finished(s.run_dir) for s in specs]
+    pending = [s for s, done in zip(specs, finished, strict=True) if not done]
+    report.skipped = [s.run_id for s, done in zip(specs, finished, strict=True) if done]
     if report.skipped:
         logger.info(
             "%s: %d of %d runs already finished", suite.name, len(report.skipped), len(specs)
@@ -162,12 +163,13 @@ def run_suite(
             if not keep_going:
                 break
             continue
-        if (read_summary(spec.run_dir) or {}).get("interrupted"):
+        summary = read_summary(spec.run_dir)
+        if summary is not None and summary.get("interrupted"):
             report.interrupted = spec.run_id
             logger.warning("%s: stopped by a signal; the suite stops here (the same command "
                            "continues it, this run from its checkpoint)", spec.run_id)
             break
-        if is_finished(spec.run_dir):
+        if summary is not None:  # written and not interrupted: finished (`is_finished`)
             report.trained.append(spec.run_id)
             logger.info(
                 "[%d/%d] %s: done in %.0f s",

@@ -176,12 +176,6 @@ class Suite:
                 f"('TMaze-L<N>'); {no_distance} have none"
             )
 
-    def run_variants(self, core: str) -> tuple[str, ...]:
-        """The variant names one core runs as: itself, or one per swept learning rate."""
-        if not self.learning_rates:
-            return (core,)
-        return tuple(swept_variant(core, rate) for rate in self.learning_rates)
-
     def scored_tasks(self) -> tuple[str, ...]:
         """Every task that gets a score (multi-task runs contribute each of their tasks)."""
         return tuple(dict.fromkeys(t for task in self.tasks for t in split_tasks(task)))
@@ -278,10 +272,12 @@ def expand(
     specs = []
     for task in chosen_tasks:
         for core in chosen_variants:
-            for variant in suite.run_variants(core):
-                _, learning_rate = split_variant(variant)
-                swept = () if learning_rate is None else (
-                    f"optimizer.learning_rate={learning_rate:g}",)
+            for learning_rate in suite.learning_rates or (None,):
+                if learning_rate is None:
+                    variant, swept = core, ()
+                else:
+                    variant = swept_variant(core, learning_rate)
+                    swept = (f"optimizer.learning_rate={learning_rate:g}",)
                 for seed in chosen_seeds:
                     run_dir = runs_dir / task_slug(task) / variant / f"seed{seed}"
                     overrides = [

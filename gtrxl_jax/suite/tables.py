@@ -245,7 +245,7 @@ def write_ablation(rows: list[ResultRow], references: References, out_dir: Path,
                 "paper_divergence_pct": ref.get("divergence_pct", math.nan),
             }
         )
-    _write_dict_rows(out_dir / "ablation.csv", table)
+    _write_dict_rows(out_dir / "ablation.csv", table, empty_header="variant")
     lines = [
         "# Ablation (the GTrXL paper's layout)",
         "",
@@ -350,7 +350,7 @@ def write_tuning(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
         table.append({"task": row.task, "core": core, "learning_rate": rate,
                       "seeds": len(row.seeds), "score_mean": mean, "score_std": std,
                       "chosen": best[row.task].get(core) == rate})
-    _write_dict_rows(out_dir / "tuning.csv", table)
+    _write_dict_rows(out_dir / "tuning.csv", table, empty_header="task")
     lines = [
         "# Learning-rate sweep",
         "",
@@ -368,10 +368,10 @@ def write_tuning(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
     (out_dir / "tuning.md").write_text("\n".join(lines) + "\n")
 
 
-def _write_dict_rows(path: Path, table: list[dict]) -> None:
-    """A CSV file with one row per dict (the first dict's keys as the header)."""
+def _write_dict_rows(path: Path, table: list[dict], empty_header: str) -> None:
+    """A CSV file with one row per dict, headed by the first dict's keys (or `empty_header`)."""
     with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(table[0]) if table else [])
+        writer = csv.DictWriter(file, fieldnames=list(table[0]) if table else [empty_header])
         writer.writeheader()
         for entry in table:
             writer.writerow({k: _csv(v) for k, v in entry.items()})

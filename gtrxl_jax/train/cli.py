@@ -26,6 +26,7 @@ from gtrxl_jax.train.handoff import Stalled
 from gtrxl_jax.train.learning import NonFiniteError
 from gtrxl_jax.train.loop import train
 from gtrxl_jax.train.metrics import MetricsWriteError
+from gtrxl_jax.train.shutdown import STOPPED_EXIT_STATUS
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -89,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"eval {mode}: return {values['episode_return']:.3f}{success} over "
                      f"{values['episodes']} episodes")
     sys.stdout.write("\n".join(lines) + "\n")
-    return 130 if result.interrupted else 0
+    return STOPPED_EXIT_STATUS if result.interrupted else 0

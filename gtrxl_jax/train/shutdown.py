@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
+STOPPED_EXIT_STATUS = 130  # a command stopped by a signal (128 + SIGINT), as shells report it
+
 
 class SignalStop:
     """Which signal (if any) asked the run to stop."""
