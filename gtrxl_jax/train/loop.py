@@ -52,6 +52,7 @@ from gtrxl_jax.train.metrics import (
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
 from gtrxl_jax.train.placement import first_replica
 from gtrxl_jax.train.shutdown import stop_on_signals
+from gtrxl_jax.train.update_log import UpdateLog
 
 logger = logging.getLogger(__name__)
 
@@ -113,42 +114,49 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
         actors, queues = builder.make_actors(config, layout, spec, agent, state, params_store,
                                              stop, actor_devices, STALL_TIMEOUT_S)
         replicated = learner.replicate(state)
-        streak = NonFiniteStreak(config.learner.max_nonfinite_updates)
         actor_monitor = ActorMonitor(actors, queues)
         evaluate_params = functools.partial(  # params -> {"greedy": ..., "sampled": ...}
             evaluate, agent, tasks=layout.tasks, num_episodes=config.run.eval_episodes,
             seed=config.run.seed + EVAL_SEED_OFFSET, env_options=config.env.options)
+        log = UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
+                        config.run.log_interval_updates, extra=actor_monitor.read)
         with contextlib.closing(metrics_logger):
             start_time = time.monotonic()
             failure = None
+            params = state.params
             try:
                 with stop_on_signals(stop) as signals, actors_running(actors, stop):
                     while env_steps < config.learner.total_env_steps and not stop.is_set():
                         batch, episodes, learner_wait_s = gather_batch(actors, queues, layout,
                                                                        stop)
+                        log.log_finished(keep=0)  # the previous update, done while gathering
+                        start_popart = first_replica(replicated.popart)
                         replicated, metrics = learner.update(replicated, batch)
                         update += 1
                         env_steps += layout.steps_per_update
+                        log.add(update, env_steps, first_replica(metrics),
+                                to_host=functools.partial(_with_episodes, episodes,
+                                                          learner_wait_s),
+                                explain=functools.partial(nonfinite.explain, learner.learning,
+                                                          params, start_popart, batch))
                         params = first_replica(replicated.params)
                         params_store.publish(update, params)
-                        metrics = jax.device_get(first_replica(metrics))
-                        metrics_logger.add_update({**metrics, "learner_wait_s": learner_wait_s},
-                                                  totals_by_task(episodes), env_steps)
-                        streak.check(metrics, update, explain=functools.partial(
-                            nonfinite.explain, learner, replicated, batch, metrics))
-                        evaluated = {}
                         if is_main_process and periodic_eval_due(config.run, update):
-                            evaluated = eval_metrics(evaluate_params(params))
-                        if update % config.run.log_interval_updates == 0 or evaluated:
-                            metrics_logger.write(update, env_steps,
-                                                 {**actor_monitor.read(), **evaluated})
+                            log.add_evaluation(update, eval_metrics(evaluate_params(params)))
                         if update % config.run.checkpoint_interval_updates == 0:
+                            log.log_finished(keep=0)
                             checkpointer.save(learner.unreplicate(replicated), config, env_steps)
+                    log.log_finished(keep=0)
             except Stopped:
                 pass  # a signal, or an actor's failure (raised below)
             except (Stalled, NonFiniteError, MetricsWriteError) as error:
                 failure = error  # the learner state is consistent: checkpoint it, then fail
             failure = first_actor_error(actors) or failure
+            if not isinstance(failure, MetricsWriteError):
+                try:  # the updates a signal or failure left unlogged
+                    log.log_finished(keep=0)
+                except (NonFiniteError, MetricsWriteError) as error:
+                    failure = failure or error
             wall_clock_s = time.monotonic() - start_time
             final_state = learner.unreplicate(replicated)
             # After a failure, only a single process saves: a multi-process save waits for
@@ -166,6 +174,13 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                 env_steps=env_steps, start_env_steps=start_env_steps,
                 wall_clock_s=wall_clock_s, interrupted=signals.received,
                 evaluate=evaluate_params, is_main_process=is_main_process)
+
+
+def _with_episodes(
+    episodes: list, learner_wait_s: float, metrics: dict[str, float]
+) -> tuple[dict[str, float], dict]:
+    """An update's host metrics with its batch's waiting time, and its episodes by task."""
+    return {**metrics, "learner_wait_s": learner_wait_s}, totals_by_task(episodes)
 
 
 def gather_batch(

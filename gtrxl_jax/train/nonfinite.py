@@ -9,12 +9,12 @@ non-finite values, and, when the loss was finite, which parameters' gradients we
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 
-from gtrxl_jax.train.learning import LearnerState, NonFiniteError
-from gtrxl_jax.train.placement import Learner
+from gtrxl_jax.train.learning import Learning, NonFiniteError
 from gtrxl_jax.train.types import Trajectory
 
 logger = logging.getLogger(__name__)
@@ -62,21 +62,23 @@ def nonfinite_inputs(batch: Trajectory) -> list[str]:
     return lines
 
 
-def explain(learner: Learner, state: LearnerState, batch: Trajectory, metrics: dict) -> list[str]:
-    """Where the last skipped update's non-finite values came from, as message lines.
+def explain(
+    learning: Learning, params: Any, popart: Any, batch: Trajectory, metrics: dict
+) -> list[str]:
+    """Where a skipped update's non-finite values came from, as message lines.
 
     Args:
-      learner: the learner.
-      state: the replicated state after the skipped update (its parameters are the ones the
-        update started from).
-      batch: the skipped update's batch.
-      metrics: the skipped update's metrics.
+      learning: the learner's update.
+      params: the parameters the skipped update started from (one copy, not replicated).
+      popart: the PopArt statistics it started from (one copy).
+      batch: the skipped update's batch [T+1, B_local], as host arrays.
+      metrics: the skipped update's metrics (host floats).
     """
     inputs = nonfinite_inputs(batch)
     lines = (["non-finite inputs in the last batch: " + "; ".join(inputs)] if inputs
              else ["the last batch's inputs were all finite"])
     if metrics["nonfinite_loss"] == 0 and metrics["nonfinite_grads"] > 0:
-        paths = learner.nonfinite_gradients(state, batch)
+        paths = learning.nonfinite_gradients(params, popart, batch)
         more = f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else ""
         lines.append(f"non-finite gradients of {len(paths)} parameter arrays: "
                      + ", ".join(paths[:_LISTED]) + more)

@@ -27,7 +27,6 @@ the discount. The on-policy case has no policy lag: the behaviour logits are the
 own, so V-trace's importance ratios are 1 up to round-off.
 """
 
-import collections
 import contextlib
 import dataclasses
 import functools
@@ -58,6 +57,7 @@ from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
 from gtrxl_jax.train.shutdown import stop_on_signals
 from gtrxl_jax.train.types import Trajectory
+from gtrxl_jax.train.update_log import UpdateLog
 
 EPISODE_SUMS = ("episodes", "episode_return_sum", "episode_length_sum", "success_sum")
 
@@ -280,23 +280,12 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
         metrics_logger = MetricsLogger(
             config.run.log_dir, config, tasks=layout.tasks, has_success=spec.has_success,
             start_env_steps=env_steps, start_update=update, enabled=is_main_process)
-        streak = NonFiniteStreak(config.learner.max_nonfinite_updates)
-        in_flight = collections.deque()  # (update, env_steps, metrics on the device)
+        log = UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
+                        config.run.log_interval_updates)
+        to_host = functools.partial(_split_episodes, layout.tasks[0], spec.has_success)
         evaluate_params = functools.partial(  # params -> {"greedy": ..., "sampled": ...}
             evaluate_on_device, agent, env=env, num_episodes=config.run.eval_episodes,
             seed=config.run.seed + EVAL_SEED_OFFSET)
-        evaluated = {}  # update -> its periodic evaluation's metrics, until logged
-
-        def log_finished(keep: int) -> None:
-            """Log the updates dispatched before the newest `keep` ones (waiting for them)."""
-            while len(in_flight) > keep:
-                done_update, done_steps, metrics = in_flight.popleft()
-                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                episodes = _episode_totals(metrics, spec.has_success)
-                metrics_logger.add_update(metrics, {layout.tasks[0]: episodes}, done_steps)
-                streak.check(metrics, done_update)
-                if done_update % config.run.log_interval_updates == 0 or done_update in evaluated:
-                    metrics_logger.write(done_update, done_steps, evaluated.pop(done_update, {}))
 
         with contextlib.closing(metrics_logger):
             stop = threading.Event()
@@ -308,16 +297,16 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
                         runner, metrics = update_fn(runner)
                         update += 1
                         env_steps += layout.steps_per_update
-                        in_flight.append((update, env_steps, metrics))
+                        log.add(update, env_steps, metrics, to_host)
                         if is_main_process and periodic_eval_due(config.run, update):
-                            evaluated[update] = eval_metrics(
+                            log.add_evaluation(update, eval_metrics(
                                 evaluate_params(jax.device_get(
-                                    placement.first_replica(runner.learner.params))))
-                        log_finished(keep=1)
+                                    placement.first_replica(runner.learner.params)))))
+                        log.log_finished(keep=1)
                         if update % config.run.checkpoint_interval_updates == 0:
-                            log_finished(keep=0)
+                            log.log_finished(keep=0)
                             checkpointer.save(placement.to_host(runner), config, env_steps)
-                    log_finished(keep=0)
+                    log.log_finished(keep=0)
             except (NonFiniteError, MetricsWriteError) as error:
                 failure = error  # the runner state is consistent: checkpoint it, then fail
             wall_clock_s = time.monotonic() - start_time
@@ -338,9 +327,11 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
                 evaluate=evaluate_params, is_main_process=is_main_process)
 
 
-def _episode_totals(metrics: dict[str, float], has_success: bool) -> EpisodeTotals:
-    """The episode sums of an update's metrics (removed from them) as EpisodeTotals."""
+def _split_episodes(
+    task: str, has_success: bool, metrics: dict[str, float]
+) -> tuple[dict[str, float], dict[str, EpisodeTotals]]:
+    """An update's host metrics without its episode sums, and those sums as EpisodeTotals."""
     episodes, return_sum, length_sum, success_sum = (metrics.pop(k) for k in EPISODE_SUMS)
-    return EpisodeTotals(episodes=episodes, return_sum=return_sum, length_sum=length_sum,
-                         success_sum=success_sum,
-                         success_count=episodes if has_success else 0.0)
+    return metrics, {task: EpisodeTotals(episodes=episodes, return_sum=return_sum,
+                                         length_sum=length_sum, success_sum=success_sum,
+                                         success_count=episodes if has_success else 0.0)}

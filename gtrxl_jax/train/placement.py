@@ -393,13 +393,3 @@ class Learner:
             lambda x, spec: jax.make_array_from_process_local_data(
                 NamedSharding(self.mesh, spec), np.asarray(x)), batch, specs)
         return self._update(state, placed)
-
-    def nonfinite_gradients(self, state: LearnerState, batch: Trajectory) -> list[str]:
-        """The parameters whose gradient on a batch is not finite (see `Learning`).
-
-        Args:
-          state: the replicated state (as `update` takes it).
-          batch: the trajectories [T+1, B_local] whose update was skipped.
-        """
-        return self.learning.nonfinite_gradients(first_replica(state.params),
-                                                 first_replica(state.popart), batch)
