@@ -123,14 +123,14 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
         with contextlib.closing(metrics_logger):
             start_time = time.monotonic()
             failure = None
-            params = state.params
             try:
                 with stop_on_signals(stop) as signals, actors_running(actors, stop):
                     while env_steps < config.learner.total_env_steps and not stop.is_set():
                         batch, episodes, learner_wait_s = gather_batch(actors, queues, layout,
                                                                        stop)
-                        log.log_finished(keep=0)  # the previous update, done while gathering
-                        start_popart = first_replica(replicated.popart)
+                        # The previous update, done while gathering; read before the next
+                        # update donates the state its explanation would need.
+                        log.log_finished(keep=0)
                         replicated, metrics = learner.update(replicated, batch)
                         update += 1
                         env_steps += layout.steps_per_update
@@ -138,7 +138,7 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                                 to_host=functools.partial(_with_episodes, episodes,
                                                           learner_wait_s),
                                 explain=functools.partial(nonfinite.explain, learner.learning,
-                                                          params, start_popart, batch))
+                                                          replicated, batch))
                         params = first_replica(replicated.params)
                         params_store.publish(update, params)
                         if is_main_process and periodic_eval_due(config.run, update):

@@ -9,12 +9,12 @@ non-finite values, and, when the loss was finite, which parameters' gradients we
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import numpy as np
 
-from gtrxl_jax.train.learning import Learning, NonFiniteError
+from gtrxl_jax.train.learning import LearnerState, Learning, NonFiniteError
+from gtrxl_jax.train.placement import first_replica
 from gtrxl_jax.train.types import Trajectory
 
 logger = logging.getLogger(__name__)
@@ -62,15 +62,13 @@ def nonfinite_inputs(batch: Trajectory) -> list[str]:
     return lines
 
 
-def explain(
-    learning: Learning, params: Any, popart: Any, batch: Trajectory, metrics: dict
-) -> list[str]:
+def explain(learning: Learning, state: LearnerState, batch: Trajectory, metrics: dict) -> list[str]:
     """Where a skipped update's non-finite values came from, as message lines.
 
     Args:
       learning: the learner's update.
-      params: the parameters the skipped update started from (one copy, not replicated).
-      popart: the PopArt statistics it started from (one copy).
+      state: the replicated state after the skipped update, not yet donated to the next one
+        (a skipped update leaves the parameters and PopArt statistics as it found them).
       batch: the skipped update's batch [T+1, B_local], as host arrays.
       metrics: the skipped update's metrics (host floats).
     """
@@ -78,7 +76,8 @@ def explain(
     lines = (["non-finite inputs in the last batch: " + "; ".join(inputs)] if inputs
              else ["the last batch's inputs were all finite"])
     if metrics["nonfinite_loss"] == 0 and metrics["nonfinite_grads"] > 0:
-        paths = learning.nonfinite_gradients(params, popart, batch)
+        paths = learning.nonfinite_gradients(first_replica(state.params),
+                                              first_replica(state.popart), batch)
         more = f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else ""
         lines.append(f"non-finite gradients of {len(paths)} parameter arrays: "
                      + ", ".join(paths[:_LISTED]) + more)
