@@ -280,7 +280,7 @@ class Actor:
                 behaviour_logits=logits,
                 discount=discount,
                 task_id=np.full(group.num_envs, group.task_id, np.int32),
-                core_state=jax.device_get(group.start_state),
+                core_state=group.start_state,  # stays on the device (`types`)
                 param_version=np.full(group.num_envs, version, np.int32),
             ))
             group.buffer.keep_last()

@@ -228,6 +228,8 @@ class PipeSender:
         """Send one (trajectory, episodes) item; returns the seconds it took."""
         del stop, timeout_s  # the learner's process waits on its queue with both
         start = time.monotonic()
+        trajectory, episodes = item
+        item = (trajectory.replace(core_state=jax.device_get(trajectory.core_state)), episodes)
         self._send("trajectory", item, dataclasses.asdict(self.stats))
         return time.monotonic() - start
 

@@ -389,7 +389,15 @@ class Learner:
                 lambda s, b: self.learning.update(s, b, DATA_AXIS), mesh=self.mesh,
                 in_specs=(PartitionSpec(), specs), out_specs=PartitionSpec(), check_vma=False)
             self._update = jax.jit(sharded, donate_argnums=0)
-        placed = jax.tree.map(
+        return self._update(state, self._place(batch, specs))
+
+    def _place(self, batch: Trajectory, specs: Trajectory) -> Trajectory:
+        """Put this process's rows of a batch on the learner's devices, split by `specs`.
+
+        Host leaves are copied in once; a leaf already on a device (an actor's core state)
+        moves device to device, never through the host.
+        """
+        return jax.tree.map(
             lambda x, spec: jax.make_array_from_process_local_data(
-                NamedSharding(self.mesh, spec), np.asarray(x)), batch, specs)
-        return self._update(state, placed)
+                NamedSharding(self.mesh, spec), x if isinstance(x, jax.Array) else np.asarray(x)),
+            batch, specs)

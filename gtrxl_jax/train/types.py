@@ -10,11 +10,17 @@ Two kinds of leaves, with the batch on different axes:
 - time-major [T+1, B, ...]: `inputs`, `actions`, `behaviour_logits`, `discount`;
 - batch-major [B, ...]: `task_id`, `param_version` and every leaf of `core_state` (the core
   state is batch-major for every core in gtrxl_jax).
+
+Every leaf is a host numpy array except `core_state`, which an actor thread leaves on the
+device it acts on: the learner's placement moves it to the learner's devices device to device
+(at the paper's scale it is ~200 MB per trajectory, which would otherwise cross the host
+twice). An actor process sends it over a pipe, so there it arrives as host arrays.
 """
 
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
@@ -23,7 +29,7 @@ from gtrxl_jax.agent import AgentInput
 
 @struct.dataclass
 class Trajectory:
-    """T+1 steps of B environments, as one actor acted them (host numpy arrays).
+    """T+1 steps of B environments, as one actor acted them.
 
     Attributes:
       inputs: AgentInput [T+1, B] as the actor fed it (observation pytree, first,
@@ -33,7 +39,8 @@ class Trajectory:
       behaviour_logits: [T+1, B, A] float32, the acting policy's logits at each step.
       discount: [T+1, B] float32, the environment's discount of each step (0 on termination).
       task_id: [B] int32, the task of each environment row (0 for single-task runs).
-      core_state: the core state before step 0, batch-major, without GTrXL's acting cache.
+      core_state: the core state before step 0, batch-major, without GTrXL's acting cache
+        (host arrays, or jax Arrays on the acting device).
       param_version: [B] int32, the parameter version (learner update count) that chose the
         actions of steps 0..T-1. Step T is acted by the next trajectory's parameters: the
         learner reads only its observation, reward and discount.
@@ -84,6 +91,17 @@ def concatenate(trajectories: list[Trajectory]) -> Trajectory:
         return trajectories[0]
     time_major_leaves = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1),
                                      *[time_major(t) for t in trajectories])
-    batch_major_leaves = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0),
-                                      *[batch_major(t) for t in trajectories])
+    batch_major_leaves = jax.tree.map(_join_rows, *[batch_major(t) for t in trajectories])
     return rebuild(time_major_leaves, batch_major_leaves)
+
+
+def _join_rows(*parts) -> Any:
+    """Join [B_i, ...] arrays along the batch, where they are.
+
+    Host arrays join on the host; jax Arrays on the first part's device (the others move
+    there device to device).
+    """
+    if not isinstance(parts[0], jax.Array):
+        return np.concatenate(parts, axis=0)
+    device = next(iter(parts[0].devices()))
+    return jnp.concatenate([jax.device_put(part, device) for part in parts], axis=0)

@@ -67,6 +67,8 @@ def test_trajectories_replay_exactly_under_the_learner_unroll(agent):
     assert actor.error is None and not actor.is_alive()
 
     assert [int(t.param_version[0]) for t in trajectories] == [0, 0, 1, 2]
+    for leaf in jax.tree.leaves([t.core_state for t in trajectories]):  # never via the host
+        assert isinstance(leaf, jax.Array) and leaf.devices() == {jax.local_devices()[0]}
     unroll = jax.jit(agent.unroll)
     for k, trajectory in enumerate(trajectories):
         assert trajectory.actions.shape == (T + 1, 4)

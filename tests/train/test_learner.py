@@ -58,6 +58,19 @@ def test_two_devices_compute_the_single_device_update(one_device, two_devices):
     assert float(updated.popart.shift[0]) != 0.0  # PopArt statistics moved
 
 
+@pytest.mark.needs_devices(2)
+def test_a_core_state_on_an_actor_device_gives_the_host_batch_update(two_devices):
+    # An actor thread's trajectory keeps its core state on the device it acted on; the
+    # learner takes it from there (device to device) and computes the same update.
+    learner = two_devices
+    state = learner.init_state(jax.random.PRNGKey(0))
+    batch = random_trajectory(AGENT, T, B)
+    on_device = batch.replace(core_state=jax.device_put(batch.core_state, jax.devices()[1]))
+    from_host, _ = learner.update(learner.replicate(state), batch)
+    from_device, _ = learner.update(learner.replicate(state), on_device)
+    assert_trees_close(learner.unreplicate(from_host), learner.unreplicate(from_device), atol=0)
+
+
 def test_a_non_finite_loss_skips_the_update_and_counts_it(one_device):
     learner = one_device
     state = learner.init_state(jax.random.PRNGKey(0))
