@@ -581,7 +581,7 @@ MEMORY = Suite(
         "RepeatPreviousEasy in 5.3 min (the LSTM 1.3 min). Hence ~20 h of training on 2 "
         "cores, ~18 h of it the transformer cores on the card games (RepeatFirstMedium's "
         "memory of 512 alone ~6 h): a GPU's job, or slices: --tasks MiniGrid-MemoryS9 "
-        "(61 min measured, the five cores), --tasks RepeatPreviousEasy (~1 h)."
+        "(61 min measured, the five cores), --tasks RepeatPreviousEasy (46 min measured)."
     ),
 )
 
