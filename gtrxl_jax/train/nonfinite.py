@@ -38,7 +38,7 @@ def nonfinite_inputs(batch: Trajectory) -> list[str]:
     """The floating-point fields of a batch that hold non-finite values, with their counts.
 
     Args:
-      batch: trajectories [T+1, B] as host arrays.
+      batch: trajectories [T+1, B] (host arrays; the core state may be on a device).
 
     Returns:
       Lines such as "inputs.prev_reward (the rewards): 3 of 36 values".
@@ -69,7 +69,7 @@ def explain(learning: Learning, state: LearnerState, batch: Trajectory, metrics:
       learning: the learner's update.
       state: the replicated state after the skipped update, not yet donated to the next one
         (a skipped update leaves the parameters and PopArt statistics as it found them).
-      batch: the skipped update's batch [T+1, B_local], as host arrays.
+      batch: the skipped update's batch [T+1, B_local] (`types.Trajectory`).
       metrics: the skipped update's metrics (host floats).
     """
     inputs = nonfinite_inputs(batch)

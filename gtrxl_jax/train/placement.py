@@ -5,7 +5,7 @@ The only module that knows devices, hosts and replication. The learner's update 
 
     learner = Learner(learning, devices)
     state = learner.replicate(learning.init_state(key))   # one copy per device
-    state, metrics = learner.update(state, batch)          # batch [T+1, B_local], host arrays
+    state, metrics = learner.update(state, batch)          # batch [T+1, B_local] (`types`)
 
 The batch is split evenly over the learner devices; gradients, PopArt statistics and
 metrics are averaged over the mesh axis. In a multi-process run (jax.distributed) the mesh
@@ -370,8 +370,9 @@ class Learner:
 
         Args:
           state: the replicated state (from `replicate` or a previous update).
-          batch: this process's trajectories, host arrays [T+1, B_local] with B_local a
-            multiple of the number of this process's learner devices.
+          batch: this process's trajectories [T+1, B_local] (host arrays, the core state
+            possibly on an actor's device), B_local a multiple of the number of this
+            process's learner devices.
 
         Returns:
           The new replicated state and the metrics (replicated scalars; see
