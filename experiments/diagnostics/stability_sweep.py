@@ -3,7 +3,8 @@
 Compiles the on-device update once, then trains each seed in turn and writes one JSON line
 per seed: its success curve (per log interval of `--interval` updates) and the stability
 figures of the memory-results issue: the first interval at >= 95% success, the lowest
-success of any later interval, and whether the run held >= 90% after solving.
+success of any later interval, whether the run held >= 90% after solving, and the final
+parameters' greedy and sampled success on `--eval-episodes` fresh evaluation episodes.
 
     python experiments/diagnostics/stability_sweep.py --config experiments/configs/tmaze.py \
         --seeds 0-7 --steps 1000000 --out runs/sweep.jsonl env.task=TMaze-L20 \
@@ -19,6 +20,7 @@ import numpy as np
 
 from gtrxl_jax.config import load_config
 from gtrxl_jax.train import builder, placement
+from gtrxl_jax.train.evaluation import EVAL_SEED_OFFSET, evaluate_on_device
 from gtrxl_jax.train.on_device import OnDevice
 
 
@@ -51,6 +53,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-3")
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--interval", type=int, default=10, help="updates per curve point")
+    parser.add_argument("--eval-episodes", type=int, default=200,
+                        help="evaluation episodes per mode after training (0: none)")
     parser.add_argument("--out")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -59,8 +63,9 @@ def main() -> None:
                                        *args.overrides])
     layout, spec = builder.check_config(config)
     agent = builder.make_agent(config, spec, num_tasks=1)
+    env = builder.make_jax_task(config)
     program = OnDevice(builder.make_learning(config, agent, layout),
-                       builder.make_jax_task(config), num_envs=config.learner.batch_size,
+                       env, num_envs=config.learner.batch_size,
                        trajectory_len=config.learner.trajectory_len,
                        mesh=placement.make_mesh(jax.local_devices()[:1]))
     update = None
@@ -80,9 +85,17 @@ def main() -> None:
         per = totals[: len(totals) // args.interval * args.interval].reshape(
             -1, args.interval, 2).sum(1)
         success = np.where(per[:, 1] > 0, per[:, 0] / np.maximum(per[:, 1], 1), np.nan)
+        seconds = time.monotonic() - start
+        final_eval = {}
+        if args.eval_episodes:
+            params = jax.device_get(placement.first_replica(runner.learner.params))
+            results = evaluate_on_device(agent, params, env, args.eval_episodes,
+                                         seed=seed + EVAL_SEED_OFFSET)
+            final_eval = {f"final_{mode}_success": round(float(values["success"]), 4)
+                          for mode, values in results.items()}
         record = {"seed": seed, "overrides": args.overrides, "steps": args.steps,
                   "interval_env_steps": args.interval * layout.steps_per_update,
-                  "seconds": time.monotonic() - start, **stability(success.tolist()),
+                  "seconds": seconds, **stability(success.tolist()), **final_eval,
                   "success": [round(float(s), 3) for s in success],
                   **{k: [round(float(np.mean(v[i:i + args.interval])), 5)
                         for i in range(0, len(v) - args.interval + 1, args.interval)]
