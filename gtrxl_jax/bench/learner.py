@@ -16,7 +16,7 @@ import numpy as np
 from gtrxl_jax.agent import Agent, AgentInput
 from gtrxl_jax.bench.core import config_fields
 from gtrxl_jax.bench.registry import Record, Session, register
-from gtrxl_jax.bench.timing import time_calls
+from gtrxl_jax.bench.timing import Timing, time_calls
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.train.learning import Learning
 from gtrxl_jax.train.optimizer import make_optimizer
@@ -28,15 +28,22 @@ NUM_ACTIONS = 6
 
 
 def random_trajectory(agent: Agent, T: int, B: int, seed: int = 0) -> Trajectory:
-    """A random batch [T+1, B] for a vector-observation agent (episode starts included)."""
+    """A random batch [T+1, B] for the agent's observations (episode starts included).
+
+    Float observations are standard normal; uint8 ones (pixels) uniform over 0..255.
+    """
     rng = np.random.default_rng(seed)
-    (obs_dim,) = agent.observation_spec.shape
+    spec = agent.observation_spec
     A = agent.num_actions
+    if spec.dtype == np.uint8:
+        observation = rng.integers(0, 256, (T + 1, B, *spec.shape), np.uint8)
+    else:
+        observation = rng.normal(size=(T + 1, B, *spec.shape)).astype(np.float32)
     first = rng.random((T + 1, B)) < 0.2
     first[0] = True
     return Trajectory(
         inputs=AgentInput(
-            observation=rng.normal(size=(T + 1, B, obs_dim)).astype(np.float32),
+            observation=observation,
             first=first,
             prev_action=rng.integers(0, A, (T + 1, B)).astype(np.int32),
             prev_reward=rng.normal(size=(T + 1, B)).astype(np.float32),
@@ -50,6 +57,25 @@ def random_trajectory(agent: Agent, T: int, B: int, seed: int = 0) -> Trajectory
     )
 
 
+def time_updates(learner: Learner, batch: Trajectory, repeats: int,
+                 warmup: int) -> tuple[float, Timing]:
+    """The first update's seconds (compile included) and the timing of later ones.
+
+    Every update starts from the state the previous one returned (which it donates).
+    """
+    state = learner.replicate(learner.init_state(jax.random.PRNGKey(0)))
+    start = time.perf_counter()
+    state, _ = jax.block_until_ready(learner.update(state, batch))
+    first_call_s = time.perf_counter() - start
+
+    def step():
+        nonlocal state
+        state, metrics = learner.update(state, batch)
+        return state, metrics
+
+    return first_call_s, time_calls(step, repeats, warmup)
+
+
 @register("update")
 def update(session: Session) -> Iterator[Record]:
     """The learner's whole update on the workload's core: compile time and seconds per update."""
@@ -59,18 +85,8 @@ def update(session: Session) -> Iterator[Record]:
                   workload.core)
     learner = Learner(Learning(agent, LossConfig(), make_optimizer("adam", 1e-4)),
                       jax.local_devices()[:1], trajectory_len=T)
-    state = learner.replicate(learner.init_state(jax.random.PRNGKey(0)))
-    batch = random_trajectory(agent, T, B)
-    start = time.perf_counter()
-    state, _ = jax.block_until_ready(learner.update(state, batch))
-    first_call_s = time.perf_counter() - start
-
-    def step():
-        nonlocal state
-        state, metrics = learner.update(state, batch)  # donates the previous state
-        return state, metrics
-
-    timing = time_calls(step, session.repeats, session.warmup)
+    first_call_s, timing = time_updates(learner, random_trajectory(agent, T, B),
+                                        session.repeats, session.warmup)
     yield {
         "kind": "update",
         **config_fields(workload.core),

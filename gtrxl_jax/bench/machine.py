@@ -7,22 +7,13 @@ from importlib import metadata
 
 import jax
 
+from gtrxl_jax.nn.hardware import cpu_flags, cpuinfo
+
 # CPU features that decide the matmul ceiling on x86 (AVX-512 float32, AMX bfloat16).
 _CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 # Environment that changes XLA:CPU's speed: its flags, and the allocator's settings (XLA:CPU
 # allocates its buffers anew on every call, so how malloc returns memory shows in timings).
 _ENVIRONMENT = ("XLA_FLAGS", "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_ARENA_MAX")
-
-
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read().split("\n\n")[0]
-    except OSError:
-        return {}
-    fields = (line.split(":", 1) for line in text.splitlines() if ":" in line)
-    return {key.strip(): value.strip() for key, value in fields}
 
 
 def _version(package: str) -> str | None:
@@ -47,12 +38,11 @@ def available_memory_bytes() -> int | None:
 
 def machine_info() -> dict:
     """A record describing the machine and software of this run."""
-    cpuinfo = _cpuinfo()
-    flags = set(cpuinfo.get("flags", "").split())
+    flags = cpu_flags()
     devices = jax.devices()
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu": cpuinfo.get("model name") or platform.processor() or platform.machine(),
+        "cpu": cpuinfo().get("model name") or platform.processor() or platform.machine(),
         "cpu_features": [f for f in _CPU_FEATURES if f in flags],
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 # What a record measured (printed as key=value) and what it found (formatted), in order.
 IDENTITY = ("workload", "kind", "path", "shape", "dtype", "memory_len", "cached", "task", "core",
-            "num_envs", "overrides")
+            "num_envs", "kernel_grad", "pool_grad", "overrides")
 FIGURES = {
     "median_s": "{:.4g} s",
     "compile_s": "compile {:.3g} s",
@@ -17,6 +17,7 @@ FIGURES = {
     "fraction_of_read_ceiling": "{:.0%} of the speed the read bandwidth allows",
     "sps": "{:,.1f} env steps/s",
     "learner_wait_share": "learner waits {:.1%}",
+    "learner_s_per_1k_frames": "learner {:.3g} s per 1,000 frames",
     "sps_vs_actor_learner": "{:.2f}x the actor-learner",
     "seconds_to_95": "95% success after {:,.0f} s",
     "env_steps_to_95": "and {:,} env steps",

@@ -1,15 +1,14 @@
 """A 2-D convolution whose kernel gradient is one matmul over image patches (for XLA:CPU).
 
-XLA:CPU computes a convolution's kernel gradient as a convolution whose window is the whole
-output image, and runs it slowly. Here the forward pass and the input gradient stay XLA's
-convolutions; the kernel gradient is the matmul of the input's patches [N*H*W, kh*kw*C]
-with the output gradient [N*H*W, O], which XLA:CPU runs at matmul speed. On a 2-core AMD
-EPYC, the IMPALA ResNet's forward and backward over 256 Atari frames went from 8.45 s to
-5.08 s (`gtrxl-bench --only torso`).
+XLA computes a convolution's kernel gradient as a convolution whose window is the whole
+output image. Here the forward pass and the input gradient stay XLA's convolutions; the
+kernel gradient is the matmul of the input's patches [N*H*W, kh*kw*C] with the output
+gradient [N*H*W, O]. Which is faster depends on the CPU: the matmul on an AVX2-only
+AMD EPYC, XLA's own convolution on an AVX-512 one (docs/performance.md, "The IMPALA torso's
+gradients"); `matmul_kernel_grad_by_default` encodes that.
 
 The patches hold kh*kw copies of the input, so on a GPU, where cuDNN computes kernel
-gradients well and batches are large, XLA's convolution is the better choice
-(`ImpalaResNet.matmul_kernel_grad` defaults to this one on the CPU backend only).
+gradients well and batches are large, XLA's convolution is the better choice.
 """
 
 import functools
@@ -20,9 +19,21 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gtrxl_jax.nn.hardware import cpu_flags
+
 _NHWC = lax.ConvDimensionNumbers(
     lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2)
 )
+
+
+def matmul_kernel_grad_by_default() -> bool:
+    """Whether kernel gradients are patches matmuls unless told: on a CPU without AVX-512.
+
+    On the CPU backend of an AVX2-only CPU, XLA's kernel-gradient convolution was the
+    slowest part of the IMPALA torso's backward pass; on an AVX-512 CPU it is faster than
+    the patches matmul. Other backends use XLA's.
+    """
+    return jax.default_backend() == "cpu" and "avx512f" not in cpu_flags()
 
 
 def _hashable_padding(padding: str | Sequence[tuple[int, int]]):

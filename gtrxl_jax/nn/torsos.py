@@ -37,7 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtrxl_jax.nn.conv import conv_general_dilated_matmul_grad
+from gtrxl_jax.nn import pooling
+from gtrxl_jax.nn.conv import conv_general_dilated_matmul_grad, matmul_kernel_grad_by_default
 
 ObservationSpec: TypeAlias = jax.ShapeDtypeStruct | Mapping[str, jax.ShapeDtypeStruct]
 
@@ -145,8 +146,12 @@ class ImpalaResNet(nn.Module):
         default) instead of [N, H, W, C]; they are transposed inside the module.
       dtype: compute dtype (e.g. jnp.bfloat16); parameters and features stay float32.
       matmul_kernel_grad: whether the kernel gradients of the convolutions are matmuls of
-        image patches (`gtrxl_jax.nn.conv`): 1.6x faster backward passes on XLA:CPU, kh*kw
-        copies of each activation in memory. None (default): on the CPU backend only.
+        image patches (`gtrxl_jax.nn.conv`): faster backward passes on some CPUs, kh*kw
+        copies of each activation in memory. None (default): on the CPU backend of a CPU
+        without AVX-512 (`conv.matmul_kernel_grad_by_default`).
+      elementwise_pool_grad: whether the max-pools' gradients are elementwise masks
+        (`gtrxl_jax.nn.pooling`) instead of XLA's select-and-scatter, which XLA:CPU runs
+        slowly; the same values either way. None (default): on the CPU backend only.
     """
 
     channels: Sequence[int] = (16, 32, 32)
@@ -154,6 +159,7 @@ class ImpalaResNet(nn.Module):
     channels_first: bool = False
     dtype: Any = jnp.float32
     matmul_kernel_grad: bool | None = None
+    elementwise_pool_grad: bool | None = None
 
     def __post_init__(self) -> None:
         _check_sizes("ImpalaResNet", "channels", self.channels)
@@ -191,10 +197,14 @@ class ImpalaResNet(nn.Module):
             x = pixels.astype(jnp.float32)
         matmul_grad = self.matmul_kernel_grad
         if matmul_grad is None:
-            matmul_grad = jax.default_backend() == "cpu"
+            matmul_grad = matmul_kernel_grad_by_default()
+        pool_grad = self.elementwise_pool_grad
+        if pool_grad is None:
+            pool_grad = jax.default_backend() == "cpu"
+        pool = pooling.max_pool if pool_grad else nn.max_pool
         for i, channels in enumerate(self.channels):
             x = _conv(channels, self.dtype, "SAME", matmul_grad, name=f"stage_{i}_conv")(x)
-            x = nn.max_pool(x, window_shape=(3, 3), strides=(2, 2), padding="SAME")
+            x = pool(x, window_shape=(3, 3), strides=(2, 2), padding="SAME")
             for j in range(2):
                 x = ImpalaResidualBlock(self.dtype, matmul_grad, name=f"stage_{i}_block_{j}")(x)
         x = nn.relu(x).reshape(x.shape[0], -1)

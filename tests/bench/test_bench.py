@@ -127,12 +127,14 @@ def test_flop_counts():
     assert learn_flops(cfg, T, B) == 3 * sum(terms.values()) - no_input_grad
 
 
-def test_torso_times_both_kernel_gradients_and_the_acting_forward():
+def test_torso_times_every_gradient_method_and_the_acting_forward():
     session = Session(WORKLOADS["tiny"], repeats=1, warmup=0)
     records = []
     run_measurements(session, ["torso"], records.append)
-    assert [(r["kind"], r["kernel_grad"], r["frames"]) for r in records] == [
-        ("torso_learn", "xla", 16), ("torso_learn", "matmul", 16), ("torso_act", "matmul", 2)]
+    assert [(r["kind"], r["kernel_grad"], r["pool_grad"], r["frames"]) for r in records] == [
+        ("torso_learn", "xla", "xla", 16), ("torso_learn", "xla", "elementwise", 16),
+        ("torso_learn", "matmul", "xla", 16), ("torso_learn", "matmul", "elementwise", 16),
+        ("torso_act", "xla", "xla", 2)]
     assert all(TIMING_FIELDS <= r.keys() and positive(r, "median_s", "compile_s")
                for r in records)
 

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 import gtrxl_jax as gx
+from gtrxl_jax.nn.torsos import ImpalaResNet
 
 
 def random_sequence(T, B, D, seed=0, reset_prob=0.25):
@@ -34,3 +35,10 @@ def run_chunks(core, params, inputs, first, memory, sizes):
         outputs.append(out)
         start += size
     return jnp.concatenate(outputs), memory
+
+
+def impala_gradients(pixels, **options):
+    """Gradients of a fixed loss of a small ImpalaResNet (channels 4, 8; features 16)."""
+    torso = ImpalaResNet(channels=(4, 8), output_size=16, **options)
+    params = torso.init(jax.random.key(0), pixels)
+    return jax.jit(jax.grad(lambda p: jnp.sum(jnp.sin(torso.apply(p, pixels)))))(params)

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from jax import lax
 
-from gtrxl_jax.nn.conv import conv_general_dilated_matmul_grad, patches
-from gtrxl_jax.nn.torsos import ImpalaResNet
+from gtrxl_jax.nn.conv import (
+    conv_general_dilated_matmul_grad,
+    matmul_kernel_grad_by_default,
+    patches,
+)
+from gtrxl_jax.nn.hardware import cpu_flags
+from tests.nn.helpers import impala_gradients
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 xla_conv = functools.partial(
@@ -82,16 +87,13 @@ def test_other_convolutions_are_refused_naming_what_is_needed(options, named):
         conv_general_dilated_matmul_grad(x, kernel, **arguments)
 
 
-def test_impala_resnet_kernel_gradients_match_and_default_to_matmul_on_cpu():
+def test_impala_resnet_kernel_gradients_match_and_default_to_matmul_on_cpus_without_avx512():
     pixels = jax.random.randint(jax.random.key(1), (2, 12, 12, 3), 0, 256).astype(jnp.uint8)
-    small = {"channels": (4, 8), "output_size": 16}
-    grads = {}
-    for choice in (None, True, False):
-        torso = ImpalaResNet(**small, matmul_kernel_grad=choice)
-        params = torso.init(jax.random.key(0), pixels)
-        grads[choice] = jax.jit(jax.grad(
-            lambda p, torso=torso: jnp.sum(jnp.sin(torso.apply(p, pixels)))))(params)
-    default = jax.default_backend() == "cpu"  # the matmul on the CPU, XLA's elsewhere
+    grads = {choice: impala_gradients(pixels, matmul_kernel_grad=choice)
+             for choice in (None, True, False)}
+    # The matmul on a CPU without AVX-512, XLA's convolution elsewhere.
+    default = jax.default_backend() == "cpu" and "avx512f" not in cpu_flags()
+    assert matmul_kernel_grad_by_default() == default
     jax.tree.map(np.testing.assert_array_equal, grads[None], grads[default])
     close = functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5)
     jax.tree.map(close, grads[True], grads[False])
