@@ -385,12 +385,21 @@ class Learner:
             raise ValueError(f"A batch of {batch.batch_size} rows cannot be split evenly over "
                              f"{self.num_devices} learner devices.")
         specs = batch_specs(batch)
+        return self._jitted(specs)(state, self._place(batch, specs))
+
+    def lower(self, state: LearnerState, batch: Trajectory) -> jax.stages.Lowered:
+        """The update lowered for this state and batch: its HLO, for profiles and costs."""
+        specs = batch_specs(batch)
+        return self._jitted(specs).lower(state, self._place(batch, specs))
+
+    def _jitted(self, specs: Trajectory):
+        """The jitted, sharded update (made for the batch's structure on first use)."""
         if self._update is None:
             sharded = jax.shard_map(
                 lambda s, b: self.learning.update(s, b, DATA_AXIS), mesh=self.mesh,
                 in_specs=(PartitionSpec(), specs), out_specs=PartitionSpec(), check_vma=False)
             self._update = jax.jit(sharded, donate_argnums=0)
-        return self._update(state, self._place(batch, specs))
+        return self._update
 
     def _place(self, batch: Trajectory, specs: Trajectory) -> Trajectory:
         """Put this process's rows of a batch on the learner's devices, split by `specs`.

@@ -124,3 +124,11 @@ def test_a_batch_splits_its_rows_over_the_devices_and_must_split_evenly(two_devi
     with pytest.raises(ValueError, match="cannot be split evenly over 2"):
         two_devices.update(two_devices.replicate(two_devices.init_state(jax.random.PRNGKey(0))),
                            random_trajectory(AGENT, T, 3))
+
+
+def test_lower_gives_the_update_program_for_profiles(one_device):
+    learner = one_device
+    state = learner.replicate(learner.init_state(jax.random.PRNGKey(0)))
+    compiled = learner.lower(state, random_trajectory(AGENT, T, B)).compile()
+    assert "ENTRY" in compiled.as_text()
+    assert compiled.cost_analysis()["flops"] > 0
