@@ -5,8 +5,9 @@ a variadic reduce-window over (value, index) pairs with an index iota as large a
 in the IMPALA ResNet's learner update it takes more time than any convolution. Here the
 forward pass stays XLA's reduce-window, and the backward pass routes each output's gradient
 to the first maximum of its window (the element select-and-scatter picks, so the gradients
-are equal, ties included) with one mask per window offset and strided pads, all of which
-XLA fuses into elementwise loops.
+are equal, ties included) with one mask per window offset, then adds the routed gradients
+onto the input one stride phase at a time: elementwise work that XLA fuses, and one
+interleaving copy.
 """
 
 import functools
@@ -47,24 +48,49 @@ def _forward(x, window, strides, pads):
     return y, (x, y)
 
 
-def _backward(window, strides, pads, residuals, grad_y):
-    x, y = residuals
-    (oh, ow), (sh, sw) = y.shape[1:3], strides
-    height, width = (size + low + high for size, (low, high) in zip(x.shape[1:3], pads,
-                                                                     strict=True))
+def _first_max_gradients(x, y, grad_y, window, strides, pads) -> list[jax.Array]:
+    """Per window offset, the output gradient where that offset holds the window's first max.
+
+    Returns kh * kw arrays [N, OH, OW, C] (offsets row-major): select-and-scatter's routing.
+    """
     zero = jnp.zeros((), grad_y.dtype)
     taken = jnp.zeros(y.shape, bool)
-    grad_padded = jnp.zeros((x.shape[0], height, width, x.shape[3]), grad_y.dtype)
-    for offset, view in enumerate(_windows(x, window, strides, pads, (oh, ow))):
-        i, j = divmod(offset, window[1])
-        first_max = (view == y) & ~taken  # select-and-scatter keeps the first maximum
+    routed = []
+    for view in _windows(x, window, strides, pads, y.shape[1:3]):
+        first_max = (view == y) & ~taken
         taken = taken | first_max
-        routed = jnp.where(first_max, grad_y, zero)  # [N, OH, OW, C] onto the padded input
-        grad_padded = grad_padded + lax.pad(routed, zero, (
-            (0, 0, 0),
-            (i, height - i - sh * (oh - 1) - 1, sh - 1),
-            (j, width - j - sw * (ow - 1) - 1, sw - 1),
-            (0, 0, 0)))
+        routed.append(jnp.where(first_max, grad_y, zero))
+    return routed
+
+
+def _backward(window, strides, pads, residuals, grad_y):
+    """Scatter each offset's routed gradient onto the input, one stride phase at a time.
+
+    Padded input row s * a + p receives from window row offsets i = p + s * m of output row
+    a - m; so each of the sh * sw phases (p, q) is a sum of shifted [N, OH, OW, C] arrays,
+    and interleaving the phases gives the whole gradient without a scatter.
+    """
+    x, y = residuals
+    (kh, kw), (sh, sw), (oh, ow) = window, strides, y.shape[1:3]
+    N, C = x.shape[0], x.shape[3]
+    height, width = (size + low + high
+                     for size, (low, high) in zip(x.shape[1:3], pads, strict=True))
+    rows, cols = -(-height // sh), -(-width // sw)  # per phase
+    routed = _first_max_gradients(x, y, grad_y, window, strides, pads)
+    zero = jnp.zeros((), grad_y.dtype)
+    phases = []
+    for p in range(sh):
+        for q in range(sw):
+            phase = jnp.zeros((N, rows, cols, C), grad_y.dtype)
+            for m in range(len(range(p, kh, sh))):
+                for n in range(len(range(q, kw, sw))):
+                    shifted = lax.pad(routed[(p + sh * m) * kw + q + sw * n], zero, (
+                        (0, 0, 0), (m, rows - oh - m, 0), (n, cols - ow - n, 0), (0, 0, 0)))
+                    phase = phase + shifted
+            phases.append(phase)
+    interleaved = jnp.stack(phases, axis=3).reshape(N, rows, cols, sh, sw, C)
+    grad_padded = jnp.transpose(interleaved, (0, 1, 3, 2, 4, 5)).reshape(
+        N, rows * sh, cols * sw, C)
     (top, _), (left, _) = pads
     return (grad_padded[:, top : top + x.shape[1], left : left + x.shape[2], :],)
 
