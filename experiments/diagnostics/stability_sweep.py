@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-3")
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--interval", type=int, default=10, help="updates per curve point")
+    parser.add_argument("--metrics", default="update_norm,grad_norm,entropy",
+                        help="update metrics whose interval means the record keeps")
     parser.add_argument("--eval-episodes", type=int, default=200,
                         help="evaluation episodes per mode after training (0: none)")
     parser.add_argument("--out")
@@ -75,11 +77,14 @@ def main() -> None:
         runner = program.init(jax.random.PRNGKey(seed), seed)
         update = update or program.compile_update(runner)
         totals = np.zeros((layout.total_updates, 2))  # successes, episodes per update
-        extra = {"update_norm": [], "grad_norm": [], "entropy": []}
+        extra = {name: [] for name in args.metrics.split(",")}
         for u in range(layout.total_updates):
             runner, metrics = update(runner)
             metrics = jax.device_get(metrics)
             totals[u] = metrics["success_sum"], metrics["episodes"]
+            if unknown := set(extra) - set(metrics):
+                parser.error(f"--metrics: {sorted(unknown)} are not update metrics; the "
+                             f"update reports {sorted(metrics)}.")
             for key in extra:
                 extra[key].append(float(metrics[key]))
         per = totals[: len(totals) // args.interval * args.interval].reshape(
