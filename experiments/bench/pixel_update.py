@@ -19,27 +19,34 @@ import jax
 
 from gtrxl_jax.bench.learner import random_trajectory, time_updates
 from gtrxl_jax.bench.machine import machine_info
-from gtrxl_jax.config import load_config
+from gtrxl_jax.config import TrainConfig, load_config
 from gtrxl_jax.envs import make_env
 from gtrxl_jax.train import builder
 from gtrxl_jax.train.layout import plan_layout
 from gtrxl_jax.train.placement import Learner
+from gtrxl_jax.train.types import Trajectory
 
 # The shapes of the pixel-learner comparison: 16 environments, trajectories of 20, batch 16.
 DEFAULTS = ("env.task=Pong-v5", "agent.core=feedforward", "env.num_envs=16",
             "learner.trajectory_len=20", "learner.batch_size=16")
 
 
-def measure(overrides: list[str], repeats: int, warmup: int) -> dict:
-    """Compile and time the learner update of the config the overrides make."""
-    config = load_config("experiments/configs/tmaze.py", overrides)
+def pixel_learner(overrides: list[str]) -> tuple[TrainConfig, Learner, Trajectory]:
+    """The config (DEFAULTS, then `overrides`), its one-device learner and a random batch."""
+    config = load_config("experiments/configs/tmaze.py", [*DEFAULTS, *overrides])
     spec = make_env(config.env.task, 1).spec
     agent = builder.make_agent(config, spec, num_tasks=1)
     learner = Learner(builder.make_learning(config, agent, plan_layout(config)),
                       jax.local_devices()[:1], trajectory_len=config.learner.trajectory_len)
+    batch = random_trajectory(agent, config.learner.trajectory_len, config.learner.batch_size)
+    return config, learner, batch
+
+
+def measure(overrides: list[str], repeats: int, warmup: int) -> dict:
+    """Compile and time the learner update of the config the overrides make."""
+    config, learner, batch = pixel_learner(overrides)
     T, B = config.learner.trajectory_len, config.learner.batch_size
-    first_call_s, timing = time_updates(learner, random_trajectory(agent, T, B), repeats,
-                                        warmup)
+    first_call_s, timing = time_updates(learner, batch, repeats, warmup)
     return {"measurement": "pixel_update", "kind": "pixel_update", "task": config.env.task,
             "core": config.agent.core, "unroll": T, "batch": B, "first_call_s": first_call_s,
             **timing.fields(),
@@ -59,7 +66,7 @@ def main() -> None:
     for kernel, pool in itertools.product(("xla", "matmul"), ("xla", "elementwise")):
         methods = [f"agent.torso_options.matmul_kernel_grad={kernel == 'matmul'}",
                    f"agent.torso_options.elementwise_pool_grad={pool == 'elementwise'}"]
-        record = {**measure([*DEFAULTS, *args.overrides, *methods], args.repeats, args.warmup),
+        record = {**measure([*args.overrides, *methods], args.repeats, args.warmup),
                   "kernel_grad": kernel, "pool_grad": pool}
         records.append(record)
         print(json.dumps(record), flush=True)

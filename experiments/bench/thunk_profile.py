@@ -22,25 +22,18 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
+from pixel_update import pixel_learner  # this script's neighbour (its directory is on sys.path)
 
 from gtrxl_jax.bench import WORKLOADS
 from gtrxl_jax.bench.core import make_problem
-from gtrxl_jax.bench.learner import random_trajectory
-from gtrxl_jax.config import load_config
-from gtrxl_jax.envs import make_env
 from gtrxl_jax.nn.gtrxl import GTrXL
-from gtrxl_jax.nn.memory import init_gtrxl_memory
-from gtrxl_jax.train import builder
-from gtrxl_jax.train.layout import plan_layout
-from gtrxl_jax.train.placement import Learner
 
 
 def act_step():
     """The cached acting step (T = 1, B 32, memory donated) and a call that runs it."""
     config = WORKLOADS["reference"].core
     problem = make_problem(config, 1, 32)
-    memory = problem.core.apply(problem.params, init_gtrxl_memory(config, 32, cache=True),
-                                method=GTrXL.refresh_cache)
+    memory = problem.core.apply(problem.params, problem.memory, method=GTrXL.refresh_cache)
     step = jax.jit(problem.core.apply, donate_argnums=3)
     state = {"memory": memory}
 
@@ -66,14 +59,8 @@ def learn_step():
 
 
 def pixel_step():
-    """The pixel learner's update: Pong, feed-forward core, T 20, B 16."""
-    config = load_config("experiments/configs/tmaze.py", [
-        "env.task=Pong-v5", "agent.core=feedforward", "env.num_envs=16",
-        "learner.trajectory_len=20", "learner.batch_size=16"])
-    agent = builder.make_agent(config, make_env(config.env.task, 1).spec, num_tasks=1)
-    learner = Learner(builder.make_learning(config, agent, plan_layout(config)),
-                      jax.local_devices()[:1], trajectory_len=config.learner.trajectory_len)
-    batch = random_trajectory(agent, config.learner.trajectory_len, config.learner.batch_size)
+    """The pixel learner's update: Pong, feed-forward core, T 20, B 16 (`pixel_update.py`)."""
+    _, learner, batch = pixel_learner([])
     state = {"learner": learner.replicate(learner.init_state(jax.random.PRNGKey(0)))}
 
     def call():
