@@ -145,11 +145,8 @@ def parse_eval(entry: dict[str, Any]) -> EvalResult:
     )
 
 
-def task_results(spec: RunSpec) -> list[TaskResult]:
-    """The final evaluation of each task of a finished run ([] if it has not finished)."""
-    if not is_finished(spec.run_dir):
-        return []
-    summary = read_summary(spec.run_dir)
+def task_results(spec: RunSpec, summary: dict[str, Any]) -> list[TaskResult]:
+    """The final evaluation of each task of a finished run, from its summary."""
     tasks = split_tasks(spec.task)
     results = []
     for task in tasks:

@@ -3,17 +3,20 @@
     report = run_suite(SUITES["fast"], "runs/suites/fast")             # train() of the loop
     report = run_suite(suite, out, train_fn=my_train)                   # any TrainConfig -> _
 
-Resumable: a finished run (summary.json present, not marked interrupted) is skipped; a run
-that stopped part-way resumes from its latest checkpoint (run.resume=true); a run folder with
-output but no checkpoint is moved aside (<run>.stale-<n>) and the run starts afresh. A run
-that raises is logged, its traceback saved as suite_error.txt in its folder, and the suite
-goes on with the next run (unless keep_going=False). A run stopped by a signal (Ctrl-C,
-SIGTERM; it checkpoints and marks its summary interrupted) stops the suite: the same
-command continues it. The report is written from whatever
-has finished, so it can be regenerated at any time with `write_report`.
+Resumable: a finished run (summary.json present, not marked interrupted, or a record of it
+in run_records.jsonl) is skipped; a run that stopped part-way resumes from its latest
+checkpoint (run.resume=true); a run folder with output but no checkpoint is moved aside
+(<run>.stale-<n>) and the run starts afresh. A run that raises is logged, its traceback
+saved as suite_error.txt in its folder, and the suite goes on with the next run (unless
+keep_going=False). A run stopped by a signal (Ctrl-C, SIGTERM; it checkpoints and marks its
+summary interrupted) stops the suite: the same command continues it. The report is written
+from whatever has finished, so it can be regenerated at any time with `write_report`.
 
 Outputs in the suite's folder:
     suite.json                  the suite, its cost note, and every run with its status
+    run_records.jsonl           every finished run's evaluation and learning curve, enough to
+                                rebuild the report without the run folders (see
+                                gtrxl_jax.suite.records): commit it with the tables
     results.md, results.csv     per task and core (see gtrxl_jax.suite.tables)
     aggregates.csv              per core, over tasks (and IQM, optimality gap, intervals)
     aggregates.png              per core, IQM and optimality gap with 95% intervals
@@ -35,14 +38,9 @@ from typing import Any
 
 from gtrxl_jax.config import TrainConfig, to_dict
 from gtrxl_jax.suite.plots import plot_horizon, plot_intervals, plot_learning_curves
+from gtrxl_jax.suite.records import has_finished, read_records, run_outcome, write_records
 from gtrxl_jax.suite.references import References, load_references
-from gtrxl_jax.suite.results import (
-    CURVE_KEYS,
-    is_finished,
-    read_curve,
-    read_summary,
-    task_results,
-)
+from gtrxl_jax.suite.results import CURVE_KEYS, read_summary, task_results
 from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
 from gtrxl_jax.suite.tables import (
     horizon_points,
@@ -140,7 +138,8 @@ def run_suite(
     output_dir = Path(output_dir)
     specs = expand(suite, output_dir) if specs is None else specs
     report = SuiteReport(suite.name, output_dir)
-    finished = [is_finished(s.run_dir) for s in specs]
+    records = read_records(output_dir)
+    finished = [has_finished(s, records) for s in specs]
     pending = [s for s, done in zip(specs, finished, strict=True) if not done]
     report.skipped = [s.run_id for s, done in zip(specs, finished, strict=True) if done]
     if report.skipped:
@@ -149,7 +148,7 @@ def run_suite(
         )
     if pending and train_fn is None:
         train_fn = default_train_fn()
-    _write_plan(suite, output_dir, specs, report)
+    _write_plan(suite, output_dir, specs, report, records)
     for index, spec in enumerate(pending, start=1):
         logger.info("[%d/%d] %s: training", index, len(pending), spec.run_id)
         start = time.perf_counter()
@@ -181,7 +180,7 @@ def run_suite(
         else:
             report.failed[spec.run_id] = "train returned without a finished summary.json"
             logger.error("%s: %s", spec.run_id, report.failed[spec.run_id])
-    _write_plan(suite, output_dir, specs, report)
+    _write_plan(suite, output_dir, specs, report, records)
     report.files = write_report(suite, output_dir, specs, references)
     return report
 
@@ -192,7 +191,11 @@ def write_report(
     specs: list[RunSpec] | None = None,
     references: References | None = None,
 ) -> list[Path]:
-    """Write the tables and plots of a suite from its finished runs; return the files.
+    """Write the tables, plots and run records of a suite from its finished runs; return the files.
+
+    A run counts as finished if its folder has finished or run_records.jsonl holds it; the
+    records of every such run (and those already there for runs outside `specs`) are
+    written back.
 
     Args:
       suite: the suite.
@@ -203,7 +206,10 @@ def write_report(
     output_dir = Path(output_dir)
     specs = expand(suite, output_dir) if specs is None else specs
     references = references or load_references()
-    results = [result for spec in specs for result in task_results(spec)]
+    records = read_records(output_dir)
+    outcomes = {spec.run_id: run_outcome(spec, records) for spec in specs}
+    results = [result for spec in specs if outcomes[spec.run_id] is not None
+               for result in task_results(spec, outcomes[spec.run_id].summary)]
     spec_tasks = {t for spec in specs for t in split_tasks(spec.task)}
     tasks = tuple(t for t in suite.scored_tasks() if t in spec_tasks)
     variants = tuple(dict.fromkeys(spec.variant for spec in specs))
@@ -211,6 +217,7 @@ def write_report(
     title = f"Suite {suite.name!r}: {suite.description}"
     summary = write_results(rows, output_dir, suite.score_mode, title)
     files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
+    files.append(write_records(output_dir, specs, records))
     if plot_intervals(summary, output_dir / "aggregates.png", f"Suite {suite.name!r}"):
         files.append(output_dir / "aggregates.png")
     if suite.ablation:
@@ -228,7 +235,7 @@ def write_report(
         if plot_horizon(points, path, f"Suite {suite.name!r}", trajectory_len):
             files.append(path)
     for metric in CURVE_KEYS:
-        curves = _curves(specs, tasks, metric)
+        curves = _curves(specs, outcomes, tasks, metric)
         path = output_dir / CURVE_FILES[metric]
         if plot_learning_curves(curves, metric, path, f"Suite {suite.name!r}"):
             files.append(path)
@@ -236,25 +243,25 @@ def write_report(
     return files
 
 
-def _curves(specs: list[RunSpec], tasks: tuple[str, ...], metric: str) -> dict:
+def _curves(specs: list[RunSpec], outcomes: dict, tasks: tuple[str, ...], metric: str) -> dict:
     curves: dict[str, dict[str, list]] = {task: {} for task in tasks}
     for spec in specs:
-        if not is_finished(spec.run_dir):
+        outcome = outcomes[spec.run_id]
+        if outcome is None:
             continue
-        run_tasks = split_tasks(spec.task)
-        for task in run_tasks:
-            if task not in curves:
-                continue
-            curve = read_curve(spec.run_dir, task, multi_task=len(run_tasks) > 1)
-            curves[task].setdefault(spec.variant, []).append((curve["env_steps"], curve[metric]))
+        for task, curve in outcome.curves.items():
+            if task in curves:
+                curves[task].setdefault(spec.variant, []).append(
+                    (curve["env_steps"], curve[metric]))
     return curves
 
 
-def _write_plan(suite: Suite, output_dir: Path, specs: list[RunSpec], report: SuiteReport):
+def _write_plan(suite: Suite, output_dir: Path, specs: list[RunSpec], report: SuiteReport,
+                records: dict):
     def status(spec: RunSpec) -> str:
         if spec.run_id in report.failed:
             return "failed"
-        return "finished" if is_finished(spec.run_dir) else "pending"
+        return "finished" if has_finished(spec, records) else "pending"
 
     plan = {
         "suite": suite.name,

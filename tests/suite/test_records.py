@@ -1,0 +1,86 @@
+import json
+import math
+import shutil
+
+import numpy as np
+
+from gtrxl_jax.suite.records import (
+    MAX_CURVE_POINTS,
+    RECORDS_FILE,
+    read_records,
+    run_outcome,
+    write_records,
+)
+from gtrxl_jax.suite.runner import run_suite, write_report
+from gtrxl_jax.suite.suites import SUITES, expand
+from tests.suite.fake_train import FakeTrain
+
+
+def _specs(tmp_path, seeds=(0, 1), tasks=("TMaze-L4", "TMaze-L16")):
+    return expand(SUITES["fast"], tmp_path, tasks=tasks, variants=("gtrxl_gru", "lstm"),
+                  seeds=seeds)
+
+
+def test_the_report_is_rebuilt_from_the_records_alone(tmp_path):
+    specs = _specs(tmp_path)
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=specs)
+    records = read_records(tmp_path)
+    assert sorted(records) == sorted(s.run_id for s in specs)
+    tables = {name: (tmp_path / name).read_text()
+              for name in ("results.csv", "results.md", "aggregates.csv")}
+    shutil.rmtree(tmp_path / "runs")  # checkpoints and logs gone; the records stay
+    write_report(SUITES["fast"], tmp_path, specs)
+    for name, text in tables.items():
+        assert (tmp_path / name).read_text() == text, name
+    assert read_records(tmp_path) == records
+    plan = json.loads((tmp_path / "suite.json").read_text())
+    assert {r["status"] for r in plan["runs"]} == {"finished"}
+
+
+def test_a_later_slice_adds_its_runs_to_the_recorded_ones(tmp_path):
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=_specs(tmp_path, (0,)))
+    shutil.rmtree(tmp_path / "runs")
+    train = FakeTrain()
+    report = run_suite(SUITES["fast"], tmp_path, train_fn=train, specs=_specs(tmp_path))
+    assert sorted(c.run.seed for c in train.calls) == [1, 1, 1, 1], "seed 0 is recorded"
+    assert len(report.skipped) == 4
+    assert len(read_records(tmp_path)) == 8
+    # A report of one task keeps the other task's records.
+    write_report(SUITES["fast"], tmp_path, _specs(tmp_path, tasks=("TMaze-L4",)))
+    assert len(read_records(tmp_path)) == 8
+    results = (tmp_path / "results.csv").read_text()
+    assert "TMaze-L4,gtrxl_gru,2," in results and "TMaze-L16" not in results
+
+
+def test_a_record_keeps_a_thinned_curve_with_its_last_point_and_its_nans(tmp_path):
+    spec = _specs(tmp_path, (0,), ("TMaze-L4",))[0]
+    spec.run_dir.mkdir(parents=True)
+    n = 1000
+    with open(spec.run_dir / "metrics.jsonl", "w") as file:
+        for i in range(n):
+            success = None if i % 2 else i / n
+            file.write(json.dumps({"env_steps": i, "episode_return": i, "success": success})
+                       + "\n")
+    (spec.run_dir / "summary.json").write_text(json.dumps(
+        {"eval": {"greedy": {"episode_return": 1.0, "success": float("nan")}},
+         "env_steps": n, "wall_clock_s": 2.0, "sps": 500.0}))
+    write_records(tmp_path, [spec], {})
+    line = (tmp_path / RECORDS_FILE).read_text()
+    assert "NaN" not in line, "strict JSON: NaN written as null"
+    shutil.rmtree(spec.run_dir)
+    outcome = run_outcome(spec, read_records(tmp_path))
+    curve = outcome.curves["TMaze-L4"]
+    assert len(curve["env_steps"]) == MAX_CURVE_POINTS
+    assert curve["env_steps"][0] == 0 and curve["env_steps"][-1] == n - 1
+    assert np.all(np.diff(curve["env_steps"]) > 0)
+    odd = curve["env_steps"] % 2 == 1
+    assert np.isnan(curve["success"][odd]).all() and np.isfinite(curve["success"][~odd]).all()
+    assert math.isnan(outcome.summary["eval"]["greedy"]["success"] or math.nan)
+    assert outcome.summary["env_steps"] == n and "sps" not in outcome.summary
+
+
+def test_an_unfinished_run_without_a_record_has_no_outcome(tmp_path):
+    spec = _specs(tmp_path, (0,), ("TMaze-L4",))[0]
+    assert run_outcome(spec, {}) is None
+    write_records(tmp_path, [spec], {})
+    assert read_records(tmp_path) == {}
