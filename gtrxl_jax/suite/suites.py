@@ -18,8 +18,8 @@ Suites:
   3x3 view) and POPGym's card games at Easy and Medium, every core.
 - "memory_horizon": the passive T-maze on device with the cue 16 to 128 steps back (0.5x to
   4x the learner's trajectory): success against cue distance per core (Ni et al. 2023).
-- "memory_tuning": each core's learning rate for memory_horizon, from a sweep of 3 rates
-  on TMaze-L31.
+- "memory_tuning": each core's learning rate, from a sweep of 3 rates on one task of a
+  family: TMaze-L31 (for memory_horizon) and RepeatPreviousEasy (the card games).
 
 Each suite's `cost` says what it is expected to take. Core variants are named as in the
 results tables: "gtrxl_gru" .. "gtrxl_sigmoid_tanh", "trxl_i", "trxl", "lstm", "feedforward".
@@ -553,6 +553,11 @@ _CARD_GAMES = tuple(task for task in _MEMORY_BUDGETS if not task.startswith("Min
 # recent ones: over 12M steps no seed that solved fell below 0.9 after (3 of 4 solved; the
 # fourth plateaued at 0.91, exploring too little; docs/stability.md).
 _MINIGRID_STABILITY = ("optimizer.recent_norm_clip=3",)
+_MEMORY_TASK_OVERRIDES = {
+    task: (*overrides,
+           *(("loss.popart=true",) if task in _CARD_GAMES else _MINIGRID_STABILITY))
+    for task, overrides in _budgets(_MEMORY_BUDGETS).items()
+}
 
 MEMORY = Suite(
     name="memory",
@@ -564,11 +569,7 @@ MEMORY = Suite(
     variants=ALL_CORES,
     seeds=(0, 1, 2),
     overrides=_SMALL_ON_DEVICE,
-    task_overrides={
-        task: (*overrides,
-               *(("loss.popart=true",) if task in _CARD_GAMES else _MINIGRID_STABILITY))
-        for task, overrides in _budgets(_MEMORY_BUDGETS).items()
-    },
+    task_overrides=_MEMORY_TASK_OVERRIDES,
     cost=(
         "165 runs (11 tasks x 5 cores x 3 seeds), 1,012.5M env steps in all. Estimated, not "
         "measured as a suite. The JAX environments step at 0.5M (MiniGrid) to 1.7M (cards) "
@@ -635,18 +636,20 @@ MEMORY_HORIZON = Suite(
     ),
 )
 
-# The tuning sweep's task: TMaze-L31 (the cue one trajectory back) at memory_horizon's
-# settings. Not swept here: MiniGrid Memory (5M steps per run make 45 runs ~5 h) and the card
-# games (at 250k steps no core learned RepeatPreviousEasy at any rate; docs/suites.md).
+# The tuning sweep's tasks, each at the settings of the suite that reports it: TMaze-L31
+# (the cue one trajectory back) for memory_horizon, RepeatPreviousEasy (5M steps a run) for
+# the card games of memory. Not swept here: MiniGrid Memory (5M steps per run make 45 runs
+# ~5 h on 2 cores).
 _TUNING_TASKS = {
     "TMaze-L31": (*_budgets(_HORIZON_BUDGETS)["TMaze-L31"], "learner.segment_len=16"),
+    "RepeatPreviousEasy": _MEMORY_TASK_OVERRIDES["RepeatPreviousEasy"],
 }
 
 MEMORY_TUNING = Suite(
     name="memory_tuning",
     description=(
-        "Each core's learning rate for memory_horizon: 3 rates on TMaze-L31, on seeds the "
-        "reported runs do not use."
+        "Each core's learning rate: 3 rates on TMaze-L31 (for memory_horizon) and on "
+        "RepeatPreviousEasy (the card games of memory), on seeds the reported runs do not use."
     ),
     tasks=tuple(_TUNING_TASKS),
     variants=ALL_CORES,
@@ -655,8 +658,11 @@ MEMORY_TUNING = Suite(
     task_overrides=_TUNING_TASKS,
     learning_rates=(5e-4, 1e-3, 2e-3),
     cost=(
-        "30 runs (5 cores x 3 rates x 2 seeds), 12M env steps; measured 2026-12-03 on the "
-        "2-core AMD EPYC, shared with another run: 9-94 s a run, ~25 min."
+        "60 runs (2 tasks x 5 cores x 3 rates x 2 seeds), 312M env steps. TMaze-L31 "
+        "measured 2026-12-03 on the 2-core AMD EPYC, shared with another run: 9-94 s a run, "
+        "~25 min. RepeatPreviousEasy at 5M steps a run: ~5 min a transformer run, ~1.3 min "
+        "an LSTM run (the memory suite's), so ~1.7 h for the five cores; slice it with "
+        "--tasks RepeatPreviousEasy --cores gtrxl_gru,lstm (~40 min)."
     ),
 )
 
