@@ -496,11 +496,30 @@ ABLATION = Suite(
     ),
 )
 
+# Each core's learning rate on the T-maze: memory_tuning's picks on TMaze-L31
+# (experiments/suites/results/memory_tuning/tuning.md). Every pick is the grid's highest
+# rate; the LSTM and the feed-forward core stayed at chance at all three, so theirs is noise.
+TUNED_LEARNING_RATES = {core: 2e-3 for core in ALL_CORES}
+# Each core's learning rate on the card games: memory_tuning's picks on RepeatPreviousEasy
+# (experiments/suites/results/memory_tuning_cards/tuning.md), swept for GTrXL and the LSTM:
+# both picked 2e-3, the grid's highest, as every core did on the T-maze, whose picks the
+# cores not swept on the cards take.
+CARD_TUNED_LEARNING_RATES = {**TUNED_LEARNING_RATES, "gtrxl_gru": 2e-3, "lstm": 2e-3}
+
+
+def _tuned(tasks, rates: dict[str, float]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Each task's per-core overrides: the core's tuned learning rate."""
+    return {task: {core: (f"optimizer.learning_rate={rate:g}",)
+                   for core, rate in rates.items()} for task in tasks}
+
+
 # The memory suites train on device (learner.loop=on_device): the JAX environments step
 # inside the compiled update, so every environment feeds every update (batch = num_envs).
 # The model is the fast suite's; memory_len is set per task to reach the cue. Every core
 # trains with the auxiliary reconstruction loss: without it no core learned MiniGrid
 # Memory's match of a remembered cue, and solved T-mazes collapsed (docs/stability.md).
+# The common learning rate, 5e-4, is what a suite's task trains at unless a tuned rate
+# replaces it (memory_horizon's T-mazes, memory's card games: 2e-3).
 _SMALL_ON_DEVICE = (
     "learner.loop=on_device",
     "env.num_envs=64",
@@ -570,6 +589,7 @@ MEMORY = Suite(
     seeds=(0, 1, 2),
     overrides=_SMALL_ON_DEVICE,
     task_overrides=_MEMORY_TASK_OVERRIDES,
+    task_core_overrides=_tuned(_CARD_GAMES, CARD_TUNED_LEARNING_RATES),
     cost=(
         "165 runs (11 tasks x 5 cores x 3 seeds), 1,012.5M env steps in all. Estimated, not "
         "measured as a suite. The JAX environments step at 0.5M (MiniGrid) to 1.7M (cards) "
@@ -600,18 +620,6 @@ _HORIZON_BUDGETS = {
     }.items()
 }
 
-# Each core's learning rate on the T-maze: memory_tuning's picks on TMaze-L31
-# (experiments/suites/results/memory_tuning/tuning.md). Every pick is the grid's highest
-# rate; the LSTM and the feed-forward core stayed at chance at all three, so theirs is noise.
-TUNED_LEARNING_RATES = {core: 2e-3 for core in ALL_CORES}
-
-
-def _tuned(tasks) -> dict[str, dict[str, tuple[str, ...]]]:
-    """Each task's per-core overrides: the core's tuned learning rate."""
-    return {task: {core: (f"optimizer.learning_rate={rate:g}",)
-                   for core, rate in TUNED_LEARNING_RATES.items()} for task in tasks}
-
-
 MEMORY_HORIZON = Suite(
     name="memory_horizon",
     description=(
@@ -623,7 +631,7 @@ MEMORY_HORIZON = Suite(
     seeds=(0, 1, 2),
     overrides=(*_SMALL_ON_DEVICE, "learner.segment_len=16"),
     task_overrides=_budgets(_HORIZON_BUDGETS),
-    task_core_overrides=_tuned(_HORIZON_BUDGETS),
+    task_core_overrides=_tuned(_HORIZON_BUDGETS, TUNED_LEARNING_RATES),
     horizon=True,
     cost=(
         "60 runs (4 corridor lengths x 5 cores x 3 seeds), 44M env steps in all. Estimated, "

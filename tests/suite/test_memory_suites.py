@@ -6,6 +6,7 @@ import pytest
 from gtrxl_jax.envs.popgym_tasks import make_popgym_task
 from gtrxl_jax.suite.suites import (
     ALL_CORES,
+    CARD_TUNED_LEARNING_RATES,
     SUITES,
     TUNED_LEARNING_RATES,
     Suite,
@@ -174,11 +175,28 @@ def test_task_core_overrides_follow_the_cores_own_and_name_known_tasks_and_cores
               task_core_overrides={"TMaze-L9": {"lstm": ()}})
 
 
-def test_memory_horizon_trains_each_core_at_the_rate_the_committed_sweep_picked(tmp_path):
-    path = Path(__file__).parents[2] / "experiments/suites/results/memory_tuning/tuning.csv"
+def committed_picks(folder: str, task: str) -> dict[str, float]:
+    """Each core's pick on a task in a committed tuning.csv."""
+    path = Path(__file__).parents[2] / "experiments/suites/results" / folder / "tuning.csv"
     with open(path) as file:
-        picks = {row["core"]: float(row["learning_rate"]) for row in csv.DictReader(file)
-                 if row["task"] == "TMaze-L31" and row["chosen"] == "True"}
+        return {row["core"]: float(row["learning_rate"]) for row in csv.DictReader(file)
+                if row["task"] == task and row["chosen"] == "True"}
+
+
+def test_memory_horizon_trains_each_core_at_the_rate_the_committed_sweep_picked(tmp_path):
+    picks = committed_picks("memory_tuning", "TMaze-L31")
     assert picks == TUNED_LEARNING_RATES
     for spec in expand(SUITES["memory_horizon"], tmp_path, seeds=(0,)):
         assert spec.config.optimizer.learning_rate == picks[spec.variant], spec.run_id
+
+
+def test_the_card_games_train_each_swept_core_at_the_rate_the_committed_sweep_picked(tmp_path):
+    picks = committed_picks("memory_tuning_cards", "RepeatPreviousEasy")
+    assert set(picks) == {"gtrxl_gru", "lstm"}
+    assert {core: CARD_TUNED_LEARNING_RATES[core] for core in picks} == picks
+    for spec in expand(SUITES["memory"], tmp_path, seeds=(0,)):
+        rate = spec.config.optimizer.learning_rate
+        if spec.task.startswith("MiniGrid"):
+            assert rate == 5e-4, spec.run_id  # not swept: the suite's common rate
+        else:
+            assert rate == CARD_TUNED_LEARNING_RATES[spec.variant], spec.run_id
