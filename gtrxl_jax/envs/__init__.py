@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from gtrxl_jax.envs.base import VectorEnv
-from gtrxl_jax.envs.envpool_env import EnvpoolEnv
 from gtrxl_jax.envs.episodes import Episode, summarize
 from gtrxl_jax.envs.factories import is_factory, make_host_envs
 from gtrxl_jax.envs.functional import (
@@ -121,9 +120,20 @@ def make_env(
         project_task, match = found
         return project_task.build(match, num_envs, seed, training, options)
     if is_envpool_task(task):
+        from gtrxl_jax.envs.envpool_env import EnvpoolEnv
+
         return EnvpoolEnv(task, num_envs, seed=seed, training=training, **options)
     raise unknown_task_error(task)
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def __getattr__(name: str) -> Any:
+    """`EnvpoolEnv`, imported on first use, so that tasks without envpool need none installed."""
+    if name == "EnvpoolEnv":
+        from gtrxl_jax.envs.envpool_env import EnvpoolEnv
+
+        return EnvpoolEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,8 @@
 Host tasks are `VectorEnv`s stepped from Python: the project's own families of names
 matched by a pattern, e.g. "TMaze-L<corridor_length>" ("TMaze-L10", "TMaze-L100") and
 "MemoryMaze-<size>" ("MemoryMaze-9x9", an optional extra), and every name of
-`envpool.list_all_envs()`.
+`envpool.list_all_envs()` (envpool is imported on first use: the project's own tasks and the
+JAX tasks need no envpool installed).
 
 Your own environments are named by their factory, "package.module:function"
 (`gtrxl_jax.envs.factories`), host or JAX.
@@ -23,11 +24,10 @@ xminigrid and gymnax are imported only when one of their tasks is built.
 
 import dataclasses
 import difflib
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
-
-import envpool
 
 from gtrxl_jax.envs.base import VectorEnv
 from gtrxl_jax.envs.factories import is_factory, make_jax_envs, makes_host_envs
@@ -157,9 +157,19 @@ def find_project_task(task: str) -> tuple[TaskFamily, re.Match[str]] | None:
     return _find(_PROJECT_TASKS, task)
 
 
+@functools.cache
+def envpool_task_names() -> frozenset[str] | None:
+    """Every task envpool registers; None where envpool is not installed."""
+    try:
+        import envpool
+    except ImportError:
+        return None
+    return frozenset(envpool.list_all_envs())
+
+
 def is_envpool_task(task: str) -> bool:
     """Tell whether envpool registers a task of this exact name."""
-    return task in envpool.registration.registry.specs
+    return task in (envpool_task_names() or ())
 
 
 def is_host_task(task: str) -> bool:
@@ -220,7 +230,7 @@ def unknown_task_error(task: str, jax: bool = False) -> ValueError:
     Returns:
       The error, to raise.
     """
-    host_names = [*PROJECT_TASKS, *envpool.list_all_envs()]
+    host_names = [*PROJECT_TASKS, *sorted(envpool_task_names() or ())]
     if jax:
         names, others, other_kind, other_maker = JAX_TASKS, host_names, "host", "make_env"
         default = "see gtrxl_jax.envs.JAX_TASKS"
@@ -239,6 +249,9 @@ def unknown_task_error(task: str, jax: bool = False) -> ValueError:
     elif close_others := [n for n in _close_names(task, others, 3) if n not in close]:
         listed = ", ".join(map(repr, close_others))
         message += f"; close {other_kind} tasks (for {other_maker}): {listed}"
+    if not jax and envpool_task_names() is None:
+        message += ("; envpool is not installed, so none of its tasks (Atari, ViZDoom, MiniGrid, "
+                    "...) is known here: pip install -r requirements.txt")
     return ValueError(message)
 
 
