@@ -6,8 +6,8 @@ by `registry.register(...)` and import it below.
 """
 
 # Imported for their side effect: each module registers its measurements. The core's and
-# the machine's need only JAX and Flax, so they also run where the training stack (envpool,
-# rlax, ...) is not installed, such as a GPU machine's own Python.
+# the machine's need only JAX and Flax, so they also run where the training stack (rlax,
+# optax, orbax, ...) is not installed, such as a GPU machine's own Python.
 from gtrxl_jax.bench import bandwidth, ceiling, core, segments, torso  # noqa: F401
 from gtrxl_jax.bench.registry import (
     MEASUREMENTS,
@@ -22,7 +22,7 @@ try:
     from gtrxl_jax.bench import e2e, learner, on_device  # noqa: F401
 except ImportError as error:
     register_unavailable(
-        ("e2e", "update", "on_device"),
+        ("e2e", "update", "on_device", "on_device_envs"),
         f"it needs the training stack, and importing it failed ({error}); "
         "install requirements.txt",
     )

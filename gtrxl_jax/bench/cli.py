@@ -6,6 +6,7 @@
   gtrxl-bench --only e2e --e2e-steps 200000     # training runs: Pong, MiniGrid x GTrXL, FF
   gtrxl-bench --only on_device                  # T-maze on device vs actor-learner, N sweep
   gtrxl-bench --only on_device --on-device-steps 200000 --on-device-envs 64,256
+  gtrxl-bench --only on_device_envs --on-device-envs 1024,4096   # the N sweep alone
   gtrxl-bench --list                            # the registered measurements
   gtrxl-bench --summarize runs/bench.jsonl      # one short line per record of a file
 
@@ -16,7 +17,8 @@ compile time is reported apart. Measurements that report a fraction of a ceiling
 minutes and is not in the default set; its steady state starts after --warmup learner
 updates. "on_device" trains the main job's T-maze config on the actor-learner and on device
 (steady env steps/s, seconds to 95% success, compile included), then times the on-device
-update at each --on-device-envs; it also takes minutes and is not in the default set.
+update at each --on-device-envs; it also takes minutes and is not in the default set
+("on_device_envs" is that sweep alone).
 """
 
 import argparse
@@ -139,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{measurement.name:10s} {measurement.description}")
         return 0
     if args.summarize:
+        if not pathlib.Path(args.summarize).is_file():
+            parser.error(f"--summarize {args.summarize}: no such file (write one with --out)")
         print("\n".join(summarize(args.summarize)))
         return 0
     unknown = [name for name in args.only if name not in MEASUREMENTS]

@@ -26,7 +26,9 @@ the number of environments on device. Every record has `path` ("actor_learner" o
   not fit in free memory is `skipped`.
 
 The training runs take the main job's budget (500k env steps), minutes each, so on_device
-is not in gtrxl-bench's default set. The workload (--config) sizes only the ceiling.
+is not in gtrxl-bench's default set. `on_device_envs` is the sweep alone (seconds per N, for
+a machine whose time is short, such as a lent GPU). The workload (--config) sizes only the
+ceiling.
 """
 
 import tempfile
@@ -128,10 +130,23 @@ def measure_num_envs(session: Session, num_envs: int) -> Record:
     }
 
 
+def machine_fields(session: Session) -> dict:
+    """The float32 matmul ceiling measured earlier in the session, for every record."""
+    return {"ceiling_gflop_per_s": ceiling_gflops(session, "float32")}
+
+
+@register("on_device_envs", requires=("ceiling",))
+def on_device_envs(session: Session) -> Iterator[Record]:
+    """The on-device T-maze update's env steps/s against the number of environments."""
+    machine = machine_fields(session)
+    for num_envs in session.on_device.num_envs:
+        yield {**measure_num_envs(session, num_envs), **machine}
+
+
 @register("on_device", requires=("ceiling",))
 def on_device(session: Session) -> Iterator[Record]:
     """T-maze on device against the actor-learner: steady env steps/s, time to 95%, N sweep."""
-    machine = {"ceiling_gflop_per_s": ceiling_gflops(session, "float32")}
+    machine = machine_fields(session)
     sps_by_path = {}
     for path in PATHS:
         run = train_logged(
@@ -161,5 +176,4 @@ def on_device(session: Session) -> Iterator[Record]:
             **time_to_solve(run),
             **machine,
         }
-    for num_envs in session.on_device.num_envs:
-        yield {**measure_num_envs(session, num_envs), **machine}
+    yield from on_device_envs(session)

@@ -161,10 +161,10 @@ def test_peak_flops_match_device_kinds_most_specific_first():
 
 
 def test_measurements_without_the_training_stack_say_what_to_install(tmp_path):
-    """A Python without envpool (a GPU machine's own) runs the core's measurements; e2e and
-    update are listed and, when chosen, fail with what to install."""
+    """A Python without the training stack (a GPU machine's own) runs the core's
+    measurements; e2e and update are listed and, when chosen, fail with what to install."""
     script = (
-        "import sys; sys.modules['envpool'] = None\n"
+        "import sys; sys.modules['rlax'] = None\n"
         "from gtrxl_jax.bench.cli import main\n"
         "main(['--list'])\n"
         "main(['--config', 'tiny', '--only', 'update'])\n"
@@ -181,11 +181,31 @@ def test_the_prepared_gpu_script_runs_end_to_end(tmp_path):
     """scripts/gpu_bench.sh on the tiny workload: every step runs and the summary is written."""
     result = subprocess.run(
         ["bash", "scripts/gpu_bench.sh", str(tmp_path)], capture_output=True, text=True,
-        cwd=REPO, env=child_env(CONFIGS="tiny", PYTHON=sys.executable), timeout=600)
+        cwd=REPO, timeout=600, env=child_env(CONFIGS="tiny", PYTHON=sys.executable,
+                                             ON_DEVICE_ENVS="4", TRAIN_STEPS="2048"))
     assert result.returncode == 0, result.stdout + (tmp_path / "errors.txt").read_text()
     records = [json.loads(line) for line in (tmp_path / "bench.jsonl").read_text().splitlines()]
-    timed = {(r["measurement"], r["dtype"]) for r in records if r.get("kind") in ("learn", "act")}
-    assert timed == {("learn", "bfloat16"), ("act", "bfloat16"), ("learn", "float32"),
-                     ("act", "float32"), ("scaling", "bfloat16")}
+    timed = {(r["measurement"], r["dtype"])
+             for r in records if r.get("kind") in ("learn", "act", "update")}
+    assert timed == {("learn", "bfloat16"), ("act", "bfloat16"), ("update", "bfloat16"),
+                     ("learn", "float32"), ("act", "float32"), ("update", "float32"),
+                     ("scaling", "bfloat16")}
+    (sweep,) = [r for r in records if r.get("measurement") == "on_device_envs"
+                and r.get("kind") == "num_envs"]
+    assert sweep["num_envs"] == 4 and sweep["sps"] > 0
+    trained = json.loads((tmp_path / "train_summary.json").read_text())
+    assert trained["env_steps"] >= 2048 and not trained["interrupted"]
+    assert (tmp_path / "metrics.jsonl").read_text().strip()
     summary = (tmp_path / "summary.txt").read_text().splitlines()
     assert len(summary) == len(records) and summary == result.stdout.splitlines()[-len(records):]
+
+
+def test_the_gpu_script_skips_what_its_budget_cannot_fit(tmp_path):
+    result = subprocess.run(
+        ["bash", "scripts/gpu_bench.sh", str(tmp_path)], capture_output=True, text=True,
+        cwd=REPO, timeout=300, env=child_env(CONFIGS="tiny", PYTHON=sys.executable,
+                                             BUDGET_S="30"))
+    assert result.returncode == 1
+    skipped = [line for line in result.stdout.splitlines() if line.endswith("budget left")]
+    assert len(skipped) == 5 and all(": skipped, " in line for line in skipped)
+    assert not (tmp_path / "summary.txt").exists() and not result.stderr

@@ -119,3 +119,18 @@ def test_on_device_measures_both_paths_and_the_sweep(tmp_path, capsys):
     summary = capsys.readouterr().out.splitlines()
     assert summary[-2].startswith("on_device workload=tiny kind=time_to_solve path=on_device ")
     assert "x the actor-learner" in summary[-3] and "env steps/s" in summary[-1]
+
+
+def test_on_device_envs_is_the_sweep_alone(tmp_path):
+    out = tmp_path / "sweep.jsonl"
+    tiny = [arg for override in TINY for arg in ("--on-device-set", override)]
+    args = ["--config", "tiny", "--only", "on_device_envs", "--on-device-envs", "4,8",
+            "--repeats", "2", "--warmup", "1", *tiny]
+    assert main([*args, "--out", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    sweep = [r for r in records if r.get("measurement") == "on_device_envs"]
+    assert [(r["kind"], r["path"], r["num_envs"], r["batch"]) for r in sweep] == [
+        ("num_envs", "on_device", 4, 4), ("num_envs", "on_device", 8, 8)]
+    assert not [r for r in records if r.get("kind") in ("throughput", "time_to_solve")]
+    for r in sweep:
+        assert r["sps"] == pytest.approx(8 * r["num_envs"] / r["median_s"])
