@@ -8,6 +8,7 @@ import jax
 import pytest
 
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, register, run_measurements
+from gtrxl_jax.bench import learner as bench_learner
 from gtrxl_jax.bench.cli import main
 from gtrxl_jax.bench.flops import forward_flops, forward_terms, learn_flops
 from gtrxl_jax.bench.peaks import peak_flops
@@ -139,10 +140,20 @@ def test_torso_times_every_gradient_method_and_the_acting_forward():
                for r in records)
 
 
-def test_update_times_the_learners_whole_update_and_its_first_call():
+def test_update_times_the_learners_whole_update_and_its_first_call(monkeypatch):
+    timed_batches, original = [], bench_learner.time_updates
+
+    def time_updates(learner, batch, repeats, warmup):
+        timed_batches.append(batch)
+        return original(learner, batch, repeats, warmup)
+
+    monkeypatch.setattr(bench_learner, "time_updates", time_updates)
     session = Session(WORKLOADS["tiny"], repeats=2, warmup=0)
     records = []
     run_measurements(session, ["update"], records.append)
+    # The starting memory is on a device before timing, as an actor's is in training.
+    (batch,) = timed_batches
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(batch.core_state))
     (record,) = records
     workload = WORKLOADS["tiny"]
     assert (record["kind"], record["unroll"], record["batch"]) == (
