@@ -645,19 +645,20 @@ MEMORY_HORIZON = Suite(
 )
 
 # The tuning sweep's tasks, each at the settings of the suite that reports it: TMaze-L31
-# (the cue one trajectory back) for memory_horizon, RepeatPreviousEasy (5M steps a run) for
-# the card games of memory. Not swept here: MiniGrid Memory (5M steps per run make 45 runs
-# ~5 h on 2 cores).
+# (the cue one trajectory back) for memory_horizon, RepeatPreviousEasy and
+# MiniGrid-MemoryS9 (5M steps a run) for the card games and MiniGrid Memory of memory.
 _TUNING_TASKS = {
     "TMaze-L31": (*_budgets(_HORIZON_BUDGETS)["TMaze-L31"], "learner.segment_len=16"),
     "RepeatPreviousEasy": _MEMORY_TASK_OVERRIDES["RepeatPreviousEasy"],
+    "MiniGrid-MemoryS9": _MEMORY_TASK_OVERRIDES["MiniGrid-MemoryS9"],
 }
 
 MEMORY_TUNING = Suite(
     name="memory_tuning",
     description=(
-        "Each core's learning rate: 3 rates on TMaze-L31 (for memory_horizon) and on "
-        "RepeatPreviousEasy (the card games of memory), on seeds the reported runs do not use."
+        "Each core's learning rate: 3 rates on TMaze-L31 (for memory_horizon), on "
+        "RepeatPreviousEasy and on MiniGrid-MemoryS9 (the card games and MiniGrid of memory), "
+        "on seeds the reported runs do not use."
     ),
     tasks=tuple(_TUNING_TASKS),
     variants=ALL_CORES,
@@ -666,11 +667,13 @@ MEMORY_TUNING = Suite(
     task_overrides=_TUNING_TASKS,
     learning_rates=(5e-4, 1e-3, 2e-3),
     cost=(
-        "60 runs (2 tasks x 5 cores x 3 rates x 2 seeds), 312M env steps. TMaze-L31 "
+        "90 runs (3 tasks x 5 cores x 3 rates x 2 seeds), 612M env steps. TMaze-L31 "
         "measured 2026-12-03 on the 2-core AMD EPYC, shared with another run: 9-94 s a run, "
-        "~25 min. RepeatPreviousEasy at 5M steps a run: ~5 min a transformer run, ~1.3 min "
-        "an LSTM run (the memory suite's), so ~1.7 h for the five cores; slice it with "
-        "--tasks RepeatPreviousEasy --cores gtrxl_gru,lstm (~40 min)."
+        "~25 min. RepeatPreviousEasy at 5M steps a run: ~4 min a transformer run, ~1 min "
+        "an LSTM run, so ~1.5 h for the five cores; --tasks RepeatPreviousEasy --cores "
+        "gtrxl_gru,lstm took ~30 min (measured). MiniGrid-MemoryS9 at 5M steps: ~6.5 min a "
+        "transformer run, ~1.5 min an LSTM run, so ~2.5 h for the five cores; slice it with "
+        "--tasks MiniGrid-MemoryS9 --cores gtrxl_gru,lstm (~50 min)."
     ),
 )
 
