@@ -7,6 +7,7 @@ from gtrxl_jax.envs.popgym_tasks import make_popgym_task
 from gtrxl_jax.suite.suites import (
     ALL_CORES,
     CARD_TUNED_LEARNING_RATES,
+    MINIGRID_TUNED_LEARNING_RATES,
     SUITES,
     TUNED_LEARNING_RATES,
     Suite,
@@ -195,8 +196,19 @@ def test_the_card_games_train_each_swept_core_at_the_rate_the_committed_sweep_pi
     assert set(picks) == {"gtrxl_gru", "lstm"}
     assert {core: CARD_TUNED_LEARNING_RATES[core] for core in picks} == picks
     for spec in expand(SUITES["memory"], tmp_path, seeds=(0,)):
-        rate = spec.config.optimizer.learning_rate
-        if spec.task.startswith("MiniGrid"):
-            assert rate == 5e-4, spec.run_id  # not swept: the suite's common rate
-        else:
+        if not spec.task.startswith("MiniGrid"):
+            rate = spec.config.optimizer.learning_rate
             assert rate == CARD_TUNED_LEARNING_RATES[spec.variant], spec.run_id
+
+
+def test_minigrid_trains_each_swept_core_at_the_rate_the_committed_sweep_picked(tmp_path):
+    picks = committed_picks("memory_tuning_minigrid", "MiniGrid-MemoryS9")
+    assert set(picks) == {"gtrxl_gru", "lstm"}
+    assert {core: MINIGRID_TUNED_LEARNING_RATES[core] for core in picks} == picks
+    for spec in expand(SUITES["memory"], tmp_path, seeds=(0,)):
+        if spec.task.startswith("MiniGrid"):
+            rate = spec.config.optimizer.learning_rate
+            assert rate == MINIGRID_TUNED_LEARNING_RATES[spec.variant], spec.run_id
+    # The cores not swept on MiniGrid keep the rate every core had before the sweep.
+    assert {MINIGRID_TUNED_LEARNING_RATES[core] for core in ("trxl_i", "trxl", "feedforward")} \
+        == {5e-4}
