@@ -263,12 +263,14 @@ def _write_plan(suite: Suite, output_dir: Path, specs: list[RunSpec], report: Su
             return "failed"
         return "finished" if has_finished(spec, records) else "pending"
 
+    path = output_dir / "suite.json"
+    earlier_runs, earlier_configs = _earlier_slices(path, suite, specs)
     plan = {
         "suite": suite.name,
         "description": suite.description,
         "cost": suite.cost,
         "score_mode": suite.score_mode,
-        "runs": [
+        "runs": earlier_runs + [
             {
                 "run_id": s.run_id,
                 "task": s.task,
@@ -280,7 +282,20 @@ def _write_plan(suite: Suite, output_dir: Path, specs: list[RunSpec], report: Su
             }
             for s in specs
         ],
-        "configs": {s.run_id: to_dict(s.config) for s in specs},
+        "configs": {**earlier_configs, **{s.run_id: to_dict(s.config) for s in specs}},
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "suite.json").write_text(json.dumps(plan, indent=2, default=str))
+    path.write_text(json.dumps(plan, indent=2, default=str))
+
+
+def _earlier_slices(path: Path, suite: Suite, specs: list[RunSpec]) -> tuple[list, dict]:
+    """The runs and configs that an earlier slice's suite.json holds and `specs` do not."""
+    if not path.is_file():
+        return [], {}
+    earlier = json.loads(path.read_text())
+    if earlier.get("suite") != suite.name:
+        return [], {}
+    planned = {s.run_id for s in specs}
+    runs = [r for r in earlier.get("runs", []) if r["run_id"] not in planned]
+    configs = {k: v for k, v in earlier.get("configs", {}).items() if k not in planned}
+    return runs, configs

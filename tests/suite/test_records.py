@@ -45,9 +45,16 @@ def test_a_later_slice_adds_its_runs_to_the_recorded_ones(tmp_path):
     assert sorted(c.run.seed for c in train.calls) == [1, 1, 1, 1], "seed 0 is recorded"
     assert len(report.skipped) == 4
     assert len(read_records(tmp_path)) == 8
+    # A slice of other runs keeps the earlier slices' runs and configs in suite.json.
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(),
+              specs=_specs(tmp_path, (2,), tasks=("TMaze-L4",)))
+    plan = json.loads((tmp_path / "suite.json").read_text())
+    assert len(plan["runs"]) == len(plan["configs"]) == 10
+    assert {r["run_id"] for r in plan["runs"]} == set(plan["configs"])
+    assert {r["status"] for r in plan["runs"]} == {"finished"}
     # A report of one task keeps the other task's records.
     write_report(SUITES["fast"], tmp_path, _specs(tmp_path, tasks=("TMaze-L4",)))
-    assert len(read_records(tmp_path)) == 8
+    assert len(read_records(tmp_path)) == 10
     results = (tmp_path / "results.csv").read_text()
     assert "TMaze-L4,gtrxl_gru,2," in results and "TMaze-L16" not in results
 
