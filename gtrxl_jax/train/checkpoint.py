@@ -24,6 +24,9 @@ import orbax.checkpoint as ocp
 
 from gtrxl_jax.config import TrainConfig, to_dict
 
+# How long a failed save's other writes may take to stop before the error is raised anyway.
+_FAILED_WRITE_TIMEOUT_S = 60.0
+
 logger = logging.getLogger(__name__)
 
 # Config keys that decide what the saved state is: the parameters' structure and meaning (the
@@ -199,7 +202,25 @@ class Checkpointer:
         except Exception as error:
             raise self._write_error(update, error) from error
 
+    def _await_failed_writes(self) -> None:
+        """Wait until no write of a failed save is still running.
+
+        orbax stops waiting for a save at its first failed write, so the others (the state's
+        arrays, when the metadata failed) could still land in the partial checkpoint after
+        the error, and a Checkpointer opened on the folder in the same process would find
+        it being written while it deletes it. The commit futures are not public API; the
+        orbax version is pinned in requirements.txt.
+        """
+        checkpointer = getattr(self._manager, "_checkpointer", None)
+        async_manager = getattr(checkpointer, "_async_manager", None)
+        for write in getattr(async_manager, "_commit_futures", None) or ():
+            try:
+                write.result(timeout=_FAILED_WRITE_TIMEOUT_S)
+            except Exception:  # the save's error is already being raised
+                pass
+
     def _write_error(self, update: int | None, error: Exception) -> CheckpointError:
+        self._await_failed_writes()
         complete = self._manager.all_steps()
         return CheckpointError(
             f"Writing the checkpoint of update {update} to {self.directory} failed: "
