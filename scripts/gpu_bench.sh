@@ -23,9 +23,10 @@
 # update, the on-device loop and the training run also need the training stack (rlax, optax,
 # orbax, tensorboardX, ...; envpool is not needed for these JAX tasks). It writes
 # OUT_DIR/bench.jsonl (every record), summary.txt (a line per record, also printed), gpu.txt
-# (nvidia-smi), errors.txt (stderr) and the run's metrics.jsonl and train_summary.json, and exits 1 if a step failed,
-# timed out or was skipped. CONFIGS="tiny" ON_DEVICE_ENVS=4 TRAIN_STEPS=2048 checks the script
-# itself on any machine in a few minutes.
+# (nvidia-smi), errors.txt (stderr) and the training run's metrics.jsonl and
+# train_summary.json, and exits 1 if a step failed, timed out or was skipped.
+# CONFIGS="tiny" ON_DEVICE_ENVS=4 TRAIN_STEPS=2048 checks the script itself on any machine
+# in a few minutes.
 set -uo pipefail
 
 out=${1:-${OUT:-runs/gpu_bench}}
