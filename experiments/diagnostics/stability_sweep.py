@@ -1,6 +1,7 @@
 """Many seeds of one on-device configuration in one process: how often a solved run collapses.
 
-Compiles the on-device update once, then trains each seed in turn and writes one JSON line
+Compiles the on-device update once, then trains each seed in turn (or, with --together, every
+seed at once in one vmapped program: on a GPU about the cost of one) and writes one JSON line
 per seed: its success curve (per log interval of `--interval` updates) and the stability
 figures of the memory-results issue: the first interval at >= 95% success, the lowest
 success of any later interval, whether the run held >= 90% after solving, and the final
@@ -57,6 +58,11 @@ def main() -> None:
                         help="update metrics whose interval means the record keeps")
     parser.add_argument("--eval-episodes", type=int, default=200,
                         help="evaluation episodes per mode after training (0: none)")
+    parser.add_argument("--together", action="store_true",
+                        help="train every seed at once, vmapped in one program (cheap on "
+                             "an accelerator); default: one seed after another")
+    parser.add_argument("--max-seconds", type=float,
+                        help="stop training after this many seconds and record what ran")
     parser.add_argument("--out")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -70,47 +76,82 @@ def main() -> None:
                        env, num_envs=config.learner.batch_size,
                        trajectory_len=config.learner.trajectory_len,
                        mesh=placement.make_mesh(jax.local_devices()[:1]))
-    update = None
+    seed_groups = ([parse_seeds(args.seeds)] if args.together
+                   else [[seed] for seed in parse_seeds(args.seeds)])
+    deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
     out = open(args.out, "a") if args.out else None  # noqa: SIM115
-    for seed in parse_seeds(args.seeds):
+    single_update = None  # one seed at a time: compiled once, for every seed
+    for seeds in seed_groups:
         start = time.monotonic()
-        runner = program.init(jax.random.PRNGKey(seed), seed)
-        update = update or program.compile_update(runner)
-        totals = np.zeros((layout.total_updates, 2))  # successes, episodes per update
+        if args.together:
+            runners = program.init_seeds(seeds)
+            update = program.compile_seeds_update(runners)
+        else:
+            runners = program.init(jax.random.PRNGKey(seeds[0]), seeds[0])
+            single_update = single_update or program.compile_update(runners)
+            update = with_seeds_axis(single_update)
+        totals = np.zeros((layout.total_updates, len(seeds), 2))  # successes, episodes
         extra = {name: [] for name in args.metrics.split(",")}
+        done = 0
         for u in range(layout.total_updates):
-            runner, metrics = update(runner)
+            if deadline and time.monotonic() > deadline:
+                break
+            runners, metrics = update(runners)
             metrics = jax.device_get(metrics)
-            totals[u] = metrics["success_sum"], metrics["episodes"]
+            totals[u] = np.stack([metrics["success_sum"], metrics["episodes"]], -1)
             if u == 0 and (unknown := set(extra) - set(metrics)):
                 parser.error(f"--metrics: {sorted(unknown)} are not update metrics; the "
                              f"update reports {sorted(metrics)}.")
             for key in extra:
-                extra[key].append(float(metrics[key]))
-        per = totals[: len(totals) // args.interval * args.interval].reshape(
-            -1, args.interval, 2).sum(1)
-        success = np.where(per[:, 1] > 0, per[:, 0] / np.maximum(per[:, 1], 1), np.nan)
+                extra[key].append(np.asarray(metrics[key], float))
+            done = u + 1
         seconds = time.monotonic() - start
-        final_eval = {}
-        if args.eval_episodes:
-            params = jax.device_get(placement.first_replica(runner.learner.params))
-            results = evaluate_on_device(agent, params, env, args.eval_episodes,
-                                         seed=seed + EVAL_SEED_OFFSET)
-            final_eval = {f"final_{mode}_success": round(float(values["success"]), 4)
-                          for mode, values in results.items()}
-        record = {"seed": seed, "overrides": args.overrides, "steps": args.steps,
-                  "interval_env_steps": args.interval * layout.steps_per_update,
-                  "seconds": seconds, **stability(success.tolist()), **final_eval,
-                  "success": [round(float(s), 3) for s in success],
-                  **{k: [round(float(np.mean(v[i:i + args.interval])), 5)
-                        for i in range(0, len(v) - args.interval + 1, args.interval)]
-                     for k, v in extra.items()}}
-        print(json.dumps({k: v for k, v in record.items()
-                          if k not in ("success", *extra)}), flush=True)
-        if out:
-            out.write(json.dumps(record) + "\n")
-            out.flush()
+        for i, seed in enumerate(seeds):
+            params = (jax.tree.map(lambda leaf, i=i: leaf[i], runners.learner.params)
+                      if args.together else runners.learner.params)
+            record = seed_record(args, layout, agent, env, params, seed, totals[:done, i],
+                                 {k: [v[i] for v in values] for k, values in extra.items()})
+            record["seconds"] = seconds
+            if done < layout.total_updates:
+                record["stopped_at_env_steps"] = done * layout.steps_per_update
+            print(json.dumps({k: v for k, v in record.items()
+                              if k not in ("success", *extra)}), flush=True)
+            if out:
+                out.write(json.dumps(record) + "\n")
+                out.flush()
 
+
+def with_seeds_axis(update):
+    """One run's update, its metrics given a seeds axis of 1 (as `compile_seeds_update`'s)."""
+    def update_one(runner):
+        runner, metrics = update(runner)
+        return runner, jax.tree.map(lambda value: value[None], metrics)
+    return update_one
+
+
+def seed_record(args, layout, agent, env, params, seed: int, totals: np.ndarray,
+                extra: dict[str, list[float]]) -> dict:
+    """One seed's record: its success curve, stability figures and final evaluation.
+
+    totals [U, 2]: successes and episodes per update; params: the run's final parameters.
+    """
+    per = totals[: len(totals) // args.interval * args.interval].reshape(
+        -1, args.interval, 2).sum(1)
+    success = np.where(per[:, 1] > 0, per[:, 0] / np.maximum(per[:, 1], 1), np.nan)
+    final_eval = {}
+    if args.eval_episodes:
+        params = jax.device_get(placement.first_replica(params))
+        results = evaluate_on_device(agent, params, env, args.eval_episodes,
+                                     seed=seed + EVAL_SEED_OFFSET)
+        final_eval = {f"final_{mode}_success": round(float(values["success"]), 4)
+                      for mode, values in results.items()}
+    return {"seed": seed, "overrides": args.overrides, "steps": args.steps,
+            "interval_env_steps": args.interval * layout.steps_per_update,
+            **stability(success.tolist()), **final_eval,
+            "success": [round(float(s), 3) for s in success],
+            **{k: [round(float(np.mean(v[i:i + args.interval])), 5)
+                  for i in range(0, len(v) - args.interval + 1, args.interval)]
+               for k, v in extra.items()}}
 
 if __name__ == "__main__":
     main()

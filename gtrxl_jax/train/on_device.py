@@ -172,6 +172,36 @@ class OnDevice:
                                 out_specs=(specs, PartitionSpec()), check_vma=False)
         return jax.jit(sharded, donate_argnums=0)
 
+    def init_seeds(self, seeds: list[int]) -> RunnerState:
+        """S independent runs' runner states, stacked on a leading seeds axis [S, ...].
+
+        Run i is `init(jax.random.PRNGKey(seeds[i]), seeds[i])`; the seeds axis is not split
+        over the mesh (each device holds its environments of every run).
+        """
+        runners = [self.init(jax.random.PRNGKey(seed), seed) for seed in seeds]
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *runners)
+        return jax.device_put(stacked, self._seeds_shardings(runners[0]))
+
+    def compile_seeds_update(self, runners: RunnerState):
+        """The update of S independent runs in one program (vmapped over the seeds axis).
+
+        runners [S, ...] (`init_seeds`) -> (runners, metrics [S]); donates its input. Each
+        run's update is `compile_update`'s, up to the round-off of batched kernels: many
+        seeds of a small model cost on an accelerator about what one does (purejaxrl's
+        way of running seeds).
+        """
+        run = jax.tree.map(lambda leaf: leaf[0], runners)
+        specs = jax.tree.map(lambda s: s.spec, self._seeds_shardings(run))
+        sharded = jax.shard_map(jax.vmap(self._update), mesh=self.mesh, in_specs=(specs,),
+                                out_specs=(specs, PartitionSpec()), check_vma=False)
+        return jax.jit(sharded, donate_argnums=0)
+
+    def _seeds_shardings(self, runner: RunnerState) -> RunnerState:
+        """`shardings` with a leading seeds axis that every device holds whole."""
+        return jax.tree.map(
+            lambda s: jax.sharding.NamedSharding(self.mesh, PartitionSpec(None, *s.spec)),
+            self.shardings(runner))
+
     def _update(self, runner: RunnerState) -> tuple[RunnerState, dict]:
         """One update on this device's environments (inside shard_map over placement.DATA_AXIS)."""
         agent, learner = self.agent, runner.learner

@@ -63,6 +63,31 @@ def test_two_devices_give_the_updates_of_one():
         np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.needs_devices(2)
+def test_seeds_trained_together_are_the_runs_trained_alone():
+    """`compile_seeds_update` vmaps independent runs over a leading seeds axis (on 2 devices,
+    each splitting its environments as one run does): each run's updates are its own alone,
+    to the round-off of batched kernels, which three Adam steps carry into the parameters."""
+    on_device, seeds = program(2), (3, 5)
+    runners = on_device.init_seeds(list(seeds))
+    update = on_device.compile_seeds_update(runners)
+    for _ in range(3):
+        runners, together_metrics = update(runners)
+    runners, together_metrics = jax.device_get((runners, together_metrics))
+    alone = on_device.compile_update(on_device.init(jax.random.PRNGKey(0), 0))
+    for i, seed in enumerate(seeds):
+        runner = on_device.init(jax.random.PRNGKey(seed), seed)
+        for _ in range(3):
+            runner, metrics = alone(runner)
+        for a, b in zip(jax.tree.leaves(jax.device_get(runner)), jax.tree.leaves(runners),
+                        strict=True):
+            np.testing.assert_allclose(a, b[i], rtol=1e-3, atol=1e-4)
+        assert together_metrics["episodes"][i] == metrics["episodes"] > 0
+        np.testing.assert_allclose(together_metrics["loss"][i], metrics["loss"], rtol=1e-4,
+                                   atol=1e-6)
+    assert together_metrics["loss"][0] != together_metrics["loss"][1]  # two different runs
+
+
 def test_the_rollout_is_on_policy_and_counts_the_episodes_that_end():
     _, metrics = three_updates(1)
     # 3 updates x 8 steps x 4 envs of 5-step T-maze episodes (reset step included)
