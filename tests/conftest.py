@@ -14,8 +14,10 @@ hold), each process take GPU memory only as needed (two workers and their subpro
 share one GPU), and at most two GPUs visible; it leaves out the CPU-only optimisation level.
 A test that needs N devices carries `@pytest.mark.needs_devices(N)` and is skipped, saying
 why, where fewer exist (never on the CPU, which has two). A test that holds only on the CPU
-says so and skips elsewhere. `XLA_FLAGS= pytest ...` runs the suite on one CPU device, the
-skips included, as on a one-GPU host.
+says so and skips elsewhere. A test of envpool's tasks carries `@pytest.mark.needs_envpool`
+(a module of them `pytest.importorskip`) and is skipped, saying so, where envpool is not
+installed: a GPU machine's own Python may lack it. `XLA_FLAGS= pytest ...` runs the suite on
+one CPU device, the skips included, as on a one-GPU host.
 """
 
 import os
@@ -29,6 +31,9 @@ import jax  # noqa: E402  (after the environment, which jax reads when it starts
 import pytest  # noqa: E402
 from jax.experimental.compilation_cache import compilation_cache  # noqa: E402
 
+from gtrxl_jax.envs.registry import envpool_task_names  # noqa: E402
+from tests.environment import ENVPOOL_MISSING  # noqa: E402
+
 _CACHE_SETTINGS = {  # jax config name -> value ("{dir}": the cache folder)
     "jax_compilation_cache_dir": "{dir}",
     "jax_persistent_cache_min_compile_time_secs": 0.0,
@@ -40,15 +45,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "needs_devices(n): skipped, with the reason, where jax has fewer than n "
                    "local devices (the CPU has 2: tests/environment.py)")
+    config.addinivalue_line(
+        "markers", "needs_envpool: skipped, with the reason, where envpool is not installed "
+                   "(e.g. a GPU machine's own Python)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before the test's fixtures, which may build n-device meshes
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip a test marked `needs_devices(n)` where fewer than n local devices exist."""
+    """Skip a test marked `needs_devices(n)` where fewer than n local devices exist, and one
+    marked `needs_envpool` where envpool is not installed."""
     marker = item.get_closest_marker("needs_devices")
     if marker is not None and jax.local_device_count() < marker.args[0]:
         pytest.skip(f"needs {marker.args[0]} devices, found {jax.local_device_count()} "
                     f"({jax.default_backend()}); tests/conftest.py forces 2 on the CPU")
+    if item.get_closest_marker("needs_envpool") and envpool_task_names() is None:
+        pytest.skip(ENVPOOL_MISSING)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -42,6 +42,10 @@ ON_ACCELERATOR = may_use_an_accelerator()
 TEST_XLA_FLAGS = (f"{_TWO_CPU_DEVICES} {_DETERMINISTIC_GPU}" if ON_ACCELERATOR
                   else f"{_TWO_CPU_DEVICES} --xla_backend_optimization_level=0")
 
+# Why a test of envpool's tasks is skipped where envpool is not installed.
+ENVPOOL_MISSING = ("envpool is not installed (`pip install -r requirements.txt` installs it; "
+                   "a GPU machine's own Python may lack it)")
+
 # The test processes' environment (tests/conftest.py sets each value a user has not set).
 TEST_ENV = {
     "XLA_FLAGS": TEST_XLA_FLAGS,
@@ -60,7 +64,7 @@ TEST_ENV = {
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a subprocess of the tests: the tests' XLA flags, this checkout."""
-    return {**TEST_ENV, **os.environ, "XLA_FLAGS": TEST_XLA_FLAGS, "PYTHONPATH": str(REPO),
+    return {**TEST_ENV, **os.environ, "XLA_FLAGS": TEST_XLA_FLAGS, "PYTHONPATH": python_path(),
             **extra}
 
 
@@ -73,4 +77,11 @@ def user_env() -> dict[str, str]:
            if name not in ("XLA_FLAGS", "JAX_DEFAULT_MATMUL_PRECISION")}
     if ON_ACCELERATOR:
         env["XLA_FLAGS"] = _DETERMINISTIC_GPU
-    return {**env, "PYTHONPATH": str(REPO)}
+    return {**env, "PYTHONPATH": python_path()}
+
+
+def python_path() -> str:
+    """This checkout first, then the PYTHONPATH the tests run with (packages installed
+    there, e.g. wheels on a GPU machine, stay importable in subprocesses)."""
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(REPO), inherited] if inherited else [str(REPO)])

@@ -423,8 +423,11 @@ def test_per_task_popart_statistics_move_independently_and_pop_preserves_every_t
         return np.asarray(state.scale, np.float64) * (x @ w + b) + np.asarray(state.shift)
 
     before, after = unnormalised(params, old), unnormalised(new_params, new)
-    # Every task's output is preserved, to float32 round-off relative to its own scale.
-    np.testing.assert_allclose((after - before) / np.abs(before).max(0), 0.0, atol=1e-6)
+    # Every task's output is preserved, to float32 round-off relative to its own scale
+    # (~8 ulp; 10 were seen on an H200, whose float32 division rounds less tightly).
+    ulps = 8 if jax.default_backend() == "cpu" else 32
+    np.testing.assert_allclose((after - before) / np.abs(before).max(0), 0.0,
+                               atol=ulps * np.finfo(np.float32).eps)
     # The absent task's output unit is left as it was (w sigma / sigma: to round-off).
     np.testing.assert_allclose(new_params["kernel"][:, 2], params["kernel"][:, 2], rtol=1e-6)
     np.testing.assert_allclose(new_params["bias"][2], params["bias"][2], rtol=1e-6)

@@ -1,11 +1,16 @@
+"""The envpool environments (skipped, saying why, where envpool is not installed)."""
+
 import os
 
-import envpool
 import jax
 import numpy as np
 import pytest
 
-from gtrxl_jax.envs import EnvpoolEnv, make_env
+from tests.environment import ENVPOOL_MISSING
+
+envpool = pytest.importorskip("envpool", reason=ENVPOOL_MISSING)
+
+from gtrxl_jax.envs import EnvpoolEnv, make_env  # noqa: E402  (needs envpool)
 
 
 @pytest.fixture(autouse=True)

@@ -126,11 +126,20 @@ def test_cached_acting_beyond_m_steps_equals_the_learner_unroll_across_updates()
 
 def test_donated_acting_step_copies_no_memory():
     """The cached step aliases every memory leaf to its output, and its temporary buffers
-    are smaller than one layer's keys: XLA writes the step in place, copying no cache."""
-    cfg, B = gx.GTrXLConfig(num_layers=2, d_model=32, num_heads=4, memory_len=64), 16
-    core, params, inputs, first, _ = init_core(cfg, T=1, B=B)
-    memory = gx.init_memory(cfg, B, cache=True)
-    step = jax.jit(core.apply, donate_argnums=3).lower(params, inputs, first, memory).compile()
-    stats = step.memory_analysis()
-    assert stats.alias_size_in_bytes == sum(leaf.nbytes for leaf in jax.tree.leaves(memory))
-    assert stats.temp_size_in_bytes < memory.cache.keys[0].nbytes
+    grow with the memory's length by less than one layer's keys would: XLA writes the step
+    in place, copying no cache. (Growth, not size: a GPU's step also holds cuBLAS's
+    fixed 32 MiB workspace.)"""
+    def donated_step(memory_len: int):
+        cfg, B = gx.GTrXLConfig(num_layers=2, d_model=32, num_heads=4,
+                                memory_len=memory_len), 16
+        core, params, inputs, first, _ = init_core(cfg, T=1, B=B)
+        memory = gx.init_memory(cfg, B, cache=True)
+        step = jax.jit(core.apply, donate_argnums=3).lower(params, inputs, first, memory)
+        return step.compile().memory_analysis(), memory
+
+    short, short_memory = donated_step(64)
+    long, long_memory = donated_step(256)
+    for stats, memory in ((short, short_memory), (long, long_memory)):
+        assert stats.alias_size_in_bytes == sum(leaf.nbytes for leaf in jax.tree.leaves(memory))
+    one_layer_keys_growth = long_memory.cache.keys[0].nbytes - short_memory.cache.keys[0].nbytes
+    assert long.temp_size_in_bytes - short.temp_size_in_bytes < one_layer_keys_growth

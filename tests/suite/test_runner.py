@@ -135,6 +135,7 @@ def test_multitask_runs_are_scored_per_task(tmp_path):
     assert (tmp_path / "curves_success.png").is_file()
 
 
+@pytest.mark.needs_envpool
 def test_ablation_table_in_the_paper_layout(tmp_path):
     suite = SUITES["ablation"]
     specs = expand(
@@ -162,6 +163,7 @@ def test_report_can_be_written_without_any_finished_run(tmp_path):
     assert all(p.suffix != ".png" for p in files)
 
 
+@pytest.mark.needs_envpool
 def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
     assert cli.main(["--list"]) == 0
     assert "ablation" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 import pytest
 
 from gtrxl_jax.config import ConfigError, TrainConfig
+from gtrxl_jax.envs.registry import find_project_task, is_jax_task
 from gtrxl_jax.suite.suites import (
     ALL_CORES,
     CORE_VARIANTS,
@@ -13,7 +14,14 @@ from gtrxl_jax.suite.suites import (
 )
 
 
-@pytest.mark.parametrize("name", sorted(SUITES))
+def suite_param(name: str):
+    """A suite's name, marked `needs_envpool` where some of its tasks are envpool's."""
+    tasks = [task for value in SUITES[name].tasks for task in split_tasks(value)]
+    own = all(find_project_task(task) or is_jax_task(task) for task in tasks)
+    return name if own else pytest.param(name, marks=pytest.mark.needs_envpool)
+
+
+@pytest.mark.parametrize("name", [suite_param(name) for name in sorted(SUITES)])
 def test_every_suite_expands_to_validated_configs(tmp_path, name):
     suite = SUITES[name]
     specs = expand(suite, tmp_path)
@@ -57,6 +65,7 @@ def test_fast_ablation_suite_runs_every_paper_variant_at_the_fast_scale(tmp_path
     assert config == fast_l16[0].config
 
 
+@pytest.mark.needs_envpool
 def test_ablation_suite_is_the_paper_configuration(tmp_path):
     specs = expand(SUITES["ablation"], tmp_path)
     assert {s.variant for s in specs} == set(PAPER_ABLATION)

@@ -39,6 +39,7 @@ def test_an_unknown_config_file_exits_with_code_2(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.needs_envpool  # cartpole.py trains envpool's CartPole-v1
 def test_the_experiment_configs_load():
     from gtrxl_jax.config import load_config
     from gtrxl_jax.train.builder import check_config

@@ -6,6 +6,7 @@ seconds, compiling most of the time), so that its attention has something to sho
 junction the cue step, step 0, draws the most weight.
 """
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -143,7 +144,12 @@ def test_frames_are_the_newest_of_a_stack_in_rgb():
     np.testing.assert_array_equal(frame_of(rgb, PIXELS_HWC), rgb[..., 3:])
 
 
-@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+NO_FFMPEG = pytest.mark.skipif(
+    importlib.util.find_spec("imageio_ffmpeg") is None,
+    reason="imageio-ffmpeg is not installed (requirements.txt installs it)")
+
+
+@pytest.mark.parametrize("suffix", [".gif", pytest.param(".mp4", marks=NO_FFMPEG)])
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # imread's ffmpeg, fork + exec
 def test_a_video_holds_every_frame(tmp_path, suffix):
     frames = [np.full((84, 84, 3), 20 * i, np.uint8) for i in range(5)]

@@ -19,6 +19,7 @@ TASK = "MiniGrid-MemoryS7-v0"
 
 
 @pytest.mark.slow
+@pytest.mark.needs_envpool
 def test_a_short_minigrid_memory_run_improves_clearly_over_its_start(tmp_path):
     random_return = load_references().for_task(TASK).random
     # ~2 min on an idle 2-core machine, twice that on a busy one
