@@ -26,7 +26,13 @@ from gtrxl_jax.bench.ceiling import ceiling_gflops
 from gtrxl_jax.bench.machine import available_memory_bytes
 from gtrxl_jax.bench.peaks import peak_flops
 from gtrxl_jax.bench.registry import Record, Session, register
-from gtrxl_jax.bench.timing import compile_jit, memory_fields, time_calls, xla_flops
+from gtrxl_jax.bench.timing import (
+    compile_jit,
+    memory_fields,
+    time_calls,
+    xla_bytes_accessed,
+    xla_flops,
+)
 from gtrxl_jax.bench.workloads import Workload
 from gtrxl_jax.nn.config import GTrXLConfig
 from gtrxl_jax.nn.gtrxl import GTrXL
@@ -144,6 +150,7 @@ def measure_learn(session: Session, workload: Workload) -> Record:
         "batch": B,
         "compile_s": compile_s,
         **memory_fields(update),
+        "bytes_accessed_xla": xla_bytes_accessed(update),  # known before it runs, or fits
     }
     if reason := too_big(update):
         return {**record, "skipped": reason}
@@ -159,6 +166,22 @@ def measure_learn(session: Session, workload: Workload) -> Record:
         "flops_xla": counted,
         "gflop_per_s_xla": counted / timing.median_s / 1e9 if counted else None,
         **_rates(session, config, analytic, timing.median_s),
+        **_traffic(session, record["bytes_accessed_xla"], timing.median_s),
+    }
+
+
+def _traffic(session: Session, bytes_accessed: float | None, seconds: float) -> dict:
+    """The memory traffic XLA planned for a step and the time this run's ceiling needs for it.
+
+    The traffic is the bytes its kernels read and write; where the floor is near the step's
+    own time, the step is bound by memory, not matmuls (one that writes its attention scores
+    out and reads them back, say).
+    """
+    ceiling = bandwidth_gbs(session)
+    floor_s = bytes_accessed / (ceiling * 1e9) if bytes_accessed and ceiling else None
+    return {
+        "traffic_floor_s": floor_s,
+        "fraction_of_traffic_floor": floor_s / seconds if floor_s else None,
     }
 
 

@@ -69,12 +69,26 @@ def time_calls(call: Callable[[], Any], repeats: int, warmup: int) -> Timing:
 
 def xla_flops(compiled: Any) -> float | None:
     """The FLOP count of a compiled executable by XLA's cost analysis, if the backend has one."""
+    return xla_cost(compiled, "flops")
+
+
+def xla_bytes_accessed(compiled: Any) -> float | None:
+    """The bytes a compiled executable reads and writes in memory, by XLA's cost analysis.
+
+    After fusion: what stays inside a fused kernel is not counted. None where the backend
+    gives no such figure.
+    """
+    return xla_cost(compiled, "bytes accessed")
+
+
+def xla_cost(compiled: Any, name: str) -> float | None:
+    """One figure of XLA's cost analysis of a compiled executable (None: not given)."""
     analysis = compiled.cost_analysis()
     if isinstance(analysis, list | tuple):  # older jax returned one dict per device program
         analysis = analysis[0] if analysis else None
-    if not analysis or "flops" not in analysis:
+    if not analysis or name not in analysis:
         return None
-    return float(analysis["flops"])
+    return float(analysis[name])
 
 
 def memory_fields(compiled: Any) -> dict[str, int | None]:

@@ -76,6 +76,11 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
     assert "of the matmul ceiling" in lines[-1] and ("MFU" in lines[-1]) == (peak is not None)
     learn = scaling[-1]
     assert learn["tokens_per_s"] == pytest.approx(4 * 2 / learn["median_s"])
+    # XLA's planned memory traffic, and the time this run's read ceiling needs for it.
+    assert learn["bytes_accessed_xla"] > 0
+    floor_s = learn["bytes_accessed_xla"] / (bandwidth["gb_per_s"] * 1e9)
+    assert learn["traffic_floor_s"] == pytest.approx(floor_s)
+    assert learn["fraction_of_traffic_floor"] == pytest.approx(floor_s / learn["median_s"])
     assert learn["flops"] == learn_flops(WORKLOADS["tiny"].with_memory(4).core, 4, 2)
 
 
