@@ -15,6 +15,7 @@ FIGURES = {
     "mfu": "MFU {:.1%}",
     "gb_per_s": "{:,.1f} GB/s",
     "fraction_of_read_ceiling": "{:.0%} of the speed the read bandwidth allows",
+    "fraction_of_traffic_floor": "its memory traffic alone {:.0%} of that time",
     "sps": "{:,.1f} env steps/s",
     "learner_wait_share": "learner waits {:.1%}",
     "learner_s_per_1k_frames": "learner {:.3g} s per 1,000 frames",

@@ -74,6 +74,7 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
     assert len(lines) == len(written) and lines[0].startswith(f"machine: {kinds}")
     assert lines[-1].startswith("scaling workload=tiny kind=learn dtype=float32 memory_len=4: ")
     assert "of the matmul ceiling" in lines[-1] and ("MFU" in lines[-1]) == (peak is not None)
+    assert "its memory traffic alone" in lines[-1]
     learn = scaling[-1]
     assert learn["tokens_per_s"] == pytest.approx(4 * 2 / learn["median_s"])
     # XLA's planned memory traffic, and the time this run's read ceiling needs for it.
