@@ -227,7 +227,7 @@ def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
     }
 
 
-@register("learn", requires=("ceiling",))
+@register("learn", requires=("ceiling", "bandwidth"))
 def learn(session: Session) -> Iterator[Record]:
     """Learner update on the workload: seconds, tokens/s, GFLOP/s and fraction of the ceiling."""
     yield measure_learn(session, session.workload)
