@@ -180,7 +180,7 @@ class OnDevice:
         """
         runners = [self.init(jax.random.PRNGKey(seed), seed) for seed in seeds]
         stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *runners)
-        return jax.device_put(stacked, self._seeds_shardings(runners[0]))
+        return jax.device_put(stacked, self._seeds_shardings(stacked))
 
     def compile_seeds_update(self, runners: RunnerState):
         """The update of S independent runs in one program (vmapped over the seeds axis).
@@ -190,17 +190,16 @@ class OnDevice:
         seeds of a small model cost on an accelerator about what one does (purejaxrl's
         way of running seeds).
         """
-        run = jax.tree.map(lambda leaf: leaf[0], runners)
-        specs = jax.tree.map(lambda s: s.spec, self._seeds_shardings(run))
+        specs = jax.tree.map(lambda s: s.spec, self._seeds_shardings(runners))
         sharded = jax.shard_map(jax.vmap(self._update), mesh=self.mesh, in_specs=(specs,),
                                 out_specs=(specs, PartitionSpec()), check_vma=False)
         return jax.jit(sharded, donate_argnums=0)
 
-    def _seeds_shardings(self, runner: RunnerState) -> RunnerState:
+    def _seeds_shardings(self, runners: RunnerState) -> RunnerState:
         """`shardings` with a leading seeds axis that every device holds whole."""
         return jax.tree.map(
             lambda s: jax.sharding.NamedSharding(self.mesh, PartitionSpec(None, *s.spec)),
-            self.shardings(runner))
+            self.shardings(runners))
 
     def _update(self, runner: RunnerState) -> tuple[RunnerState, dict]:
         """One update on this device's environments (inside shard_map over placement.DATA_AXIS)."""
