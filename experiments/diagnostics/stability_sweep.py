@@ -40,7 +40,7 @@ def stability(success: list[float], solved_at: float = 0.95, floor: float = 0.90
     reached = np.flatnonzero(curve >= solved_at)
     if reached.size == 0:
         return {"solved_interval": None, "min_after_solved": None, "held": False,
-                "final": float(np.nanmean(curve[-5:]))}
+                "final": float(np.nanmean(curve[-5:])) if curve.size else None}
     after = curve[reached[0]:]
     lowest = float(np.nanmin(after))
     return {"solved_interval": int(reached[0]), "min_after_solved": lowest,
@@ -62,7 +62,8 @@ def main() -> None:
                         help="train every seed at once, vmapped in one program (cheap on "
                              "an accelerator); default: one seed after another")
     parser.add_argument("--max-seconds", type=float,
-                        help="stop training after this many seconds and record what ran")
+                        help="stop training after this many seconds (at least one update) "
+                             "and record what ran")
     parser.add_argument("--out")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -94,7 +95,7 @@ def main() -> None:
         extra = {name: [] for name in args.metrics.split(",")}
         done = 0
         for u in range(layout.total_updates):
-            if deadline and time.monotonic() > deadline:
+            if u and deadline and time.monotonic() > deadline:  # at least one update
                 break
             runners, metrics = update(runners)
             metrics = jax.device_get(metrics)
