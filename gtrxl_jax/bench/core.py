@@ -121,7 +121,7 @@ def _rates(session: Session, config: GTrXLConfig, flop_count: float, seconds: fl
 def _read_rates(session: Session, read_bytes: int, seconds: float) -> dict:
     """Bytes the step must read, its GB/s of them, and the floor this run's read ceiling sets."""
     ceiling = bandwidth_gbs(session)
-    floor_s = read_bytes / (ceiling * 1e9) if ceiling else None
+    floor_s = _read_floor_s(session, read_bytes)
     return {
         "read_bytes_min": read_bytes,
         "read_gb_per_s": read_bytes / seconds / 1e9,
@@ -170,6 +170,12 @@ def measure_learn(session: Session, workload: Workload) -> Record:
     }
 
 
+def _read_floor_s(session: Session, num_bytes: float) -> float | None:
+    """Seconds this run's measured read bandwidth needs for `num_bytes` (None: unmeasured)."""
+    ceiling = bandwidth_gbs(session)
+    return num_bytes / (ceiling * 1e9) if ceiling else None
+
+
 def _traffic(session: Session, bytes_accessed: float | None, seconds: float) -> dict:
     """The memory traffic XLA planned for a step and the time this run's ceiling needs for it.
 
@@ -177,8 +183,7 @@ def _traffic(session: Session, bytes_accessed: float | None, seconds: float) -> 
     own time, the step is bound by memory, not matmuls (one that writes its attention scores
     out and reads them back, say).
     """
-    ceiling = bandwidth_gbs(session)
-    floor_s = bytes_accessed / (ceiling * 1e9) if bytes_accessed and ceiling else None
+    floor_s = _read_floor_s(session, bytes_accessed) if bytes_accessed else None
     return {
         "traffic_floor_s": floor_s,
         "fraction_of_traffic_floor": floor_s / seconds if floor_s else None,

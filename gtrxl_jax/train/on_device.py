@@ -167,10 +167,7 @@ class OnDevice:
         rollout: episodes, episode_return_sum, episode_length_sum, success_sum, all summed
         over the devices.
         """
-        specs = jax.tree.map(lambda s: s.spec, self.shardings(runner))
-        sharded = jax.shard_map(self._update, mesh=self.mesh, in_specs=(specs,),
-                                out_specs=(specs, PartitionSpec()), check_vma=False)
-        return jax.jit(sharded, donate_argnums=0)
+        return self._compile(self._update, self.shardings(runner))
 
     def init_seeds(self, seeds: list[int]) -> RunnerState:
         """S independent runs' runner states, stacked on a leading seeds axis [S, ...].
@@ -190,8 +187,12 @@ class OnDevice:
         seeds of a small model cost on an accelerator about what one does (purejaxrl's
         way of running seeds).
         """
-        specs = jax.tree.map(lambda s: s.spec, self._seeds_shardings(runners))
-        sharded = jax.shard_map(jax.vmap(self._update), mesh=self.mesh, in_specs=(specs,),
+        return self._compile(jax.vmap(self._update), self._seeds_shardings(runners))
+
+    def _compile(self, update, shardings: RunnerState):
+        """`update` (runner -> runner, metrics) over the mesh, jitted; donates its input."""
+        specs = jax.tree.map(lambda s: s.spec, shardings)
+        sharded = jax.shard_map(update, mesh=self.mesh, in_specs=(specs,),
                                 out_specs=(specs, PartitionSpec()), check_vma=False)
         return jax.jit(sharded, donate_argnums=0)
 
