@@ -9,6 +9,7 @@ the acting step) in any order given by each slot's distance to the query.
 """
 
 import functools
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +85,7 @@ class RelativeMultiHeadAttention(nn.Module):
 
     Keys and values are head-major, [B, H, S, Dh]: the score and value matmuls read them
     without a transpose, so an acting step reads its cached memory once and copies none of
-    it. The memory's keys and the segment's are scored apart, never concatenated.
+    it (there, the memory's keys and the segment's are scored apart, never concatenated).
 
     Attributes:
       num_heads: H.
@@ -151,12 +152,19 @@ class RelativeMultiHeadAttention(nn.Module):
 
         q_u = (q + self.u[:, None]).astype(self.dtype)
         q_v = (q + self.v[:, None]).astype(self.dtype)
-        content = jnp.concatenate([_matmul("bhid,bhjd->bhij", q_u, k) for k in (k_mem, k_seg)], -1)
         by_distance = _matmul("bhid,rhd->bhir", q_v, r)  # [B, H, T, M + 1]
         if memory_distances is None:
+            # One key axis [memory ; segment]: copying the keys and values ([B, H, S, Dh])
+            # costs less than concatenating the scores and slicing the weights ([B, H, T, S],
+            # float32), forward and backward.
+            keys = (jnp.concatenate([k_mem, k_seg], axis=2),)
+            values = (jnp.concatenate([v_mem, v_seg], axis=2),)
             position = relative_shift(by_distance, M + T)
         else:
+            # The acting step: the cached memory is scored and read in place, never copied.
+            keys, values = (k_mem, k_seg), (v_mem, v_seg)
             position = gather_distances(by_distance, memory_distances)
+        content = jnp.concatenate([_matmul("bhid,bhjd->bhij", q_u, k) for k in keys], -1)
         logits = (content + position) / jnp.sqrt(self.head_dim)  # [B, H, T, M + T]
         logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
         weights = jax.nn.softmax(logits, axis=-1)
@@ -164,7 +172,8 @@ class RelativeMultiHeadAttention(nn.Module):
         # query attends to, [B, H, T, M + T], for analysis and plots; free otherwise.
         self.sow("intermediates", "weights", weights)
         weights = weights.astype(self.dtype)
-        attended = _matmul("bhij,bhjd->bihd", weights[..., :M], v_mem) + _matmul(
-            "bhij,bhjd->bihd", weights[..., M:], v_seg
-        )
+        splits = np.cumsum([v.shape[2] for v in values[:-1]])
+        attended = functools.reduce(operator.add, (
+            _matmul("bhij,bhjd->bihd", w, v)
+            for w, v in zip(jnp.split(weights, splits, axis=-1), values, strict=True)))
         return self.output(attended.astype(self.dtype)), (k_seg, v_seg)
