@@ -1,13 +1,17 @@
-"""Where a compiled step's time goes: seconds per XLA:CPU thunk, from jax.profiler's trace.
+"""Where a compiled step's time goes: milliseconds per XLA thunk or GPU kernel, from a trace.
 
-Profiles one of three steps and prints the thunks (fusions, dots, convolutions, copies) that
-take the most time per call, each with its output shape and the operations it fuses, and
-the time per kind of thunk. It found the max-pool gradients' iotas and reduce-windows in
-the pixel learner (docs/performance.md, "The IMPALA torso's gradients").
+Profiles one of three steps and prints the thunks (fusions, dots, convolutions, copies; on a
+GPU the kernels, each under the HLO instruction it runs) that take the most time per call,
+each with its output shape and the operations it fuses, and the time per kind. It found the
+max-pool gradients' iotas and reduce-windows in the pixel learner (docs/performance.md, "The
+IMPALA torso's gradients").
 
     python experiments/bench/thunk_profile.py act      # cached acting step, reference core
     python experiments/bench/thunk_profile.py learn    # the core's fwd+bwd, T 32, B 32
     python experiments/bench/thunk_profile.py pixel    # the pixel learner's whole update
+    python experiments/bench/thunk_profile.py learn --config paper --dtype bfloat16 \
+        --calls 5 --keep-trace learn.json.gz                 # on a GPU; then, anywhere:
+    python experiments/bench/thunk_profile.py learn --from-trace learn.json.gz --calls 5
 
 On a busy machine the times stretch, but their shares still point at the slow thunks.
 """
@@ -18,6 +22,7 @@ import glob
 import gzip
 import json
 import re
+import shutil
 import tempfile
 
 import jax
@@ -26,13 +31,13 @@ from pixel_update import pixel_learner  # this script's neighbour (its directory
 
 from gtrxl_jax.bench import WORKLOADS
 from gtrxl_jax.bench.core import make_problem
+from gtrxl_jax.bench.workloads import Workload
 from gtrxl_jax.nn.gtrxl import GTrXL
 
 
-def act_step():
-    """The cached acting step (T = 1, B 32, memory donated) and a call that runs it."""
-    config = WORKLOADS["reference"].core
-    problem = make_problem(config, 1, 32)
+def act_step(workload: Workload):
+    """The cached acting step (T = 1, the workload's batch, memory donated) and its call."""
+    problem = make_problem(workload.core, 1, workload.batch)
     memory = problem.core.apply(problem.params, problem.memory, method=GTrXL.refresh_cache)
     step = jax.jit(problem.core.apply, donate_argnums=3)
     state = {"memory": memory}
@@ -45,9 +50,8 @@ def act_step():
     return step.lower(problem.params, problem.inputs, problem.first, memory), call
 
 
-def learn_step():
-    """The core's forward and backward over [32, 32] from a full memory."""
-    workload = WORKLOADS["reference"]
+def learn_step(workload: Workload):
+    """The core's forward and backward over the workload's [T, B] from a full memory."""
     problem = make_problem(workload.core, workload.unroll, workload.batch)
 
     def loss(params):
@@ -58,8 +62,12 @@ def learn_step():
     return grad.lower(problem.params), lambda: grad(problem.params)
 
 
-def pixel_step():
-    """The pixel learner's update: Pong, feed-forward core, T 20, B 16 (`pixel_update.py`)."""
+def pixel_step(workload: Workload):
+    """The pixel learner's update: Pong, feed-forward core, T 20, B 16 (`pixel_update.py`).
+
+    Its shapes are fixed: the workload is not used.
+    """
+    del workload
     _, learner, batch = pixel_learner([])
     state = {"learner": learner.replicate(learner.init_state(jax.random.PRNGKey(0)))}
 
@@ -73,8 +81,14 @@ def pixel_step():
 STEPS = {"act": act_step, "learn": learn_step, "pixel": pixel_step}
 
 
-def thunk_times(call, calls: int) -> collections.Counter:
-    """Milliseconds per call of each traced event over `calls` profiled calls."""
+def trace_events(call, calls: int, keep: str | None) -> list[dict]:
+    """The trace events of `calls` profiled calls (after two unprofiled ones).
+
+    Args:
+      call: runs the step once and returns its outputs.
+      calls: how many calls the trace covers.
+      keep: where to copy the trace (a .json.gz Perfetto can open), or None.
+    """
     for _ in range(2):
         jax.block_until_ready(call())
     with tempfile.TemporaryDirectory() as trace_dir:
@@ -83,12 +97,40 @@ def thunk_times(call, calls: int) -> collections.Counter:
                 result = call()
             jax.block_until_ready(result)
         (path,) = glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True)
+        if keep:
+            shutil.copyfile(path, keep)
         with gzip.open(path) as f:
-            events = json.load(f)["traceEvents"]
+            return json.load(f)["traceEvents"]
+
+
+def thunk_times(events: list[dict], calls: int) -> collections.Counter:
+    """Milliseconds per call of each HLO instruction (CPU thunk or GPU kernels).
+
+    On a GPU, only the device's stream events count (the host's launches overlap them), and
+    each kernel counts under the HLO instruction it runs (its `hlo_op`), so a fusion that
+    launches several kernels is one entry; kernels replayed in a command buffer (a CUDA
+    graph) count under their own names, which XLA derives from their fusions'.
+    """
+    def named(kind: str) -> dict:
+        return {(e["pid"], e.get("tid")): e.get("args", {}).get("name", "")
+                for e in events if e.get("ph") == "M" and e.get("name") == kind}
+
+    device_pids = {pid for (pid, _), name in named("process_name").items()
+                   if "/device:GPU" in name}
+    streams = {key for key, name in named("thread_name").items()
+               if key[0] in device_pids and name.startswith("Stream")}
     times = collections.Counter()
     for event in events:
-        if event.get("ph") == "X":
-            times[event["name"]] += event.get("dur", 0) / 1e3 / calls
+        if event.get("ph") != "X":
+            continue
+        if device_pids and event["pid"] not in device_pids:
+            continue
+        if streams and (event["pid"], event.get("tid")) not in streams:
+            continue
+        name = event.get("args", {}).get("hlo_op", event["name"])
+        if name.startswith("command_buffer"):  # kernels replayed in a CUDA graph
+            name = re.sub(r"_(\d+)$", r".\1", event["name"])  # kernel a_b_7 runs a_b.7
+        times[name] += event.get("dur", 0) / 1e3 / calls
     return times
 
 
@@ -115,25 +157,56 @@ def describe(hlo_text: str) -> dict[str, str]:
     return descriptions
 
 
+def kind(name: str) -> str:
+    """A thunk's kind: its HLO name without the number; cuBLAS's kernels as one."""
+    return "cublas" if name.startswith(("nvjet", "sm90_xmma", "cutlass")) else name.split(".")[0]
+
+
+def report(times: collections.Counter, descriptions: dict[str, str] | None, top: int) -> None:
+    """Prints the slowest thunks and the time per kind; every event is one without the HLO."""
+    thunks = {name: ms for name, ms in times.items()
+              if descriptions is None or name in descriptions}
+    print(f"{len(thunks)} thunks, {sum(thunks.values()):.2f} ms per call in all (on a CPU "
+          "thunks may overlap on several cores)")
+    if descriptions is not None:
+        others = sorted(((ms, name) for name, ms in times.items() if name not in thunks),
+                        reverse=True)
+        print(f"events not in the step's HLO: {sum(ms for ms, _ in others):.2f} ms per call; "
+              + ", ".join(f"{name[:60]} {ms:.3f}" for ms, name in others[:8]))
+    for name, ms in sorted(thunks.items(), key=lambda item: -item[1])[:top]:
+        print(f"{ms:9.3f} ms  {name:30s} {(descriptions or {}).get(name, '')}")
+    kinds = collections.Counter()
+    for name, ms in thunks.items():
+        kinds[kind(name)] += ms
+    print("per kind:", ", ".join(f"{k} {ms:.2f} ms" for k, ms in kinds.most_common(16)))
+
+
 def main() -> None:
-    """Profile the chosen step and print its slowest thunks and the time per thunk kind."""
+    """Profile the chosen step (or read a kept trace) and report where its time goes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=sorted(STEPS))
+    parser.add_argument("--config", choices=sorted(WORKLOADS), default="reference",
+                        help="the workload of act and learn")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--keep-trace", help="copy the trace (.json.gz, for Perfetto) here")
+    parser.add_argument("--keep-hlo", help="write the compiled step's HLO text here")
+    parser.add_argument("--from-trace", help="report on a kept trace of --calls calls of the "
+                        "step instead of running it (e.g. one brought back from a GPU)")
     parser.add_argument("--calls", type=int, default=20, help="profiled calls")
     parser.add_argument("--top", type=int, default=30, help="thunks to list")
     args = parser.parse_args()
-    lowered, call = STEPS[args.step]()
-    descriptions = describe(lowered.compile().as_text())
-    times = thunk_times(call, args.calls)
-    thunks = {name: ms for name, ms in times.items() if name in descriptions}
-    print(f"{len(thunks)} thunks, {sum(thunks.values()):.2f} ms per call in all "
-          "(thunks may overlap on several cores)")
-    for name, ms in sorted(thunks.items(), key=lambda item: -item[1])[: args.top]:
-        print(f"{ms:9.3f} ms  {name:30s} {descriptions[name]}")
-    kinds = collections.Counter()
-    for name, ms in thunks.items():
-        kinds[name.split(".")[0]] += ms
-    print("per kind:", ", ".join(f"{kind} {ms:.2f} ms" for kind, ms in kinds.most_common(12)))
+    if args.from_trace:
+        with gzip.open(args.from_trace) as f:
+            report(thunk_times(json.load(f)["traceEvents"], args.calls), None, args.top)
+        return
+    lowered, call = STEPS[args.step](WORKLOADS[args.config].with_dtype(args.dtype))
+    hlo_text = lowered.compile().as_text()
+    if args.keep_hlo:
+        with open(args.keep_hlo, "w") as f:
+            f.write(hlo_text)
+    print(f"{jax.default_backend()}, {args.step}, {args.config}, {args.dtype}:")
+    report(thunk_times(trace_events(call, args.calls, args.keep_trace), args.calls),
+           describe(hlo_text), args.top)
 
 
 if __name__ == "__main__":
