@@ -14,18 +14,19 @@ TINY = ["env.task=TMaze-L3", "env.num_envs=4", "learner.batch_size=4",
         "agent.transformer.memory_len=8"]
 
 
-def sweep(tmp_path, *options: str) -> list[dict]:
+def sweep(tmp_path, *options: str, after: tuple[str, ...] = ()) -> list[dict]:
+    """The sweep's records, with `options` before the overrides and `after` them."""
     out = tmp_path / "sweep.jsonl"
     result = subprocess.run(
         [sys.executable, str(SWEEP), "--steps", "320", "--interval", "2", "--eval-episodes",
-         "4", "--out", str(out), *options, *TINY],
+         "4", "--out", str(out), *options, *TINY, *after],
         capture_output=True, text=True, cwd=REPO, env=child_env(), timeout=600)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
 def test_seeds_together_write_one_record_each(tmp_path):
-    records = sweep(tmp_path, "--seeds", "0-1", "--together")
+    records = sweep(tmp_path, "--seeds", "0-1", after=("--together",))  # options may follow
     assert [r["seed"] for r in records] == [0, 1]
     for record in records:  # 320 steps = 10 updates of 4 x 8: 5 intervals of 2
         assert len(record["success"]) == len(record["grad_norm"]) == 5

@@ -66,7 +66,7 @@ def main() -> None:
                              "and record what ran")
     parser.add_argument("--out")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options may follow overrides (gpu_stability.sh)
     config = load_config(args.config, ["learner.loop=on_device", "learner.actor_processes=false",
                                        f"learner.total_env_steps={args.steps}",
                                        *args.overrides])
