@@ -5,7 +5,7 @@
 #
 # In order of what the issues ask first, each step a separate process:
 #   1. the paper's DMLab scale in bfloat16: the core's learn and act, the whole learner update
-#      (the bf16 MFU target);
+#      (the bf16 MFU target), then a profile of that learn (thunk_profile.py);
 #   2. the on-device loop's env steps/s on the T-maze with the fast suite's model against the
 #      number of environments (ON_DEVICE_ENVS; the 1M env steps/s target);
 #   3. an end-to-end run: the main job's experiment on device (tmaze_on_device.py), its
@@ -23,8 +23,9 @@
 # update, the on-device loop and the training run also need the training stack (rlax, optax,
 # orbax, tensorboardX, ...; envpool is not needed for these JAX tasks). It writes
 # OUT_DIR/bench.jsonl (every record), summary.txt (a line per record, also printed), gpu.txt
-# (nvidia-smi), errors.txt (stderr) and the training run's metrics.jsonl and
-# train_summary.json, and exits 1 if a step failed, timed out or was skipped.
+# (nvidia-smi), errors.txt (stderr), profile.tgz (the profile's report.txt, trace.json.gz
+# and hlo.txt) and the training run's metrics.jsonl and train_summary.json (8 files, what a
+# lent machine gives back), and exits 1 if a step failed, timed out or was skipped.
 # CONFIGS="tiny" ON_DEVICE_ENVS=4 TRAIN_STEPS=2048 checks the script itself on any machine
 # in a few minutes.
 set -uo pipefail
@@ -64,6 +65,17 @@ bench() {
 
 first=${configs%% *}
 bench --config "$first" --dtype bfloat16 --only learn,act,update
+# Where that learn's time goes: the kernels' report, the trace and the compiled HLO that
+# maps kernels to code, in one archive (docs/performance.md, "Where the paper-scale learn's
+# time goes").
+profile=$(mktemp -d)
+step "profile learn --config $first --dtype bfloat16" bash -c '"$0" \
+  experiments/bench/thunk_profile.py learn --config "$1" --dtype bfloat16 --calls 5 \
+  --keep-trace "$2/trace.json.gz" --keep-hlo "$2/hlo.txt" >"$2/report.txt"' \
+  "$python" "$first" "$profile"
+if [[ -s $profile/report.txt ]]; then
+  tar czf "$out/profile.tgz" -C "$profile" . && head -n 12 "$profile/report.txt"
+fi
 bench --only on_device_envs --on-device-envs "$on_device_envs"
 run_dir=$(mktemp -d)/tmaze_on_device
 step "train tmaze_on_device" "$python" -m gtrxl_jax.train \

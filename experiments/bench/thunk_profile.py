@@ -27,7 +27,6 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
-from pixel_update import pixel_learner  # this script's neighbour (its directory is on sys.path)
 
 from gtrxl_jax.bench import WORKLOADS
 from gtrxl_jax.bench.core import make_problem
@@ -68,6 +67,9 @@ def pixel_step(workload: Workload):
     Its shapes are fixed: the workload is not used.
     """
     del workload
+    # The script's neighbour (its directory is on sys.path); it needs the training stack.
+    from pixel_update import pixel_learner
+
     _, learner, batch = pixel_learner([])
     state = {"learner": learner.replicate(learner.init_state(jax.random.PRNGKey(0)))}
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import tarfile
 
 import jax
 import pytest
@@ -213,6 +214,10 @@ def test_the_prepared_gpu_script_runs_end_to_end(tmp_path):
     trained = json.loads((tmp_path / "train_summary.json").read_text())
     assert trained["env_steps"] >= 2048 and not trained["interrupted"]
     assert (tmp_path / "metrics.jsonl").read_text().strip()
+    with tarfile.open(tmp_path / "profile.tgz") as profile:
+        assert {"./report.txt", "./trace.json.gz", "./hlo.txt"} <= set(profile.getnames())
+        report = profile.extractfile("./report.txt").read().decode()
+    assert "thunks" in report and "per kind:" in report
     summary = (tmp_path / "summary.txt").read_text().splitlines()
     assert len(summary) == len(records) and summary == result.stdout.splitlines()[-len(records):]
 
@@ -224,5 +229,5 @@ def test_the_gpu_script_skips_what_its_budget_cannot_fit(tmp_path):
                                              BUDGET_S="30"))
     assert result.returncode == 1
     skipped = [line for line in result.stdout.splitlines() if line.endswith("budget left")]
-    assert len(skipped) == 5 and all(": skipped, " in line for line in skipped)
+    assert len(skipped) == 6 and all(": skipped, " in line for line in skipped)
     assert not (tmp_path / "summary.txt").exists() and not result.stderr
