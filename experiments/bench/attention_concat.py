@@ -20,22 +20,21 @@ import numpy as np
 from gtrxl_jax.nn.attention import relative_shift
 
 
-def layouts(memory, segment, heads, head_dim, dtype):
-    """The two formulations as functions of (queries [B, H, T, Dh], positions [M + 1, H, Dh])."""
+def layouts(B: int, M: int, T: int, H: int, Dh: int, dtype):
+    """The two formulations as functions of (queries [B, H, T, Dh], positions [M + 1, H, Dh]).
+
+    Their memory's and segment's keys and values are random, [B, H, M or T, Dh].
+    """
     matmul = lambda eq, a, b: jnp.einsum(eq, a, b, preferred_element_type=jnp.float32)  # noqa: E731
     keys = jax.random.split(jax.random.PRNGKey(1), 4)
-    batch = memory.shape[0]
-    k_mem, v_mem = (jax.random.normal(k, (batch, heads, memory.shape[1], head_dim), dtype)
-                    for k in keys[:2])
-    k_seg, v_seg = (jax.random.normal(k, (batch, heads, segment, head_dim), dtype)
-                    for k in keys[2:])
-    M, T = memory.shape[1], segment
+    k_mem, v_mem = (jax.random.normal(k, (B, H, M, Dh), dtype) for k in keys[:2])
+    k_seg, v_seg = (jax.random.normal(k, (B, H, T, Dh), dtype) for k in keys[2:])
     i, j = np.arange(T)[:, None], np.arange(M + T)[None]
     mask = jnp.asarray((j >= i) & (j <= M + i))[None, None]
 
     def weights(content, q, r):
         logits = (content + relative_shift(matmul("bhid,rhd->bhir", q, r), M + T))
-        logits = jnp.where(mask, logits / np.sqrt(head_dim), jnp.finfo(jnp.float32).min)
+        logits = jnp.where(mask, logits / np.sqrt(Dh), jnp.finfo(jnp.float32).min)
         return jax.nn.softmax(logits, -1).astype(dtype)
 
     def scores(q, r):
@@ -67,9 +66,9 @@ def main() -> None:
     q = jax.random.normal(jax.random.PRNGKey(0), shape, dtype)
     r = jax.random.normal(jax.random.PRNGKey(2), (args.memory + 1, args.heads, args.head_dim),
                           dtype)
-    memory = jnp.zeros((args.batch, args.memory))  # only its shape is used
     steps, grads, traffic, times = {}, {}, {}, {}
-    for name, attend in layouts(memory, args.unroll, args.heads, args.head_dim, dtype).items():
+    for name, attend in layouts(args.batch, args.memory, args.unroll, args.heads, args.head_dim,
+                                dtype).items():
         loss = lambda q, r, attend=attend: jnp.sum(jnp.square(attend(q, r)))  # noqa: E731
         steps[name] = jax.jit(jax.grad(loss, (0, 1)))
         cost = steps[name].lower(q, r).compile().cost_analysis()

@@ -121,7 +121,7 @@ def _rates(session: Session, config: GTrXLConfig, flop_count: float, seconds: fl
 def _read_rates(session: Session, read_bytes: int, seconds: float) -> dict:
     """Bytes the step must read, its GB/s of them, and the floor this run's read ceiling sets."""
     ceiling = bandwidth_gbs(session)
-    floor_s = _read_floor_s(session, read_bytes)
+    floor_s = _read_floor_s(ceiling, read_bytes)
     return {
         "read_bytes_min": read_bytes,
         "read_gb_per_s": read_bytes / seconds / 1e9,
@@ -170,10 +170,9 @@ def measure_learn(session: Session, workload: Workload) -> Record:
     }
 
 
-def _read_floor_s(session: Session, num_bytes: float) -> float | None:
-    """Seconds this run's measured read bandwidth needs for `num_bytes` (None: unmeasured)."""
-    ceiling = bandwidth_gbs(session)
-    return num_bytes / (ceiling * 1e9) if ceiling else None
+def _read_floor_s(ceiling_gbs: float | None, num_bytes: float) -> float | None:
+    """Seconds a read bandwidth of `ceiling_gbs` needs for `num_bytes` (None: unmeasured)."""
+    return num_bytes / (ceiling_gbs * 1e9) if ceiling_gbs else None
 
 
 def _traffic(session: Session, bytes_accessed: float | None, seconds: float) -> dict:
@@ -183,7 +182,7 @@ def _traffic(session: Session, bytes_accessed: float | None, seconds: float) -> 
     own time, the step is bound by memory, not matmuls (one that writes its attention scores
     out and reads them back, say).
     """
-    floor_s = _read_floor_s(session, bytes_accessed) if bytes_accessed else None
+    floor_s = _read_floor_s(bandwidth_gbs(session), bytes_accessed) if bytes_accessed else None
     return {
         "traffic_floor_s": floor_s,
         "fraction_of_traffic_floor": floor_s / seconds if floor_s else None,
