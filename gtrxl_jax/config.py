@@ -466,6 +466,50 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): list(tree) if isinstance(tree, tuple) else tree}
+
+
+def _under(key: str, keys: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in keys)
+
+
+def config_differences(
+    saved: dict,
+    current: dict,
+    keys: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
+    saved_as: str = "in the checkpoint",
+    only_saved_keys: bool = False,
+) -> list[str]:
+    """The config entries on which two config dicts differ, as "key: saved <saved_as>, current now".
+
+    Args:
+      saved: a config dict saved earlier (a checkpoint's, a finished run's).
+      current: `to_dict` of the config it is compared with.
+      keys: compare only these keys and the keys under them (None: every key).
+      skip: leave out these keys and the keys under them.
+      saved_as: how the messages name the saved side ("in the checkpoint", "then").
+      only_saved_keys: compare only keys that `saved` has, i.e. leave out keys added to the
+        config since it was saved (a new key's default keeps the behaviour from before it).
+    """
+    saved_flat, current_flat = _flatten(saved), _flatten(current)
+    compared = set(saved_flat) if only_saved_keys else set(saved_flat) | set(current_flat)
+    differences = []
+    for key in sorted(compared):
+        if (keys is not None and not _under(key, keys)) or _under(key, skip):
+            continue
+        old, new = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
+        if old != new:
+            differences.append(f"{key}: {old!r} {saved_as}, {new!r} now")
+    return differences
+
+
 def describe_fields(config: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
     """Every leaf field of a (nested) config: (key, value, its docstring's description).
 

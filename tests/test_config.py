@@ -9,6 +9,7 @@ from gtrxl_jax.config import (
     ConfigError,
     TrainConfig,
     apply_overrides,
+    config_differences,
     from_dict,
     load_config,
     to_dict,
@@ -56,3 +57,14 @@ def test_load_config_file(tmp_path):
     (tmp_path / "empty.py").write_text("x = 1\n")
     with pytest.raises(ConfigError, match="must define get_config"):
         load_config(str(tmp_path / "empty.py"))
+
+
+def test_config_differences_can_leave_out_keys_the_saved_config_predates():
+    saved = to_dict(TrainConfig())
+    del saved["optimizer"]["recent_norm_clip"]  # a key added since the run was saved
+    current = to_dict(apply_overrides(TrainConfig(), ["optimizer.recent_norm_clip=3",
+                                                      "loss.entropy_cost=0.03"]))
+    assert config_differences(saved, current, saved_as="then", only_saved_keys=True) == [
+        "loss.entropy_cost: 0.01 then, 0.03 now"]
+    assert "optimizer.recent_norm_clip: '<absent>' in the checkpoint, 3.0 now" in (
+        config_differences(saved, current))

@@ -6,13 +6,21 @@ finished run's outcome in `<suite folder>/run_records.jsonl`, one JSON line a ru
 
     {"run_id", "task", "variant", "seed",
      "summary": {"eval", "env_steps", "wall_clock_s"}  (as the run's summary.json),
-     "curves": {task: {"env_steps": [N], "episode_return": [N], "success": [N]}}}
+     "curves": {task: {"env_steps": [N], "episode_return": [N], "success": [N]}},
+     "config": the config it trained with (its config.json)}
 
 (NaN written as null; each curve thinned to at most `MAX_CURVE_POINTS` evenly spaced log
 records, its last included). A suite folder with records needs no run folders: its report
 (`gtrxl-suite <suite> --report-only`) is rebuilt from them, and a run with a record counts
 as finished, so a later slice trained into the same folder adds its runs to the table
 instead of replacing it. Where a run's folder has finished too, the folder wins.
+
+A finished run counts only if it trained with the settings its spec asks for now: when a
+suite's definition changes (a tuned learning rate, a budget) or `--set` asks for other
+values, a run finished with the old ones is not reused but trained again
+(`stale_settings`). Keys that only say where and how a run reports (`REPORTING_KEYS`) and
+keys added to the config since the run are not compared; a record written before records
+kept their config cannot be checked and counts as it is.
 """
 
 import dataclasses
@@ -24,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from gtrxl_jax.suite.results import CURVE_KEYS, is_finished, read_curve, read_summary
+from gtrxl_jax.config import config_differences, to_dict
+from gtrxl_jax.suite.results import (
+    CURVE_KEYS,
+    is_finished,
+    read_curve,
+    read_run_config,
+    read_summary,
+)
 from gtrxl_jax.suite.suites import RunSpec, split_tasks
 
 logger = logging.getLogger(__name__)
@@ -32,6 +47,11 @@ logger = logging.getLogger(__name__)
 RECORDS_FILE = "run_records.jsonl"
 MAX_CURVE_POINTS = 256
 _SUMMARY_KEYS = ("eval", "env_steps", "wall_clock_s")
+# Config keys that say where a run writes and how it reports, not what it learns: a finished
+# run whose settings differ from its spec's only in these is still the spec's run.
+REPORTING_KEYS = ("run.log_dir", "run.resume", "run.progress", "run.wandb",
+                  "run.wandb_project", "run.checkpoint_interval_updates",
+                  "run.keep_checkpoints")
 
 Curve = dict[str, np.ndarray]  # {"env_steps": [N], "episode_return": [N], "success": [N]}
 
@@ -43,10 +63,12 @@ class RunOutcome:
     Attributes:
       summary: its summary.json (at least "eval", "env_steps", "wall_clock_s").
       curves: task -> its learning curve (`gtrxl_jax.suite.results.read_curve`).
+      config: the config it trained with, as a dict; None for a record older than that.
     """
 
     summary: dict[str, Any]
     curves: dict[str, Curve]
+    config: dict[str, Any] | None
 
 
 def read_records(output_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -65,26 +87,50 @@ def read_records(output_dir: str | Path) -> dict[str, dict[str, Any]]:
     return records
 
 
+def settings_differences(trained: dict[str, Any] | None, spec: RunSpec) -> list[str]:
+    """How the config a run trained with differs from what its spec asks for now.
+
+    One "key: then, now" line per difference; REPORTING_KEYS and keys that `trained`
+    predates are not compared, and unknown settings (None) give none.
+    """
+    if trained is None:
+        return []
+    return config_differences(trained, to_dict(spec.config), skip=REPORTING_KEYS,
+                              saved_as="then", only_saved_keys=True)
+
+
+def stale_settings(spec: RunSpec, records: dict[str, dict[str, Any]]) -> list[str]:
+    """How the settings a finished run trained with differ from its spec's ([] if they agree).
+
+    The finished run is its folder if that has finished, else its record; [] for a run
+    that has not finished.
+    """
+    if is_finished(spec.run_dir):
+        return settings_differences(read_run_config(spec.run_dir), spec)
+    return settings_differences(records.get(spec.run_id, {}).get("config"), spec)
+
+
 def has_finished(spec: RunSpec, records: dict[str, dict[str, Any]]) -> bool:
-    """Whether a run has finished: its folder says so, or `records` hold it."""
-    return is_finished(spec.run_dir) or spec.run_id in records
+    """Whether a run has finished with its spec's settings: its folder or `records` say so."""
+    finished = is_finished(spec.run_dir) or spec.run_id in records
+    return finished and not stale_settings(spec, records)
 
 
 def run_outcome(spec: RunSpec, records: dict[str, dict[str, Any]]) -> RunOutcome | None:
-    """A run's outcome: from its folder if it has finished, else its record, else None."""
+    """A run's outcome (its folder's, else its record's); None unless `has_finished`."""
+    if not has_finished(spec, records):
+        return None
     tasks = split_tasks(spec.task)
     if is_finished(spec.run_dir):
         curves = {t: read_curve(spec.run_dir, t, multi_task=len(tasks) > 1) for t in tasks}
-        return RunOutcome(read_summary(spec.run_dir), curves)
-    record = records.get(spec.run_id)
-    if record is None:
-        return None
+        return RunOutcome(read_summary(spec.run_dir), curves, read_run_config(spec.run_dir))
+    record = records[spec.run_id]
     curves = {
         task: {key: np.array([math.nan if v is None else v for v in values], np.float64)
                for key, values in curve.items()}
         for task, curve in record["curves"].items()
     }
-    return RunOutcome(record["summary"], curves)
+    return RunOutcome(record["summary"], curves, record.get("config"))
 
 
 def write_records(
@@ -121,6 +167,7 @@ def _record(spec: RunSpec, outcome: RunOutcome) -> dict[str, Any]:
         "seed": spec.seed,
         "summary": _finite(summary),
         "curves": {task: _thinned(curve) for task, curve in outcome.curves.items()},
+        **({} if outcome.config is None else {"config": outcome.config}),
     }
 
 

@@ -79,17 +79,26 @@ class TaskResult:
     wall_clock_s: float
 
 
-def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's summary.json as a dict, or None if it is missing or unreadable."""
-    path = Path(run_dir) / "summary.json"
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON file holding one object, as a dict; None if it is missing or unreadable."""
     if not path.is_file():
         return None
     try:
-        summary = json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         logger.warning("%s: unreadable (%s)", path, error)
         return None
-    return summary if isinstance(summary, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's summary.json as a dict, or None if it is missing or unreadable."""
+    return _read_json_object(Path(run_dir) / "summary.json")
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The config a run trained with (its config.json), or None if missing or unreadable."""
+    return _read_json_object(Path(run_dir) / "config.json")
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -4,9 +4,11 @@
     report = run_suite(suite, out, train_fn=my_train)                   # any TrainConfig -> _
 
 Resumable: a finished run (summary.json present, not marked interrupted, or a record of it
-in run_records.jsonl) is skipped; a run that stopped part-way resumes from its latest
-checkpoint (run.resume=true); a run folder with output but no checkpoint is moved aside
-(<run>.stale-<n>) and the run starts afresh. A run that raises is logged, its traceback
+in run_records.jsonl) is skipped if it trained with the settings the suite asks for now
+(else it is trained again: `gtrxl_jax.suite.records.stale_settings`); a run that stopped
+part-way resumes from its latest checkpoint (run.resume=true); a run folder with output
+but no checkpoint, or trained with other settings, is moved aside (<run>.stale-<n>) and the
+run starts afresh. A run that raises is logged, its traceback
 saved as suite_error.txt in its folder, and the suite goes on with the next run (unless
 keep_going=False). A run stopped by a signal (Ctrl-C, SIGTERM; it checkpoints and marks its
 summary interrupted) stops the suite: the same command continues it. The report is written
@@ -38,9 +40,16 @@ from typing import Any
 
 from gtrxl_jax.config import TrainConfig, to_dict
 from gtrxl_jax.suite.plots import plot_horizon, plot_intervals, plot_learning_curves
-from gtrxl_jax.suite.records import has_finished, read_records, run_outcome, write_records
+from gtrxl_jax.suite.records import (
+    has_finished,
+    read_records,
+    run_outcome,
+    settings_differences,
+    stale_settings,
+    write_records,
+)
 from gtrxl_jax.suite.references import References, load_references
-from gtrxl_jax.suite.results import CURVE_KEYS, read_summary, task_results
+from gtrxl_jax.suite.results import CURVE_KEYS, read_run_config, read_summary, task_results
 from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
 from gtrxl_jax.suite.tables import (
     horizon_points,
@@ -94,9 +103,14 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 
 def prepare_run(spec: RunSpec) -> TrainConfig:
-    """The config to train a not-yet-finished run with: resuming, or fresh in an empty folder."""
+    """The config to train a not-yet-finished run with: resuming, or fresh in an empty folder.
+
+    A folder trained with other settings than the spec's (`settings_differences`), or with
+    output but no checkpoint, is moved aside to "<folder>.stale-<n>", never resumed.
+    """
     run_dir = spec.run_dir
-    if has_checkpoint(run_dir):
+    changed = settings_differences(read_run_config(run_dir), spec)
+    if has_checkpoint(run_dir) and not changed:
         logger.info("%s: resuming from its latest checkpoint", spec.run_id)
         return dataclasses.replace(
             spec.config, run=dataclasses.replace(spec.config.run, resume=True)
@@ -106,11 +120,17 @@ def prepare_run(spec: RunSpec) -> TrainConfig:
         while run_dir.with_name(f"{run_dir.name}.stale-{n}").exists():
             n += 1
         stale = run_dir.with_name(f"{run_dir.name}.stale-{n}")
-        logger.warning(
-            "%s: output without a checkpoint; moved to %s, starting afresh", spec.run_id, stale
-        )
+        reason = (f"trained with other settings ({_first(changed)})" if changed
+                  else "output without a checkpoint")
+        logger.warning("%s: %s; moved to %s, starting afresh", spec.run_id, reason, stale)
         run_dir.rename(stale)
     return spec.config
+
+
+def _first(differences: list[str], shown: int = 3) -> str:
+    """The first differences, joined, and how many more there are."""
+    more = len(differences) - shown
+    return "; ".join(differences[:shown]) + (f"; {more} more" if more > 0 else "")
 
 
 def run_suite(
@@ -139,6 +159,7 @@ def run_suite(
     specs = expand(suite, output_dir) if specs is None else specs
     report = SuiteReport(suite.name, output_dir)
     records = read_records(output_dir)
+    _warn_stale(specs, records)
     finished = [has_finished(s, records) for s in specs]
     pending = [s for s, done in zip(specs, finished, strict=True) if not done]
     report.skipped = [s.run_id for s, done in zip(specs, finished, strict=True) if done]
@@ -207,6 +228,7 @@ def write_report(
     specs = expand(suite, output_dir) if specs is None else specs
     references = references or load_references()
     records = read_records(output_dir)
+    _warn_stale(specs, records)
     outcomes = {spec.run_id: run_outcome(spec, records) for spec in specs}
     results = [result for spec in specs if outcomes[spec.run_id] is not None
                for result in task_results(spec, outcomes[spec.run_id].summary)]
@@ -241,6 +263,17 @@ def write_report(
             files.append(path)
     logger.info("%s: report written to %s", suite.name, output_dir)
     return files
+
+
+def _warn_stale(specs: list[RunSpec], records: dict) -> None:
+    """Log the finished runs that trained with other settings than their specs ask for now."""
+    stale = {s.run_id: changed for s in specs if (changed := stale_settings(s, records))}
+    if stale:
+        logger.warning(
+            "%d finished runs trained with other settings than the suite asks for now; "
+            "they are left out of the report and trained again by the suite's command:\n  %s",
+            len(stale), "\n  ".join(f"{run_id}: {_first(changed)}"
+                                   for run_id, changed in stale.items()))
 
 
 def _curves(specs: list[RunSpec], outcomes: dict, tasks: tuple[str, ...], metric: str) -> dict:

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from gtrxl_jax.config import TrainConfig, to_dict
+from gtrxl_jax.config import TrainConfig, config_differences, to_dict
 
 # How long a failed save's other writes may take to stop before the error is raised anyway.
 _FAILED_WRITE_TIMEOUT_S = 60.0
@@ -40,41 +40,6 @@ STATE_KEYS = ("agent", "env.task", "env.factory", "loss.popart", "optimizer.name
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, unwritable or from a different model configuration."""
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        flat = {}
-        for key, value in tree.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): list(tree) if isinstance(tree, tuple) else tree}
-
-
-def _under(key: str, keys: tuple[str, ...]) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in keys)
-
-
-def config_differences(
-    saved: dict, current: dict, keys: tuple[str, ...] | None = None, skip: tuple[str, ...] = ()
-) -> list[str]:
-    """The config entries on which two config dicts differ, as "key: saved -> current".
-
-    Args:
-      saved: the config dict stored in a checkpoint.
-      current: `to_dict` of the config of the run that wants to resume.
-      keys: compare only these keys and the keys under them (None: every key).
-      skip: leave out these keys and the keys under them.
-    """
-    saved_flat, current_flat = _flatten(saved), _flatten(current)
-    differences = []
-    for key in sorted(set(saved_flat) | set(current_flat)):
-        if (keys is not None and not _under(key, keys)) or _under(key, skip):
-            continue
-        old, new = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
-        if old != new:
-            differences.append(f"{key}: {old!r} in the checkpoint, {new!r} now")
-    return differences
 
 
 def _array_layout(tree: Any) -> dict[str, tuple]:

@@ -91,3 +91,46 @@ def test_an_unfinished_run_without_a_record_has_no_outcome(tmp_path):
     assert run_outcome(spec, {}) is None
     write_records(tmp_path, [spec], {})
     assert read_records(tmp_path) == {}
+
+
+def test_runs_finished_with_other_settings_are_trained_again(tmp_path, caplog):
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=_specs(tmp_path, (0, 1)))
+    shutil.rmtree(tmp_path / "runs" / "TMaze-L16")  # these runs live on as records only
+    changed = expand(SUITES["fast"], tmp_path, ["optimizer.learning_rate=0.01"],
+                     tasks=("TMaze-L4", "TMaze-L16"), variants=("gtrxl_gru", "lstm"),
+                     seeds=(0, 1))
+    write_report(SUITES["fast"], tmp_path, changed)
+    assert "8 finished runs trained with other settings" in caplog.text
+    assert "optimizer.learning_rate: 0.0005 then, 0.01 now" in caplog.text
+    assert "gtrxl_gru" not in (tmp_path / "results.csv").read_text(), "stale runs left out"
+    assert len(read_records(tmp_path)) == 8, "their records are kept until trained again"
+
+    train = FakeTrain()
+    report = run_suite(SUITES["fast"], tmp_path, train_fn=train, specs=changed)
+    assert len(train.calls) == 8 and not report.skipped
+    assert {c.optimizer.learning_rate for c in train.calls} == {0.01}
+    assert not any(c.run.resume for c in train.calls), "another run's checkpoint is not resumed"
+    aside = sorted(p.name for p in (tmp_path / "runs" / "TMaze-L4" / "lstm").iterdir())
+    assert aside == ["seed0", "seed0.stale-1", "seed1", "seed1.stale-1"]
+    records = read_records(tmp_path)
+    assert {r["config"]["optimizer"]["learning_rate"] for r in records.values()} == {0.01}
+    # Settings that only say how a run reports do not make it stale.
+    quiet = expand(SUITES["fast"], tmp_path, ["optimizer.learning_rate=0.01",
+                                              "run.checkpoint_interval_updates=7"],
+                   tasks=("TMaze-L4", "TMaze-L16"), variants=("gtrxl_gru", "lstm"),
+                   seeds=(0, 1))
+    assert len(run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=quiet).skipped) == 8
+
+
+def test_a_record_without_its_config_counts_as_it_is(tmp_path):
+    specs = _specs(tmp_path, (0,))
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=specs)
+    shutil.rmtree(tmp_path / "runs")
+    path = tmp_path / RECORDS_FILE
+    legacy = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "config"}) + "\n"
+                            for r in legacy))
+    changed = expand(SUITES["fast"], tmp_path, ["optimizer.learning_rate=0.01"],
+                     tasks=("TMaze-L4", "TMaze-L16"), variants=("gtrxl_gru", "lstm"), seeds=(0,))
+    report = run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=changed)
+    assert len(report.skipped) == 4, "settings unknown: not compared"

@@ -6,9 +6,9 @@ The fault tests (missing, partial, corrupt, another model) are in tests/reliabil
 import numpy as np
 import optax
 
-from gtrxl_jax.config import TrainConfig, apply_overrides, to_dict
+from gtrxl_jax.config import TrainConfig, apply_overrides, config_differences, to_dict
 from gtrxl_jax.losses import popart_init
-from gtrxl_jax.train.checkpoint import STATE_KEYS, Checkpointer, config_differences
+from gtrxl_jax.train.checkpoint import STATE_KEYS, Checkpointer
 from gtrxl_jax.train.learning import LearnerState
 
 
