@@ -8,16 +8,18 @@
     gtrxl-suite fast --report-only                      # tables and plots from what finished
 
 Outputs go to --out (default runs/suites/<suite>); see gtrxl_jax.suite.runner. Runs that
-already finished are not trained again, so an interrupted suite continues where it stopped
-(changing --set does not re-run finished runs: use another --out).
+already finished with the settings asked for are not trained again, so an interrupted suite
+continues where it stopped; a run finished with other settings (another --set, a changed
+suite) is trained again. --dry-run says which is which.
 """
 
 import argparse
 import logging
 from pathlib import Path
 
+from gtrxl_jax.suite.records import has_finished, read_records, stale_settings
 from gtrxl_jax.suite.runner import run_suite, write_report
-from gtrxl_jax.suite.suites import SUITES, expand
+from gtrxl_jax.suite.suites import SUITES, RunSpec, Suite, expand
 from gtrxl_jax.train.shutdown import STOPPED_EXIT_STATUS
 
 logger = logging.getLogger(__name__)
@@ -97,13 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs/suites") / suite.name
     specs = expand(suite, out, args.overrides, args.tasks, args.cores, args.seeds)
     if args.dry_run:
-        for spec in specs:
-            print(f"{spec.run_id:60s} {spec.config.learner.total_env_steps:>12,d} env steps")
-        print(
-            f"{len(specs)} runs, "
-            f"{sum(s.config.learner.total_env_steps for s in specs):,d} env steps; "
-            f"cost: {suite.cost}"
-        )
+        _print_plan(suite, out, specs)
         return 0
     if args.report_only:
         for path in write_report(suite, out, specs):
@@ -125,6 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     if report.interrupted:
         return STOPPED_EXIT_STATUS
     return 1 if report.failed else 0
+
+
+def _print_plan(suite: Suite, out: Path, specs: list[RunSpec]) -> None:
+    """Print each run with its budget and status, then what is left to train."""
+    records = read_records(out)
+    to_train = []
+    for spec in specs:
+        if has_finished(spec, records):
+            status = "finished"
+        else:
+            to_train.append(spec)
+            changed = stale_settings(spec, records)
+            status = f"to train again: {changed[0]}" if changed else "to train"
+        print(f"{spec.run_id:60s} {spec.config.learner.total_env_steps:>12,d} env steps  "
+              f"{status}")
+    print(
+        f"{len(specs)} runs, {len(to_train)} to train "
+        f"({sum(s.config.learner.total_env_steps for s in to_train):,d} env steps); "
+        f"cost of the whole suite: {suite.cost}"
+    )
 
 
 def _enable_compile_cache(directory: Path) -> None:

@@ -180,6 +180,16 @@ def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
         specs=expand(SUITES["fast"], tmp_path, variants=("lstm",), seeds=(0,)),
     )
     (tmp_path / "results.md").unlink()
+    assert cli.main(["fast", "--dry-run", "--out", str(tmp_path), "--seeds", "0", "--cores",
+                     "lstm,gtrxl_gru", "--set", "loss.entropy_cost=0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "TMaze-L4/gtrxl_gru/seed0" in out and "4 runs, 4 to train (800,000 env steps)" in out
+    assert "to train again: loss.entropy_cost: 0.01 then, 0.02 now" in out
+    assert cli.main(["fast", "--dry-run", "--out", str(tmp_path), "--seeds", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines if line.endswith(" finished")] == [
+        "TMaze-L4/lstm/seed0", "TMaze-L16/lstm/seed0"]
+    assert lines[-1].startswith("10 runs, 8 to train")
     assert cli.main(["fast", "--report-only", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "results.md").is_file()
     with pytest.raises(SystemExit):
