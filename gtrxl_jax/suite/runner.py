@@ -214,9 +214,10 @@ def write_report(
 ) -> list[Path]:
     """Write the tables, plots and run records of a suite from its finished runs; return the files.
 
-    A run counts as finished if its folder has finished or run_records.jsonl holds it; the
-    records of every such run (and those already there for runs outside `specs`) are
-    written back.
+    A run counts as finished if its folder has finished or run_records.jsonl holds it, with
+    the settings its spec asks for (runs finished with others are named in a warning and
+    left out); the records of every such run (and those already there for runs outside
+    `specs`) are written back.
 
     Args:
       suite: the suite.
