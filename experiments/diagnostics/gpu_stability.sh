@@ -8,8 +8,8 @@
 # for STEPS env steps (default 24M, 3x the slowest time to 0.95 of docs/stability.md),
 # stopping after MAX_S seconds (default 400) and recording what ran in
 # OUT_DIR/VARIANT_seedsGROUP.jsonl. Every process runs side by side on the one GPU; PYTHON
-# (default python3) needs the training stack and xminigrid. With TESTS=1 the test suite runs beside them on the same GPU
-# (`pytest -n 8`), its log in OUT_DIR/pytest.log.
+# (default python3) needs the training stack and xminigrid. With TESTS=1 the test suite runs
+# beside them on the same GPU (`pytest -n 8`), its log in OUT_DIR/pytest.log.
 set -uo pipefail
 out=${1:?usage: gpu_stability.sh OUT_DIR}
 python=${PYTHON:-python3}
