@@ -118,19 +118,21 @@ def has_finished(spec: RunSpec, records: dict[str, dict[str, Any]]) -> bool:
 
 def run_outcome(spec: RunSpec, records: dict[str, dict[str, Any]]) -> RunOutcome | None:
     """A run's outcome (its folder's, else its record's); None unless `has_finished`."""
-    if not has_finished(spec, records):
-        return None
     tasks = split_tasks(spec.task)
     if is_finished(spec.run_dir):
         curves = {t: read_curve(spec.run_dir, t, multi_task=len(tasks) > 1) for t in tasks}
-        return RunOutcome(read_summary(spec.run_dir), curves, read_run_config(spec.run_dir))
-    record = records[spec.run_id]
-    curves = {
-        task: {key: np.array([math.nan if v is None else v for v in values], np.float64)
-               for key, values in curve.items()}
-        for task, curve in record["curves"].items()
-    }
-    return RunOutcome(record["summary"], curves, record.get("config"))
+        outcome = RunOutcome(read_summary(spec.run_dir), curves, read_run_config(spec.run_dir))
+    elif spec.run_id in records:
+        record = records[spec.run_id]
+        curves = {
+            task: {key: np.array([math.nan if v is None else v for v in values], np.float64)
+                   for key, values in curve.items()}
+            for task, curve in record["curves"].items()
+        }
+        outcome = RunOutcome(record["summary"], curves, record.get("config"))
+    else:
+        return None
+    return None if settings_differences(outcome.config, spec) else outcome
 
 
 def write_records(
