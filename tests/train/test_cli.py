@@ -44,7 +44,7 @@ def test_the_experiment_configs_load():
     from gtrxl_jax.config import load_config
     from gtrxl_jax.train.builder import check_config
 
-    for name in ("tmaze", "tmaze_on_device", "cartpole", "custom_env"):
+    for name in ("tmaze", "tmaze_on_device", "minigrid_memory", "cartpole", "custom_env"):
         check_config(load_config(str(REPO / "experiments" / "configs" / f"{name}.py")))
 
 
