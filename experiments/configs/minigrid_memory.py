@@ -6,8 +6,8 @@ matching object. The memory suite's model and settings (the auxiliary reconstruc
 without which no core learned the task; the recent-norm clip, which bounds the trigger of a
 late collapse) with one change for runs long after solving: AMSGrad instead of Adam, whose
 full-size steps once a solved run's gradients shrink let solved runs dip or collapse. The
-budget is 3x the slowest time to 95% success measured at these settings, a quarter of an
-hour or so on a 2-core CPU; docs/stability.md has the measurements and the trade-off
+budget is 3x the slowest time to 95% success measured at these settings, under twenty
+minutes on a 2-core CPU; docs/stability.md has the measurements and the trade-off
 (AMSGrad solves more slowly than Adam, so the memory suite's 5M-step runs keep Adam).
 
     python -m gtrxl_jax.train --config experiments/configs/minigrid_memory.py
