@@ -192,7 +192,8 @@ class LossConfig:
       name: "vtrace" (gtrxl_jax.losses.impala_loss; the asynchronous actor-learner's loss)
         or "ppo" (gtrxl_jax.losses.ppo_loss, Schulman et al. 2017: `ppo_epochs` passes over
         each batch in `ppo_minibatches` minibatches of environments, GAE(`gae_lambda`)
-        advantages from the values before the update, ratios against the acting policy).
+        advantages from the values before the update (standardised over the batch unless
+        `ppo_normalise_advantages` is false), ratios against the acting policy).
       discount: gamma.
       rho_bar, c_bar, lambda_: V-trace truncation levels and trace discount.
       baseline_cost: weight of the value loss.
@@ -205,6 +206,10 @@ class LossConfig:
         device's environments (so with several devices, which environments share a
         minibatch depends on the split).
       gae_lambda: GAE's lambda for PPO's advantages and value targets.
+      ppo_normalise_advantages: standardise PPO's advantages over each batch (the common
+        default). False keeps them in return units, as CleanRL's PPO-TrXL does: once a task
+        is solved its advantages shrink to noise, which standardising would scale back up to
+        full-size policy steps (docs/stability.md, "PPO on MiniGrid Memory").
       reconstruction_cost: weight of an auxiliary loss that decodes each step's observation
         from the core's output (mean squared error; vector observations only), as CleanRL's
         PPO-TrXL and Memory Gym (Pleines et al. 2024) do; 0 (the default): no decoder.
@@ -222,6 +227,7 @@ class LossConfig:
     ppo_epochs: int = 4
     ppo_minibatches: int = 4
     gae_lambda: float = 0.95
+    ppo_normalise_advantages: bool = True
     reconstruction_cost: float = 0.0
 
     def __post_init__(self):

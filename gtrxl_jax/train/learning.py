@@ -223,8 +223,9 @@ class Learning:
                    axis_name: str | None) -> "Stepped":
         """PPO: `ppo_epochs` passes of `ppo_minibatches` minibatch steps.
 
-        GAE targets come from the parameters before the update, the advantages normalised
-        over the whole batch; each pass shuffles the environments into minibatches.
+        GAE targets come from the parameters before the update, the advantages standardised
+        over the whole batch (unless `ppo_normalise_advantages` is false); each pass
+        shuffles the environments into minibatches.
         """
         cfg = self.loss_config
         B, M = batch.batch_size, cfg.ppo_minibatches
@@ -239,8 +240,9 @@ class Learning:
                                            batch.task_id)
         targets = losses.gae_targets(values, transition["rewards"], transition["discounts"],
                                      transition["mask"], lambda_=cfg.gae_lambda)
-        advantages = _normalise(targets.pg_advantages, transition["mask"], axis_name)
-        targets = targets._replace(pg_advantages=advantages)
+        if cfg.ppo_normalise_advantages:
+            targets = targets._replace(pg_advantages=_normalise(
+                targets.pg_advantages, transition["mask"], axis_name))
 
         def minibatch_step(carry, rows):
             params, opt_state = carry

@@ -12,7 +12,7 @@ from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
-from gtrxl_jax.train.learning import Learning
+from gtrxl_jax.train.learning import Learning, transitions
 from gtrxl_jax.train.loop import train
 from gtrxl_jax.train.placement import Learner, first_replica
 from tests.train.helpers import tiny_config
@@ -101,6 +101,29 @@ def test_a_ppo_update_of_whole_batch_steps_is_the_same_on_one_or_two_devices():
     metrics_1, metrics_2 = jax.device_get((first_replica(metrics_1), first_replica(metrics_2)))
     assert metrics_1["loss"] == pytest.approx(metrics_2["loss"], abs=1e-5)
     assert metrics_1["nonfinite_loss"] == 0.0 and 0.0 < metrics_1["update_norm"]
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_ppo_standardises_advantages_over_the_batch_unless_told_not_to(normalise):
+    """One step on the whole batch sees the batch's GAE advantages: standardised (mean 0)
+    by default, in return units with `ppo_normalise_advantages=false`."""
+    loss = LossConfig(name="ppo", ppo_epochs=1, ppo_minibatches=1,
+                      ppo_normalise_advantages=normalise)
+    learner = ppo_learner(1, loss)
+    state = learner.init_state(jax.random.PRNGKey(0))
+    batch = random_trajectory(AGENT, T, B, seed=4)
+    _, metrics = learner.update(learner.replicate(state), batch)
+    seen = float(first_replica(metrics)["pg_advantage_mean"])
+
+    outputs, _ = AGENT.unroll(state.params, batch.inputs, batch.core_state, segment_len=3)
+    transition = transitions(batch, loss.discount)
+    values = losses.select_task_values(outputs.values, batch.task_id)
+    gae = losses.gae_targets(values, transition["rewards"], transition["discounts"],
+                             transition["mask"], lambda_=loss.gae_lambda).pg_advantages
+    mask = np.asarray(transition["mask"])
+    raw_mean = float(np.asarray(gae)[mask].mean())
+    assert abs(raw_mean) > 1e-2  # the check below can tell the two apart
+    assert seen == pytest.approx(0.0 if normalise else raw_mean, abs=1e-5)
 
 
 def test_ppo_minibatches_must_divide_the_batch():
