@@ -241,8 +241,8 @@ def write_report(
     summary = write_results(rows, output_dir, suite.score_mode, title)
     files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
     files.append(write_records(output_dir, specs, records))
-    if plot_intervals(summary, output_dir / "aggregates.png", f"Suite {suite.name!r}"):
-        files.append(output_dir / "aggregates.png")
+    path = output_dir / "aggregates.png"
+    _list_or_remove(plot_intervals(summary, path, f"Suite {suite.name!r}"), path, files)
     if suite.ablation:
         write_ablation(rows, references, output_dir, suite.score_mode)
         files += [output_dir / "ablation.md", output_dir / "ablation.csv"]
@@ -255,15 +255,23 @@ def write_report(
         trajectory_len = specs[0].config.learner.trajectory_len if specs else None
         path = output_dir / "horizon_success.png"
         points = horizon_points(rows, suite.score_mode)
-        if plot_horizon(points, path, f"Suite {suite.name!r}", trajectory_len):
-            files.append(path)
+        _list_or_remove(plot_horizon(points, path, f"Suite {suite.name!r}", trajectory_len),
+                        path, files)
     for metric in CURVE_KEYS:
         curves = _curves(specs, outcomes, tasks, metric)
         path = output_dir / CURVE_FILES[metric]
-        if plot_learning_curves(curves, metric, path, f"Suite {suite.name!r}"):
-            files.append(path)
+        _list_or_remove(plot_learning_curves(curves, metric, path, f"Suite {suite.name!r}"),
+                        path, files)
     logger.info("%s: report written to %s", suite.name, output_dir)
     return files
+
+
+def _list_or_remove(drawn: bool, path: Path, files: list[Path]) -> None:
+    """List a plot just drawn, or remove the one an earlier report left at `path`."""
+    if drawn:
+        files.append(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _warn_stale(specs: list[RunSpec], records: dict) -> None:
