@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from gtrxl_jax.config import load_config
 from gtrxl_jax.envs.popgym_tasks import make_popgym_task
 from gtrxl_jax.suite.suites import (
     ALL_CORES,
@@ -77,8 +78,9 @@ def test_memory_suite_tasks_and_memory_lengths(tmp_path):
     assert configs["RepeatFirstMedium"].agent.transformer.memory_len >= 415
     for task in MINIGRID:
         assert configs[task].learner.total_env_steps >= 500_000
-    # MiniGrid-MemoryS9's target: >= 0.9 success within 5M env steps.
-    assert configs["MiniGrid-MemoryS9"].learner.total_env_steps == 5_000_000
+    # MiniGrid-MemoryS9's target: >= 0.9 success within 5M env steps. The suite's PPO runs
+    # stay within it, with room past the slowest measured time to 0.95 (1.74M steps).
+    assert 2_000_000 <= configs["MiniGrid-MemoryS9"].learner.total_env_steps <= 5_000_000
     # The card games learn late and pay +-1/(answers) a step: millions of steps, PopArt.
     for task in CARD_GAMES:
         assert configs[task].learner.total_env_steps >= 5_000_000, task
@@ -212,3 +214,17 @@ def test_minigrid_trains_each_swept_core_at_the_rate_the_committed_sweep_picked(
     # The cores not swept on MiniGrid keep the rate every core had before the sweep.
     assert {MINIGRID_TUNED_LEARNING_RATES[core] for core in ("trxl_i", "trxl", "feedforward")} \
         == {5e-4}
+
+
+def test_the_memory_suite_trains_minigrid_as_the_minigrid_config_does(tmp_path):
+    """One recipe for MiniGrid Memory: the suite's runs differ from the config file's only in
+    the learning rate (each core's pick) and the budget."""
+    config = load_config(str(Path(__file__).parents[2] / "experiments/configs/minigrid_memory.py"))
+    for spec in expand(SUITES["memory"], tmp_path, tasks=MINIGRID, seeds=(0,)):
+        assert spec.config.loss == config.loss, spec.run_id
+        assert spec.config.optimizer.name == config.optimizer.name == "amsgrad"
+        assert spec.config.optimizer.recent_norm_clip == config.optimizer.recent_norm_clip
+        assert (spec.config.learner.trajectory_len, spec.config.learner.batch_size) == (
+            config.learner.trajectory_len, config.learner.batch_size)
+    for spec in expand(SUITES["memory"], tmp_path, tasks=("RepeatPreviousEasy",), seeds=(0,)):
+        assert spec.config.loss.name == "vtrace" and spec.config.loss.popart, spec.run_id
