@@ -217,8 +217,8 @@ def test_minigrid_trains_each_swept_core_at_the_rate_the_committed_sweep_picked(
 
 
 def test_the_memory_suite_trains_minigrid_as_the_minigrid_config_does(tmp_path):
-    """One recipe for MiniGrid Memory: the suite's runs differ from the config file's only in
-    the learning rate (each core's pick) and the budget."""
+    """One recipe for MiniGrid Memory: the suite's runs share the config file's loss,
+    optimiser, gradient clip and learner shapes (the learning rate is each core's pick)."""
     config = load_config(str(Path(__file__).parents[2] / "experiments/configs/minigrid_memory.py"))
     for spec in expand(SUITES["memory"], tmp_path, tasks=MINIGRID, seeds=(0,)):
         assert spec.config.loss == config.loss, spec.run_id
