@@ -125,7 +125,9 @@ class PeerWatch:
         self._client, self._id, self._count = client, process_id, num_processes
         self._timeout_s, self._beat_s = timeout_s, beat_s
         self._lock = threading.Lock()
-        self._moved: dict[int, tuple[str | None, float]] = {}  # peer -> (heartbeat, first seen)
+        # peer -> (heartbeat, when first seen, the read before it: the beat was written later)
+        self._moved: dict[int, tuple[str | None, float, float]] = {}
+        self._last_read = float("-inf")  # when the watch last read the heartbeats
         self._ending = False  # a thread has decided to end the process
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="peer-watch", daemon=True)
@@ -165,12 +167,14 @@ class PeerWatch:
         """Wait until every watched peer has beaten since now (at most `timeout_s` + 2 beats).
 
         An error that a peer's death caused here (a collective that lost it) then ends this
-        process through the watch, naming that peer, not as this process's own failure.
+        process through the watch, naming that peer, not as this process's own failure. A
+        beat counts only if it was written since now (after the read before the one that
+        saw it): a dead peer's last beat, read only after the error, does not.
         """
         since = time.monotonic()
         while time.monotonic() < since + self._timeout_s + 2 * self._beat_s:
             with self._lock:
-                if all(t > since for _, t in self._moved.values()):
+                if all(written_after > since for *_, written_after in self._moved.values()):
                     return
             time.sleep(self._beat_s / 4)
 
@@ -203,10 +207,11 @@ class PeerWatch:
                     return f"process {peer} of {self._count} failed ({failure})"
                 beat = entries.get(f"{_PEER_KEYS}beat/{peer}")
                 if peer not in self._moved or self._moved[peer][0] != beat:
-                    self._moved[peer] = (beat, now)
+                    self._moved[peer] = (beat, now, self._last_read)
                 elif now - self._moved[peer][1] > self._timeout_s:
                     return (f"process {peer} of {self._count} stopped responding (no heartbeat "
                             f"for {now - self._moved[peer][1]:.0f} s)")
+            self._last_read = now
         return None
 
     def _claim_end(self) -> bool:

@@ -208,6 +208,26 @@ def test_a_failing_process_publishes_its_error_with_the_clis_exit_code(exits, ca
     watcher.stop()
 
 
+def test_an_error_a_dead_peer_caused_names_the_peer_though_its_last_beat_is_read_after(
+        exits, caplog):
+    """A collective fails the moment its peer dies, often before the watch has read the
+    peer's last beat; that beat, read after the error, must not count as the peer alive."""
+    store = MemoryStore()
+    watcher = watch(store)
+    with beating(store, 0, 2):
+        time.sleep(3 * TIMEOUT_S)
+    with beating(store, 0):  # peer 2 beats once more, then dies; the error follows at once
+        beat(store, 2)
+        failing = threading.Thread(target=watcher.fail, args=(RuntimeError("reset by peer"),),
+                                   daemon=True)  # blocks once the watch has ended the process
+        failing.start()
+        wait_for(lambda: exits)
+    assert exits == [1]
+    assert "process 2 of 3 stopped responding" in caplog.text
+    assert "Process 1 of 3 failed" not in caplog.text
+    watcher.stop()
+
+
 def test_an_unreachable_coordinator_ends_the_process_naming_it(exits, caplog):
     store = MemoryStore()
     watch(store)
