@@ -1,5 +1,4 @@
 import csv
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ from gtrxl_jax.suite.suites import (
     variant_label,
 )
 from gtrxl_jax.train.builder import check_config, resolve_loop
+from tests.environment import REPO
 
 MINIGRID = ("MiniGrid-MemoryS9", "MiniGrid-MemoryS13", "MiniGrid-MemoryS17")
 CARD_GAMES = tuple(
@@ -180,7 +180,7 @@ def test_task_core_overrides_follow_the_cores_own_and_name_known_tasks_and_cores
 
 def committed_picks(folder: str, task: str) -> dict[str, float]:
     """Each core's pick on a task in a committed tuning.csv."""
-    path = Path(__file__).parents[2] / "experiments/suites/results" / folder / "tuning.csv"
+    path = REPO / "experiments/suites/results" / folder / "tuning.csv"
     with open(path) as file:
         return {row["core"]: float(row["learning_rate"]) for row in csv.DictReader(file)
                 if row["task"] == task and row["chosen"] == "True"}
@@ -219,7 +219,7 @@ def test_minigrid_trains_each_swept_core_at_the_rate_the_committed_sweep_picked(
 def test_the_memory_suite_trains_minigrid_as_the_minigrid_config_does(tmp_path):
     """One recipe for MiniGrid Memory: the suite's runs share the config file's loss,
     optimiser, gradient clip and learner shapes (the learning rate is each core's pick)."""
-    config = load_config(str(Path(__file__).parents[2] / "experiments/configs/minigrid_memory.py"))
+    config = load_config(str(REPO / "experiments/configs/minigrid_memory.py"))
     for spec in expand(SUITES["memory"], tmp_path, tasks=MINIGRID, seeds=(0,)):
         assert spec.config.loss == config.loss, spec.run_id
         assert spec.config.optimizer.name == config.optimizer.name == "amsgrad"
