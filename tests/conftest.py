@@ -73,13 +73,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache_dir(tmp_path_factory) -> str:
-    """The session's persistent compilation cache folder (shared by the xdist workers)."""
+    """The session's persistent compilation cache folder, shared by the xdist workers and,
+    through the JAX_* variables jax reads at its start, by every subprocess they run (a
+    training run killed and resumed compiles its programs once)."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is in the run's folder
         root = root.parent
     directory = root / "jax_compilation_cache"
     directory.mkdir(exist_ok=True)
     for name, value in _CACHE_SETTINGS.items():
-        jax.config.update(name, str(directory) if value == "{dir}" else value)
+        value = str(directory) if value == "{dir}" else value
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
     compilation_cache.reset_cache()  # use the folder even if jax decided on "no cache" already
     return str(directory)

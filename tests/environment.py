@@ -70,9 +70,10 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def user_env() -> dict[str, str]:
     """The environment of a subprocess that trains as a user's would: XLA's defaults, one
-    CPU device (no XLA_FLAGS), this checkout. On an accelerator it keeps the tests' shared
-    GPU memory and devices, and asks for deterministic kernels (as a user who wants
-    reproducible runs would)."""
+    CPU device (no XLA_FLAGS), this checkout, the test session's compilation cache (which
+    changes no result). On an accelerator it keeps the tests' shared GPU memory and
+    devices, and asks for deterministic kernels (as a user who wants reproducible runs
+    would)."""
     env = {name: value for name, value in {**TEST_ENV, **os.environ}.items()
            if name not in ("XLA_FLAGS", "JAX_DEFAULT_MATMUL_PRECISION")}
     if ON_ACCELERATOR:

@@ -1,9 +1,8 @@
 """The reliability suite's shared setup: the environment of subprocess runs, one finished run.
 
 Almost every test here trains a tiny agent, in this process or in a `gtrxl-train`
-subprocess; the subprocesses share the session's compilation cache (tests/conftest.py)
-through JAX_* variables. The tests that damage a run folder work on copies of one finished
-run.
+subprocess; the subprocesses share the session's compilation cache (tests/conftest.py). The
+tests that damage a run folder work on copies of one finished run.
 """
 
 import shutil
@@ -17,12 +16,9 @@ from tests.reliability.helpers import quick_config
 
 @pytest.fixture(scope="package")
 def subprocess_env(compilation_cache_dir):
-    """The environment for `gtrxl-train` subprocesses: the tests' XLA flags, the shared cache."""
-    return child_env(
-        JAX_COMPILATION_CACHE_DIR=compilation_cache_dir,
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-    )
+    """The environment for `gtrxl-train` subprocesses: the tests' XLA flags, the shared cache
+    (which `compilation_cache_dir` hands on to every subprocess)."""
+    return child_env()
 
 
 @pytest.fixture(scope="package")
