@@ -13,9 +13,8 @@ from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train.learning import Learning, transitions
-from gtrxl_jax.train.loop import train
 from gtrxl_jax.train.placement import Learner, first_replica
-from tests.train.helpers import tiny_config
+from tests.train.helpers import TINY_AGENT, train_as_a_user
 
 T, B = 6, 4
 AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
@@ -134,8 +133,12 @@ def test_ppo_minibatches_must_divide_the_batch():
 
 
 def test_ppo_learns_a_short_tmaze_on_device(tmp_path):
-    result = train(tiny_config(
-        tmp_path, "learner.loop=on_device", "loss.name=ppo", "loss.ppo_minibatches=2",
-        "env.num_envs=8", "learner.batch_size=8", "learner.total_env_steps=40000",
-        "run.log_interval_updates=25", "run.eval_episodes=32"))
-    assert result.eval["greedy"]["success"] >= 0.9, result.eval
+    """Trained as a user would (XLA's default optimisation level, one device): it solves by
+    ~12k steps."""
+    summary = train_as_a_user(
+        tmp_path, "env.task=TMaze-L3", *TINY_AGENT, "learner.loop=on_device", "loss.name=ppo",
+        "loss.ppo_minibatches=2", "env.num_envs=8", "learner.batch_size=8",
+        "learner.trajectory_len=8", "learner.total_env_steps=40000",
+        "run.log_interval_updates=25", "run.checkpoint_interval_updates=1000",
+        "run.eval_episodes=32")
+    assert summary["eval"]["greedy"]["success"] >= 0.9, summary["eval"]
