@@ -35,15 +35,15 @@ def test_memory_crosses_segments_and_trajectories_and_feedforward_stays_at_chanc
     assert feedforward["eval"]["sampled"]["success"] <= 0.65, feedforward["eval"]
 
 
-def _assert_solved_and_held(tmp_path, *overrides: str) -> None:
-    """TMaze-L20 on device (the main job's model and defaults, constant learning rate): the
-    run must reach 95% success, never fall below 90% in any later logged interval, last at
-    least 3x as long as solving took, and end >= 95% greedy."""
+def _assert_solved_and_held(tmp_path, env_steps: int, *overrides: str) -> None:
+    """TMaze-L20 on device for `env_steps` (the main job's model and defaults, constant
+    learning rate): the run must reach 95% success, never fall below 90% in any later logged
+    interval, last at least 3x as long as solving took, and end >= 95% greedy."""
     start = time.monotonic()
     summary = train_as_a_user(
         tmp_path, "--config", "experiments/configs/tmaze_on_device.py",
         "env.task=TMaze-L20", "learner.trajectory_len=16", "learner.segment_len=8",
-        "agent.transformer.memory_len=24", "learner.total_env_steps=1000000",
+        "agent.transformer.memory_len=24", f"learner.total_env_steps={env_steps}",
         "run.log_interval_updates=10", "run.eval_episodes=200", *overrides)
     assert time.monotonic() - start < 600
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -60,16 +60,17 @@ def _assert_solved_and_held(tmp_path, *overrides: str) -> None:
 def test_a_solved_tmaze_beyond_one_trajectory_stays_solved_with_a_constant_learning_rate(
         tmp_path):
     """The late collapse, guarded: TMaze-L20's cue lies 21 steps before the junction, never
-    in the junction's 16-step trajectory. Seed 5 holds at the default 2e-4 (lowest success
-    after solving 0.95) and collapses for good at the former 5e-4 (0.43, greedy 0.51 at the
-    end): docs/stability.md."""
-    _assert_solved_and_held(tmp_path, "run.seed=5")
+    in the junction's 16-step trajectory. Seed 5 holds at the default 2e-4 (solved at 200k,
+    lowest success after 0.94) and collapses at the former 5e-4 (solved at 138k, at chance
+    from 261k): docs/stability.md. 750k steps leave room for solving as late as 250k."""
+    _assert_solved_and_held(tmp_path, 750_000, "run.seed=5")
 
 
 @pytest.mark.slow
 def test_the_reconstruction_loss_holds_a_solved_tmaze_at_the_rate_that_collapsed(tmp_path):
     """The collapse's root, guarded: nothing trained the cue's representation once the cue
     lay beyond the gradient window. With the auxiliary reconstruction loss, seed 5 holds at
-    5e-4, where without it the run collapses for good (docs/stability.md)."""
-    _assert_solved_and_held(tmp_path, "run.seed=5", "optimizer.learning_rate=5e-4",
+    5e-4 (solved at 122k, lowest success after 0.96), where without it the run is at chance
+    from 261k, inside this budget (docs/stability.md)."""
+    _assert_solved_and_held(tmp_path, 500_000, "run.seed=5", "optimizer.learning_rate=5e-4",
                             "loss.reconstruction_cost=1.0")
