@@ -76,7 +76,8 @@ step "profile learn --config $first --dtype bfloat16" bash -c '"$0" \
 if [[ -s $profile/report.txt ]]; then
   tar czf "$out/profile.tgz" -C "$profile" . && head -n 12 "$profile/report.txt"
 fi
-bench --only on_device_envs --on-device-envs "$on_device_envs"
+# --config sizes only the ceiling this sweep reports beside it: the first workload's, as above.
+bench --config "$first" --only on_device_envs --on-device-envs "$on_device_envs"
 run_dir=$(mktemp -d)/tmaze_on_device
 step "train tmaze_on_device" "$python" -m gtrxl_jax.train \
   --config experiments/configs/tmaze_on_device.py "learner.total_env_steps=$train_steps" \
