@@ -16,22 +16,27 @@ def random_sequence(T, B, D, seed=0, reset_prob=0.25):
 
 
 def init_core(config, T=6, B=3, seed=0):
-    """The core, its params, a sequence and an empty memory."""
+    """The core, its params (initialised in one jitted call), a sequence and an empty
+    memory."""
     core = gx.make_core(config)
     D = config.d_model if hasattr(config, "d_model") else 8
     inputs, first = random_sequence(T, B, D, seed)
     memory = gx.init_memory(config, B)
-    params = core.init(jax.random.PRNGKey(seed + 1), inputs, first, memory)
+    params = jax.jit(core.init)(jax.random.PRNGKey(seed + 1), inputs, first, memory)
     return core, params, inputs, first, memory
 
 
 def run_chunks(core, params, inputs, first, memory, sizes):
-    """Runs the core over consecutive chunks of the given sizes, carrying the memory."""
+    """Runs the core over consecutive chunks of the given sizes, carrying the memory.
+
+    Each chunk is one jitted call, as acting and learning run (one compile per chunk size,
+    where running op by op compiles every operation of every size).
+    """
+    apply = jax.jit(core.apply)
     outputs, start = [], 0
     for size in sizes:
-        out, memory = core.apply(
-            params, inputs[start : start + size], first[start : start + size], memory
-        )
+        out, memory = apply(params, inputs[start : start + size], first[start : start + size],
+                            memory)
         outputs.append(out)
         start += size
     return jnp.concatenate(outputs), memory
