@@ -26,13 +26,18 @@ def init_core(config, T=6, B=3, seed=0):
     return core, params, inputs, first, memory
 
 
+def jitted_apply(core):
+    """`core.apply` as one jitted call (`method` static): one compile per input shape, where
+    running op by op compiles every operation of every shape (several times slower)."""
+    return jax.jit(core.apply, static_argnames="method")
+
+
 def run_chunks(core, params, inputs, first, memory, sizes):
     """Runs the core over consecutive chunks of the given sizes, carrying the memory.
 
-    Each chunk is one jitted call, as acting and learning run (one compile per chunk size,
-    where running op by op compiles every operation of every size).
+    Each chunk is one jitted call, as acting and learning run.
     """
-    apply = jax.jit(core.apply)
+    apply = jitted_apply(core)
     outputs, start = [], 0
     for size in sizes:
         out, memory = apply(params, inputs[start : start + size], first[start : start + size],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gtrxl_jax as gx
-from tests.nn.helpers import init_core, random_sequence
+from tests.nn.helpers import init_core, jitted_apply, random_sequence
 
 
 def config(**kw):
@@ -30,8 +30,8 @@ def test_gru_gate_starts_near_identity():
     def cosine(**kw):
         cfg = gx.GTrXLConfig(num_layers=4, d_model=D, num_heads=4, memory_len=8, **kw)
         core, memory = gx.GTrXL(cfg), gx.init_memory(cfg, B)
-        params = core.init(jax.random.PRNGKey(1), inputs, first, memory)
-        return mean_cosine(core.apply(params, inputs, first, memory)[0], inputs)
+        params = jax.jit(core.init)(jax.random.PRNGKey(1), inputs, first, memory)
+        return mean_cosine(jitted_apply(core)(params, inputs, first, memory)[0], inputs)
 
     assert cosine(gate="gru") > 0.8
     assert cosine(gate="gru", gate_bias=0.0) < 0.3
@@ -41,13 +41,13 @@ def test_gru_gate_starts_near_identity():
 def test_no_gradient_into_memory_and_gradients_reach_every_parameter():
     cfg = config()
     core, params, inputs, first, memory = init_core(cfg, T=5, B=2)
-    _, memory = core.apply(params, inputs, first, memory)
+    _, memory = jitted_apply(core)(params, inputs, first, memory)
 
     def loss(params, states):
         out, _ = core.apply(params, inputs, first, memory.replace(states=states))
         return jnp.sum(out**2)
 
-    grads_params, grads_states = jax.grad(loss, argnums=(0, 1))(params, memory.states)
+    grads_params, grads_states = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, memory.states)
     assert not np.any(np.asarray(grads_states))
     flat, _ = jax.tree_util.tree_flatten_with_path(grads_params)
     for path, g in flat:
@@ -58,8 +58,8 @@ def test_bfloat16_compute_is_close_to_float32():
     cfg32 = config(num_layers=2, d_model=32, num_heads=4, memory_len=6)
     cfg16 = config(num_layers=2, d_model=32, num_heads=4, memory_len=6, dtype="bfloat16")
     core32, params, inputs, first, memory = init_core(cfg32, T=8, B=3)
-    out32, mem32 = core32.apply(params, inputs, first, memory)
-    out16, mem16 = gx.GTrXL(cfg16).apply(params, inputs, first, memory)
+    out32, mem32 = jitted_apply(core32)(params, inputs, first, memory)
+    out16, mem16 = jitted_apply(gx.GTrXL(cfg16))(params, inputs, first, memory)
     assert out16.dtype == jnp.float32 and jax.tree.leaves(params)[0].dtype == jnp.float32
     scale = float(jnp.abs(out32).mean())
     assert float(jnp.abs(out16 - out32).mean()) < 0.03 * scale
@@ -69,11 +69,12 @@ def test_bfloat16_compute_is_close_to_float32():
 def test_bfloat16_cached_acting_matches_its_unroll():
     cfg = config(dtype="bfloat16")
     core, params, inputs, first, memory = init_core(cfg, T=6, B=2)
-    full, _ = core.apply(params, inputs, first, memory)
+    apply = jitted_apply(core)
+    full, _ = apply(params, inputs, first, memory)
     memory = gx.init_memory(cfg, 2, cache=True)
     steps = []
     for t in range(6):
-        out, memory = core.apply(params, inputs[t : t + 1], first[t : t + 1], memory)
+        out, memory = apply(params, inputs[t : t + 1], first[t : t + 1], memory)
         steps.append(out)
     np.testing.assert_allclose(jnp.concatenate(steps), full, atol=0.05)
 
@@ -81,14 +82,14 @@ def test_bfloat16_cached_acting_matches_its_unroll():
 def test_jit_vmap_grad_and_scan():
     cfg = config()
     core, params, inputs, first, memory = init_core(cfg, T=4, B=2)
-    expected, expected_memory = core.apply(params, inputs, first, memory)
+    expected, expected_memory = core.apply(params, inputs, first, memory)  # op by op
 
     jitted, _ = jax.jit(core.apply)(params, inputs, first, memory)
     np.testing.assert_allclose(jitted, expected, atol=1e-5)
 
-    # vmap over an extra leading axis of independent problems (here 2 copies).
+    # vmap over an extra leading axis of independent problems (here 2 copies), jitted.
     stack = lambda tree: jax.tree.map(lambda x: jnp.stack([x, x]), tree)  # noqa: E731
-    vmapped, _ = jax.vmap(core.apply, in_axes=(None, 0, 0, 0))(
+    vmapped, _ = jax.jit(jax.vmap(core.apply, in_axes=(None, 0, 0, 0)))(
         params, stack(inputs), stack(first), stack(memory)
     )
     np.testing.assert_allclose(vmapped[1], expected, atol=1e-5)
@@ -111,7 +112,7 @@ def test_jit_vmap_grad_and_scan():
 def test_pmap_over_two_devices():
     cfg = config()
     core, params, inputs, first, memory = init_core(cfg, T=4, B=4)
-    expected, _ = core.apply(params, inputs, first, memory)
+    expected, _ = jitted_apply(core)(params, inputs, first, memory)
     split_time_major = lambda x: jnp.stack(jnp.split(x, 2, axis=1))  # noqa: E731
     split_batch_major = lambda tree: jax.tree.map(lambda x: jnp.stack(jnp.split(x, 2)), tree)  # noqa: E731
     out, _ = jax.pmap(core.apply, in_axes=(None, 0, 0, 0))(
@@ -140,7 +141,7 @@ def test_config_rejects_bad_values(kw, match):
 def test_head_dim_may_differ_from_d_model():
     cfg = config(num_heads=3, head_dim=8)  # 3 x 8 = 24 != 16
     core, params, inputs, first, memory = init_core(cfg, T=3, B=2)
-    out, _ = core.apply(params, inputs, first, memory)
+    out, _ = jitted_apply(core)(params, inputs, first, memory)
     assert out.shape == (3, 2, 16)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import gtrxl_jax as gx
 from gtrxl_jax.nn.memory import ring_read, ring_write, roll_rows, slot_distances
-from tests.nn.helpers import init_core, random_sequence, run_chunks
+from tests.nn.helpers import init_core, jitted_apply, random_sequence, run_chunks
 
 
 def config(memory_len, **kw):
@@ -49,9 +49,10 @@ def test_acting_wraps_around_the_ring_many_times(cache, memory_len):
     equal one unroll; the ring ends at position N mod M and holds the unroll's memory."""
     cfg, N, B = config(memory_len), 5 * memory_len + 2, 3
     core, params, inputs, _, memory = init_core(cfg, T=N, B=B)
+    apply = jitted_apply(core)
     first = jnp.zeros((N, B), bool).at[0].set(True).at[N - 2, 0].set(True)
     first = first.at[2 * memory_len + 1, 1].set(True)
-    expected, expected_memory = core.apply(params, inputs, first, memory)
+    expected, expected_memory = apply(params, inputs, first, memory)
     memory = gx.init_memory(cfg, B, cache=cache)
     step = jax.jit(core.apply, donate_argnums=3)
     outputs = []
@@ -68,14 +69,15 @@ def test_in_order_is_the_same_memory_oldest_first():
     memory as it is, and commutes with refresh_cache."""
     M, N, B = 4, 7, 2
     core, params, inputs, first, memory = init_core(config(M), T=N, B=B)
-    _, expected = core.apply(params, inputs, first, memory)
+    apply = jitted_apply(core)
+    _, expected = apply(params, inputs, first, memory)
     _, ring = run_chunks(core, params, inputs, first, memory, [1] * N)
     np.testing.assert_array_equal(ring.position, [N % M] * B)
     ordered = ring.in_order()
     np.testing.assert_array_equal(ordered.position, [0] * B)
     assert_memories_close(ordered, expected)
     assert_memories_close(ordered.in_order(), ordered)
-    refresh = functools.partial(core.apply, params, method=gx.GTrXL.refresh_cache)
+    refresh = functools.partial(apply, params, method=gx.GTrXL.refresh_cache)
     assert_memories_close(refresh(ring).in_order(), refresh(ordered))
 
 
@@ -84,6 +86,7 @@ def test_rows_at_different_ring_positions_act_independently():
     would alone, and the learner's unroll of them agrees."""
     cfg, B = config(3), 2
     core, params, inputs, first, _ = init_core(cfg, T=5, B=B)
+    apply = jitted_apply(core)
     cached = gx.init_memory(cfg, B, cache=True)
     _, a = run_chunks(core, params, inputs[:4], first[:4], cached, [1] * 4)
     _, b = run_chunks(core, params, inputs, first, cached, [1] * 5)
@@ -95,7 +98,7 @@ def test_rows_at_different_ring_positions_act_independently():
     alone_b, _ = run_chunks(core, params, x, f, b, [1] * 6)
     np.testing.assert_allclose(acted[:, 0], alone_a[:, 0], atol=1e-6)
     np.testing.assert_allclose(acted[:, 1], alone_b[:, 1], atol=1e-6)
-    learned, _ = core.apply(params, x, f, mixed.without_cache())
+    learned, _ = apply(params, x, f, mixed.without_cache())
     np.testing.assert_allclose(learned, acted, atol=2e-5, rtol=1e-5)
 
 
@@ -105,7 +108,9 @@ def test_cached_acting_beyond_m_steps_equals_the_learner_unroll_across_updates()
     the cache is refreshed, and the same holds under the new parameters."""
     cfg, B, N = config(3), 3, 8
     core, params, warm_inputs, warm_first, _ = init_core(cfg, T=5, B=B)
-    new_params = core.init(jax.random.PRNGKey(42), warm_inputs, warm_first, gx.init_memory(cfg, B))
+    apply = jitted_apply(core)
+    new_params = jax.jit(core.init)(jax.random.PRNGKey(42), warm_inputs, warm_first,
+                                    gx.init_memory(cfg, B))
     step = jax.jit(core.apply, donate_argnums=3)
     refresh = jax.jit(functools.partial(core.apply, method=gx.GTrXL.refresh_cache))
     memory = gx.init_memory(cfg, B, cache=True)
@@ -119,7 +124,7 @@ def test_cached_acting_beyond_m_steps_equals_the_learner_unroll_across_updates()
         for t in range(N):
             out, memory = step(version, inputs[t : t + 1], first[t : t + 1], memory)
             acted.append(out)
-        learned, learned_memory = core.apply(version, inputs, first, start)
+        learned, learned_memory = apply(version, inputs, first, start)
         np.testing.assert_allclose(jnp.concatenate(acted), learned, atol=2e-5, rtol=1e-5)
         assert_memories_close(memory.without_cache().in_order(), learned_memory)
 

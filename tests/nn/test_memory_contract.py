@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gtrxl_jax as gx
-from tests.nn.helpers import init_core, random_sequence, run_chunks
+from tests.nn.helpers import init_core, jitted_apply, random_sequence, run_chunks
 
 ALL_CORES = [("trxl", "gru"), ("trxl_i", "gru")] + [("gtrxl", g) for g in gx.GATES]
 
@@ -34,7 +34,8 @@ def test_unroll_equals_steps_and_chunks(variant, gate, memory_len):
     cfg = small_config(variant, gate, memory_len)
     T = 9
     core, params, inputs, first, memory = init_core(cfg, T=T, B=3)
-    full, full_memory = core.apply(params, inputs, first, memory)
+    apply = jitted_apply(core)
+    full, full_memory = apply(params, inputs, first, memory)
     for sizes in ([1] * T, [4, 5], [2, 3, 4], [1, 1, 3, 1, 1, 2]):
         chunked, chunk_memory = run_chunks(core, params, inputs, first, memory, sizes)
         np.testing.assert_allclose(chunked, full, atol=2e-5, rtol=1e-5)
@@ -49,16 +50,17 @@ def test_cached_acting_equals_unroll(variant, gate):
     cfg = small_config(variant, gate, memory_len=4)
     T, B = 8, 3
     core, params, inputs, first, memory = init_core(cfg, T=T, B=B)
-    warm, memory = core.apply(params, inputs, first, memory)  # a non-empty memory
+    apply = jitted_apply(core)
+    warm, memory = apply(params, inputs, first, memory)  # a non-empty memory
     inputs2, first2 = random_sequence(T, B, cfg.d_model, seed=7)
-    full, full_memory = core.apply(params, inputs2, first2, memory)
-    cached = core.apply(params, memory, method=gx.GTrXL.refresh_cache)
+    full, full_memory = apply(params, inputs2, first2, memory)
+    cached = apply(params, memory, method=gx.GTrXL.refresh_cache)
     steps, step_memory = run_chunks(core, params, inputs2, first2, cached, [1] * T)
     np.testing.assert_allclose(steps, full, atol=2e-5, rtol=1e-5)
     in_order = step_memory.in_order()
     np.testing.assert_allclose(in_order.states, full_memory.states, atol=2e-5, rtol=1e-5)
     # The cache carried by acting equals the one recomputed from the states.
-    fresh = core.apply(params, step_memory.without_cache(), method=gx.GTrXL.refresh_cache)
+    fresh = apply(params, step_memory.without_cache(), method=gx.GTrXL.refresh_cache)
     carried = step_memory.flushed().cache
     for a, b in zip(jax.tree.leaves(carried), jax.tree.leaves(fresh.cache), strict=True):
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
@@ -70,13 +72,14 @@ def test_no_attention_across_resets(variant, gate):
     cfg = small_config(variant, gate, memory_len=6)
     T, B = 10, 2
     core, params, inputs, _, memory = init_core(cfg, T=T, B=B)
+    apply = jitted_apply(core)
     warm_inputs, warm_first = random_sequence(5, B, cfg.d_model, seed=3)
-    _, memory = core.apply(params, warm_inputs, warm_first, memory)
+    _, memory = apply(params, warm_inputs, warm_first, memory)
     first = jnp.zeros((T, B), bool).at[4].set(True)
-    out, _ = core.apply(params, inputs, first, memory)
+    out, _ = apply(params, inputs, first, memory)
     changed_inputs = inputs.at[:4].set(jax.random.normal(jax.random.PRNGKey(5), inputs[:4].shape))
     changed_memory = memory.replace(states=-memory.states)
-    out2, _ = core.apply(params, changed_inputs, first, changed_memory)
+    out2, _ = apply(params, changed_inputs, first, changed_memory)
     np.testing.assert_allclose(out2[4:], out[4:], atol=1e-5)
     assert not np.allclose(out2[:4], out[:4])
 
@@ -86,12 +89,13 @@ def test_causality():
     cfg = small_config(memory_len=5)
     T = 8
     core, params, inputs, first, memory = init_core(cfg, T=T, B=2)
-    out, _ = core.apply(params, inputs, first, memory)
+    apply = jitted_apply(core)
+    out, _ = apply(params, inputs, first, memory)
     for t in range(T - 1):
         later_changed = inputs.at[t + 1 :].set(
             jax.random.normal(jax.random.PRNGKey(t), inputs[t + 1 :].shape)
         )
-        out2, _ = core.apply(params, later_changed, first, memory)
+        out2, _ = apply(params, later_changed, first, memory)
         np.testing.assert_allclose(out2[: t + 1], out[: t + 1], atol=1e-6)
 
 
@@ -100,10 +104,11 @@ def test_sliding_window_span():
     M, T = 3, 8
     cfg = small_config(memory_len=M, num_layers=1)
     core, params, inputs, _, memory = init_core(cfg, T=T, B=1)
+    apply = jitted_apply(core)
     first = jnp.zeros((T, 1), bool).at[0].set(True)
-    out, _ = core.apply(params, inputs, first, memory)
+    out, _ = apply(params, inputs, first, memory)
     poked = inputs.at[2].add(jax.random.normal(jax.random.PRNGKey(9), inputs[2].shape))
-    out2, _ = core.apply(params, poked, first, memory)
+    out2, _ = apply(params, poked, first, memory)
     changed = np.abs(np.asarray(out2 - out)).max(axis=(1, 2)) > 1e-6
     # Step 2 reaches steps 2..2+M with one layer, and no further.
     np.testing.assert_array_equal(changed, [t in range(2, 2 + M + 1) for t in range(T)])
@@ -113,8 +118,9 @@ def test_memory_holds_last_inputs_and_validity():
     M, T, B = 4, 6, 2
     cfg = small_config(memory_len=M)
     core, params, inputs, _, memory = init_core(cfg, T=T, B=B)
+    apply = jitted_apply(core)
     first = jnp.zeros((T, B), bool).at[0, 0].set(True).at[4, 1].set(True)
-    out, new_memory = core.apply(params, inputs, first, memory)
+    out, new_memory = apply(params, inputs, first, memory)
     # Layer 0's memory holds the raw inputs of the last M steps.
     np.testing.assert_allclose(new_memory.states[:, 0], jnp.swapaxes(inputs[-M:], 0, 1), atol=0)
     # Env 0: one episode since step 0 -> all M slots valid. Env 1: episode started at step 4
@@ -128,9 +134,10 @@ def test_empty_memory_is_never_attended():
     """With an empty memory, what the memory slots hold does not matter."""
     cfg = small_config(memory_len=5)
     core, params, inputs, first, memory = init_core(cfg, T=4, B=2)
-    out, _ = core.apply(params, inputs, first, memory)
+    apply = jitted_apply(core)
+    out, _ = apply(params, inputs, first, memory)
     garbage = memory.replace(states=jax.random.normal(jax.random.PRNGKey(4), memory.states.shape))
-    out2, _ = core.apply(params, inputs, first, garbage)
+    out2, _ = apply(params, inputs, first, garbage)
     np.testing.assert_allclose(out2, out, atol=1e-6)
 
 
@@ -145,16 +152,17 @@ def test_baseline_cores_share_the_contract(config):
     core = gx.make_core(config)
     inputs, first = random_sequence(T, B, 8)
     state = gx.init_memory(config, B)
-    params = core.init(jax.random.PRNGKey(0), inputs, first, state)
-    full, full_state = core.apply(params, inputs, first, state)
+    params = jax.jit(core.init)(jax.random.PRNGKey(0), inputs, first, state)
+    apply = jitted_apply(core)
+    full, full_state = apply(params, inputs, first, state)
     for sizes in ([1] * T, [3, 4]):
         chunked, chunk_state = run_chunks(core, params, inputs, first, state, sizes)
         np.testing.assert_allclose(chunked, full, atol=1e-5)
         for a, b in zip(jax.tree.leaves(chunk_state), jax.tree.leaves(full_state), strict=True):
             np.testing.assert_allclose(a, b, atol=1e-5)
     first = jnp.zeros((T, B), bool).at[3].set(True)
-    out, _ = core.apply(params, inputs, first, state)
-    out2, _ = core.apply(params, -inputs.at[3:].set(-inputs[3:]), first, state)
+    out, _ = apply(params, inputs, first, state)
+    out2, _ = apply(params, -inputs.at[3:].set(-inputs[3:]), first, state)
     np.testing.assert_allclose(out2[3:], out[3:], atol=1e-6)
 
 
