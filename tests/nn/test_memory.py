@@ -112,7 +112,7 @@ def test_cached_acting_beyond_m_steps_equals_the_learner_unroll_across_updates()
     new_params = jax.jit(core.init)(jax.random.PRNGKey(42), warm_inputs, warm_first,
                                     gx.init_memory(cfg, B))
     step = jax.jit(core.apply, donate_argnums=3)
-    refresh = jax.jit(functools.partial(core.apply, method=gx.GTrXL.refresh_cache))
+    refresh = functools.partial(apply, method=gx.GTrXL.refresh_cache)
     memory = gx.init_memory(cfg, B, cache=True)
     for t in range(5):
         _, memory = step(params, warm_inputs[t : t + 1], warm_first[t : t + 1], memory)
