@@ -6,6 +6,7 @@
     gtrxl-suite fast --cores gtrxl_gru,lstm --seeds 0   # a slice
     gtrxl-suite fast --set learner.total_env_steps=20000 --out runs/suites/smoke
     gtrxl-suite fast --report-only                      # tables and plots from what finished
+    gtrxl-suite memory --tasks MiniGrid-MemoryS13 --together   # a core's seeds in one program
 
 Outputs go to --out (default runs/suites/<suite>); see gtrxl_jax.suite.runner. Runs that
 already finished with the settings asked for are not trained again, so an interrupted suite
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="train each task and core's seeds at once in one program (on-device suites; "
+        "cheap on an accelerator)",
+    )
+    parser.add_argument(
         "--compile-cache",
         type=Path,
         help="JAX persistent compilation cache (default <out>/jax_cache): runs "
@@ -105,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_report(suite, out, specs):
             print(path)
         return 0
+    if args.together:
+        _check_on_device(parser, specs)
     if not args.no_compile_cache:
         _enable_compile_cache(args.compile_cache or out / "jax_cache")
-    report = run_suite(suite, out, specs=specs, keep_going=not args.fail_fast)
+    report = run_suite(suite, out, specs=specs, keep_going=not args.fail_fast,
+                       together=args.together)
     logger.info(
         "%s: %d trained, %d already finished, %d failed; report: %s",
         suite.name,
@@ -141,6 +151,15 @@ def _print_plan(suite: Suite, out: Path, specs: list[RunSpec]) -> None:
         f"({sum(s.config.learner.total_env_steps for s in to_train):,d} env steps); "
         f"cost of the whole suite: {suite.cost}"
     )
+
+
+def _check_on_device(parser: argparse.ArgumentParser, specs: list[RunSpec]) -> None:
+    """Exit with a usage error unless every run trains on device (what --together needs)."""
+    from gtrxl_jax.train.builder import resolve_loop
+
+    if host := [s.run_id for s in specs if resolve_loop(s.config) != "on_device"]:
+        parser.error(f"--together trains on-device runs only (JAX tasks); {len(host)} of "
+                     f"these runs train with actors, e.g. {host[0]}. Leave --together out.")
 
 
 def _enable_compile_cache(directory: Path) -> None:

@@ -63,6 +63,7 @@ from gtrxl_jax.suite.tables import (
 logger = logging.getLogger(__name__)
 
 TrainFn = Callable[[TrainConfig], Any]
+TrainSeedsFn = Callable[[list[TrainConfig]], Any]
 CURVE_FILES = {"episode_return": "curves_return.png", "success": "curves_success.png"}
 
 
@@ -100,6 +101,13 @@ def has_checkpoint(run_dir: Path) -> bool:
     """Whether a run folder holds a checkpoint to resume from (a numbered checkpoints/ entry)."""
     directory = run_dir / "checkpoints"
     return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
+def default_train_seeds_fn() -> TrainSeedsFn:
+    """The project's entry point for seeds trained together, `gtrxl_jax.train.loop.train_seeds`."""
+    from gtrxl_jax.train.loop import train_seeds
+
+    return train_seeds
 
 
 def prepare_run(spec: RunSpec) -> TrainConfig:
@@ -140,6 +148,8 @@ def run_suite(
     specs: list[RunSpec] | None = None,
     keep_going: bool = True,
     references: References | None = None,
+    together: bool = False,
+    train_seeds_fn: TrainSeedsFn | None = None,
 ) -> SuiteReport:
     """Train every unfinished run of a suite, then write the report.
 
@@ -151,6 +161,10 @@ def run_suite(
       specs: the runs (default: every run of `expand(suite, output_dir)`).
       keep_going: go on with the next run after a failure.
       references: the reference data (default: gtrxl_jax/suite/references.json).
+      together: train each task and core's unfinished seeds at once, in one program
+        (`train_seeds_fn`); a group that fails fails each of its runs.
+      train_seeds_fn: called with a group's TrainConfigs, as `train_fn` with one. Default:
+        gtrxl_jax.train.loop.train_seeds (on-device tasks only).
 
     Returns:
       The SuiteReport.
@@ -170,40 +184,59 @@ def run_suite(
     if pending and train_fn is None:
         train_fn = default_train_fn()
     _write_plan(suite, output_dir, specs, report, records)
-    for index, spec in enumerate(pending, start=1):
-        logger.info("[%d/%d] %s: training", index, len(pending), spec.run_id)
+    groups = seed_groups(pending) if together else [[spec] for spec in pending]
+    if together and any(len(group) > 1 for group in groups) and train_seeds_fn is None:
+        train_seeds_fn = default_train_seeds_fn()
+    for index, group in enumerate(groups, start=1):
+        names = group[0].run_id if len(group) == 1 else ", ".join(s.run_id for s in group)
+        logger.info("[%d/%d] %s: training", index, len(groups), names)
         start = time.perf_counter()
         try:
-            train_fn(prepare_run(spec))
+            configs = [prepare_run(spec) for spec in group]
+            if len(group) == 1:
+                train_fn(configs[0])
+            else:
+                train_seeds_fn(configs)
         except Exception as error:  # noqa: BLE001  (one failed run must not stop the suite)
-            report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
-            spec.run_dir.mkdir(parents=True, exist_ok=True)
-            (spec.run_dir / "suite_error.txt").write_text(traceback.format_exc())
-            logger.error("%s failed: %s", spec.run_id, report.failed[spec.run_id])
+            for spec in group:
+                report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
+                spec.run_dir.mkdir(parents=True, exist_ok=True)
+                (spec.run_dir / "suite_error.txt").write_text(traceback.format_exc())
+                logger.error("%s failed: %s", spec.run_id, report.failed[spec.run_id])
             if not keep_going:
                 break
             continue
-        summary = read_summary(spec.run_dir)
-        if summary is not None and summary.get("interrupted"):
-            report.interrupted = spec.run_id
+        for spec in group:
+            _note_outcome(spec, report)
+        if report.interrupted:
             logger.warning("%s: stopped by a signal; the suite stops here (the same command "
-                           "continues it, this run from its checkpoint)", spec.run_id)
+                           "continues it, from the run's checkpoint)", report.interrupted)
             break
-        if summary is not None:  # written and not interrupted: finished (`is_finished`)
-            report.trained.append(spec.run_id)
-            logger.info(
-                "[%d/%d] %s: done in %.0f s",
-                index,
-                len(pending),
-                spec.run_id,
-                time.perf_counter() - start,
-            )
-        else:
-            report.failed[spec.run_id] = "train returned without a finished summary.json"
-            logger.error("%s: %s", spec.run_id, report.failed[spec.run_id])
+        logger.info("[%d/%d] %s: done in %.0f s", index, len(groups), names,
+                    time.perf_counter() - start)
     _write_plan(suite, output_dir, specs, report, records)
     report.files = write_report(suite, output_dir, specs, references)
     return report
+
+
+def seed_groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The runs grouped by task and core, in order: each group differs only in its seeds."""
+    groups: dict[tuple[str, str], list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault((spec.task, spec.variant), []).append(spec)
+    return list(groups.values())
+
+
+def _note_outcome(spec: RunSpec, report: SuiteReport) -> None:
+    """Record in `report` how a run that `train` returned from ended, from its summary."""
+    summary = read_summary(spec.run_dir)
+    if summary is None:
+        report.failed[spec.run_id] = "train returned without a finished summary.json"
+        logger.error("%s: %s", spec.run_id, report.failed[spec.run_id])
+    elif summary.get("interrupted"):
+        report.interrupted = report.interrupted or spec.run_id
+    else:  # written and not interrupted: finished (`is_finished`)
+        report.trained.append(spec.run_id)
 
 
 def write_report(

@@ -30,7 +30,7 @@ import time
 
 import jax
 
-from gtrxl_jax.config import TrainConfig
+from gtrxl_jax.config import ConfigError, TrainConfig
 from gtrxl_jax.train import builder, nonfinite, on_device, placement, result, types
 from gtrxl_jax.train.actor import Actor
 from gtrxl_jax.train.checkpoint import Checkpointer
@@ -79,6 +79,26 @@ def train(config: TrainConfig) -> result.TrainResult:
         if builder.resolve_loop(config) == "on_device":
             return on_device.train_on_device(config)
         return train_actor_learner(config)
+
+
+def train_seeds(configs: list[TrainConfig]) -> list[result.TrainResult]:
+    """Train runs that differ only in their seed at once, in one on-device program.
+
+    Each run writes its own folder as `train` would (`on_device.train_seeds_on_device`): the
+    way to run many seeds of a small model on an accelerator for about the cost of one.
+
+    Raises:
+      ConfigError: a config that does not train on device (a JAX task), configs that differ
+        in more than run.seed and run.log_dir, or any error `train` names.
+    """
+    with placement.failures_end_every_process():
+        for config in configs:
+            if builder.resolve_loop(config) != "on_device":
+                raise ConfigError(
+                    f"Seeds train together only with the on-device loop (a JAX task); "
+                    f"{config.env.task!r} trains with learner.loop={config.learner.loop!r}. "
+                    "Train its seeds one by one.")
+        return on_device.train_seeds_on_device(configs)
 
 
 def train_actor_learner(config: TrainConfig) -> result.TrainResult:

@@ -20,6 +20,8 @@ state and keys included, so a resumed run continues exactly as the uninterrupted
 have), and evaluating at the end. With run.eval_interval_updates the host also evaluates
 every that many updates, before dispatching the next one: the learner pauses for the
 evaluation's own time, and the results go into that update's metrics record.
+`train_seeds_on_device(configs)` does the same for runs that differ only in their seed, in
+one program vmapped over the seeds, each run writing its own folder.
 
 The trajectory has the actor-learner's layout (`types.Trajectory`, T+1 steps): step T is the
 next rollout's step 0, which the learner reads only for the bootstrap value, the reward and
@@ -36,11 +38,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from jax.sharding import PartitionSpec
 
 from gtrxl_jax.agent import Agent, AgentInput
-from gtrxl_jax.config import TrainConfig
+from gtrxl_jax.config import ConfigError, TrainConfig, config_differences, to_dict
 from gtrxl_jax.envs.episodes import EpisodeTotals
 from gtrxl_jax.envs.functional import JaxEnv, JaxTimeStep, batch_reset, batch_step, reset_keys
 from gtrxl_jax.train import builder, placement, result
@@ -176,8 +179,11 @@ class OnDevice:
         over the mesh (each device holds its environments of every run).
         """
         runners = [self.init(jax.random.PRNGKey(seed), seed) for seed in seeds]
-        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *runners)
-        return jax.device_put(stacked, self._seeds_shardings(stacked))
+        return self.place_seeds(jax.tree.map(lambda *leaves: jnp.stack(leaves), *runners))
+
+    def place_seeds(self, runners: RunnerState) -> RunnerState:
+        """Runner states stacked on a leading seeds axis [S, ...], placed on the mesh."""
+        return jax.device_put(runners, self._seeds_shardings(runners))
 
     def compile_seeds_update(self, runners: RunnerState):
         """The update of S independent runs in one program (vmapped over the seeds axis).
@@ -290,8 +296,37 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
     Raises:
       ConfigError, CheckpointError, NonFiniteError, MetricsWriteError: as `loop.train`.
     """
+    return train_seeds_on_device([config])[0]
+
+
+def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult]:
+    """Train runs that differ only in their seed in one program, vmapped over the seeds.
+
+    Each run keeps its own folder, written as if it had trained alone (config, metrics,
+    checkpoints, evaluation, summary.json), and resumes from its own checkpoints; its
+    updates are the alone run's up to the round-off of batched kernels
+    (`OnDevice.compile_seeds_update`). On an accelerator many seeds of a small model cost
+    about what one does. A single config trains unbatched: `train_on_device`.
+
+    Args:
+      configs: the runs' configs, the same but for run.seed, run.log_dir and run.resume.
+
+    Returns:
+      Each run's TrainResult, in the order of `configs`.
+
+    Raises:
+      ConfigError: configs that differ in more, several processes with several seeds, or
+        resumed runs that stopped at different updates.
+      CheckpointError, NonFiniteError, MetricsWriteError: as `loop.train`.
+    """
+    config = configs[0]
+    _check_seeds(configs)
     layout, spec = builder.check_config(config)
     placement.initialize_distributed(config.distributed)
+    together = len(configs) > 1
+    if together and jax.process_count() > 1:
+        raise ConfigError("Seeds train together in a single process only; train the runs "
+                          "of a multi-process job one by one.")
     is_main_process = jax.process_index() == 0
     env = builder.make_jax_task(config)
     agent = builder.make_agent(config, spec, num_tasks=1)
@@ -299,62 +334,136 @@ def train_on_device(config: TrainConfig) -> result.TrainResult:
                        num_envs=config.learner.batch_size,
                        trajectory_len=config.learner.trajectory_len,
                        mesh=placement.make_mesh(placement.learner_devices(config.learner)))
-    checkpointer = Checkpointer(config.run.log_dir, config.run.keep_checkpoints)
-    with contextlib.closing(checkpointer):
-        runner, start_env_steps = builder.initial_state(
-            lambda key: placement.to_host(program.init(key, config.run.seed)), checkpointer,
-            config)
-        runner = program.place(runner)
-        update_fn = program.compile_update(runner)
-        update, env_steps = int(runner.update), start_env_steps
-        metrics_logger = MetricsLogger(
-            config.run.log_dir, config, tasks=layout.tasks, has_success=spec.has_success,
+    checkpointers = [Checkpointer(c.run.log_dir, c.run.keep_checkpoints) for c in configs]
+    with contextlib.ExitStack() as closing:
+        for checkpointer in checkpointers:
+            closing.enter_context(contextlib.closing(checkpointer))
+        starts = [builder.initial_state(
+            lambda key, seed=c.run.seed: placement.to_host(program.init(key, seed)),
+            checkpointer, c) for c, checkpointer in zip(configs, checkpointers, strict=True)]
+        start_env_steps = _common_start(configs, [steps for _, steps in starts])
+        runner, update_fn, split_runs = _compile_runs(program, [state for state, _ in starts])
+        update, env_steps = int(np.max(runner.update)), start_env_steps
+        loggers = [MetricsLogger(
+            c.run.log_dir, c, tasks=layout.tasks, has_success=spec.has_success,
             start_env_steps=env_steps, start_update=update, enabled=is_main_process)
-        log = UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
-                        config.run.log_interval_updates)
+            for c in configs]
+        for metrics_logger in loggers:
+            closing.enter_context(contextlib.closing(metrics_logger))
+        logs = [UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
+                          config.run.log_interval_updates) for metrics_logger in loggers]
         to_host = functools.partial(_split_episodes, layout.tasks[0], spec.has_success)
-        evaluate_params = functools.partial(  # params -> {"greedy": ..., "sampled": ...}
-            evaluate_on_device, agent, env=env, num_episodes=config.run.eval_episodes,
-            seed=config.run.seed + EVAL_SEED_OFFSET)
+        evaluators = [functools.partial(  # params -> {"greedy": ..., "sampled": ...}
+            evaluate_on_device, agent, env=env, num_episodes=c.run.eval_episodes,
+            seed=c.run.seed + EVAL_SEED_OFFSET) for c in configs]
 
-        with contextlib.closing(metrics_logger):
-            stop = threading.Event()
-            start_time = time.monotonic()
-            failure = None
-            try:
-                with stop_on_signals(stop) as signals:
-                    while env_steps < config.learner.total_env_steps and not stop.is_set():
-                        runner, metrics = update_fn(runner)
-                        update += 1
-                        env_steps += layout.steps_per_update
-                        log.add(update, env_steps, metrics, to_host)
-                        if is_main_process and periodic_eval_due(config.run, update):
+        def log_finished(keep: int) -> None:
+            for log in logs:
+                log.log_finished(keep)
+
+        def host_runs() -> list[RunnerState]:
+            host = placement.to_host(runner)
+            return [_run_of(host, i) for i in range(len(configs))] if together else [host]
+
+        stop = threading.Event()
+        start_time = time.monotonic()
+        failure = None
+        try:
+            with stop_on_signals(stop) as signals:
+                while env_steps < config.learner.total_env_steps and not stop.is_set():
+                    runner, metrics = update_fn(runner)
+                    update += 1
+                    env_steps += layout.steps_per_update
+                    for log, run_metrics in zip(logs, split_runs(metrics), strict=True):
+                        log.add(update, env_steps, run_metrics, to_host)
+                    if is_main_process and periodic_eval_due(config.run, update):
+                        params = split_runs(placement.first_replica(runner.learner.params))
+                        for log, evaluate, run_params in zip(logs, evaluators, params,
+                                                              strict=True):
                             log.add_evaluation(update, eval_metrics(
-                                evaluate_params(jax.device_get(
-                                    placement.first_replica(runner.learner.params)))))
-                        log.log_finished(keep=1)
-                        if update % config.run.checkpoint_interval_updates == 0:
-                            log.log_finished(keep=0)
-                            checkpointer.save(placement.to_host(runner), config, env_steps)
-                    log.log_finished(keep=0)
-            except (NonFiniteError, MetricsWriteError) as error:
-                failure = error  # the runner state is consistent: checkpoint it, then fail
-            wall_clock_s = time.monotonic() - start_time
-            # After a failure, only a single process gathers and saves: both wait for every
-            # process, and the failed one may never come.
-            if failure is None or jax.process_count() == 1:
-                final = placement.to_host(runner)
-                checkpointer.save(final, config, env_steps)
-            if metrics_logger.pending_updates and not isinstance(failure, MetricsWriteError):
+                                evaluate(jax.device_get(run_params))))
+                    log_finished(keep=1)
+                    if update % config.run.checkpoint_interval_updates == 0:
+                        log_finished(keep=0)
+                        for c, checkpointer, state in zip(configs, checkpointers, host_runs(),
+                                                          strict=True):
+                            checkpointer.save(state, c, env_steps)
+                log_finished(keep=0)
+        except (NonFiniteError, MetricsWriteError) as error:
+            failure = error  # the runner state is consistent: checkpoint it, then fail
+        wall_clock_s = time.monotonic() - start_time
+        # After a failure, only a single process gathers and saves: both wait for every
+        # process, and the failed one may never come.
+        if failure is None or jax.process_count() == 1:
+            finals = host_runs()
+            for c, checkpointer, state in zip(configs, checkpointers, finals, strict=True):
+                checkpointer.save(state, c, env_steps)
+        for metrics_logger in loggers:
+            if (metrics_logger.pending_updates
+                    and not isinstance(failure, MetricsWriteError)):
                 metrics_logger.write(update, env_steps, {})
-            if failure is not None:
-                raise failure
-            return result.finish(
-                config, metrics_logger, params=final.learner.params,
-                nonfinite_updates=int(final.learner.nonfinite_updates), update=update,
-                env_steps=env_steps, start_env_steps=start_env_steps,
-                wall_clock_s=wall_clock_s, interrupted=signals.received,
-                evaluate=evaluate_params, is_main_process=is_main_process)
+        if failure is not None:
+            raise failure
+        return [result.finish(
+            c, metrics_logger, params=final.learner.params,
+            nonfinite_updates=int(final.learner.nonfinite_updates), update=update,
+            env_steps=env_steps, start_env_steps=start_env_steps, wall_clock_s=wall_clock_s,
+            interrupted=signals.received, evaluate=evaluate, is_main_process=is_main_process)
+            for c, metrics_logger, final, evaluate
+            in zip(configs, loggers, finals, evaluators, strict=True)]
+
+
+def _compile_runs(program: OnDevice, states: list[RunnerState]):
+    """The runs' states placed on the mesh, their update, and a splitter of its outputs by run.
+
+    One run trains unbatched (`compile_update`); several are stacked on a seeds axis
+    (`compile_seeds_update`).
+
+    Returns:
+      (runner, update: runner -> (runner, metrics), split_runs: a pytree of the update's
+      outputs -> one pytree per run, on the device).
+    """
+    if len(states) == 1:
+        runner = program.place(states[0])
+        return runner, program.compile_update(runner), lambda tree: [tree]
+    runner = program.place_seeds(jax.tree.map(lambda *leaves: np.stack(leaves), *states))
+    split_runs = jax.jit(lambda tree: [_run_of(tree, i) for i in range(len(states))])
+    return runner, program.compile_seeds_update(runner), split_runs
+
+
+def _run_of(tree: Any, index: int) -> Any:
+    """Run `index`'s slice of a pytree stacked on a leading seeds axis [S, ...]."""
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
+# What may differ between the runs that `train_seeds_on_device` trains together.
+_PER_RUN = ("run.seed", "run.log_dir", "run.resume")
+
+
+def _check_seeds(configs: list[TrainConfig]) -> None:
+    """Raise ConfigError unless the configs differ only in `_PER_RUN`, in folders of their own."""
+    if not configs:
+        raise ConfigError("Name at least one run to train.")
+    first = to_dict(configs[0])
+    for c in configs[1:]:
+        if changed := config_differences(first, to_dict(c), skip=_PER_RUN,
+                                         saved_as=f"in {configs[0].run.log_dir}"):
+            raise ConfigError(
+                f"Runs trained together may differ only in run.seed and run.log_dir; "
+                f"{c.run.log_dir} differs in {'; '.join(changed)}. Train it on its own.")
+    folders = [c.run.log_dir for c in configs]
+    if len(set(folders)) < len(folders):
+        raise ConfigError(f"Runs trained together need folders of their own; got {folders}.")
+
+
+def _common_start(configs: list[TrainConfig], start_env_steps: list[int]) -> int:
+    """The env steps every run starts from; ConfigError if resumed runs stopped apart."""
+    if len(set(start_env_steps)) > 1:
+        at = ", ".join(f"{c.run.log_dir}: {steps:,d}"
+                       for c, steps in zip(configs, start_env_steps, strict=True))
+        raise ConfigError(f"Runs trained together must start from the same env step; these "
+                          f"start from {at}. Resume them one by one.")
+    return start_env_steps[0]
 
 
 def _split_episodes(

@@ -86,3 +86,17 @@ class FakeTrain:
             "interrupted": self.interrupt,
         }
         (log_dir / "summary.json").write_text(json.dumps(summary))
+
+
+class FakeTrainSeeds:
+    """A stand-in for gtrxl_jax.train.loop.train_seeds: FakeTrain on each of a group's configs."""
+
+    def __init__(self, **kwargs):
+        """kwargs: FakeTrain's."""
+        self.train = FakeTrain(**kwargs)
+        self.groups: list[list[TrainConfig]] = []
+
+    def __call__(self, configs: list[TrainConfig]) -> None:
+        self.groups.append(configs)
+        for config in configs:
+            self.train(config)

@@ -6,7 +6,7 @@ import pytest
 from gtrxl_jax.suite import cli
 from gtrxl_jax.suite.runner import run_suite, write_report
 from gtrxl_jax.suite.suites import SUITES, expand
-from tests.suite.fake_train import FakeTrain
+from tests.suite.fake_train import FakeTrain, FakeTrainSeeds
 
 
 def read_csv(path):
@@ -277,3 +277,36 @@ def test_a_tie_goes_to_the_rate_listed_first(tmp_path):
     run_suite(suite, tmp_path, train_fn=FakeTrain(), specs=specs)  # the same score at each
     rows = read_csv(tmp_path / "tuning.csv")
     assert [float(r["learning_rate"]) for r in rows if r["chosen"] == "True"] == [5e-4]
+
+
+def test_together_trains_each_task_and_cores_seeds_in_one_call(tmp_path, fast_specs):
+    single, seeds = FakeTrain(), FakeTrainSeeds()
+    report = run_suite(SUITES["fast"], tmp_path, train_fn=single, specs=fast_specs,
+                       together=True, train_seeds_fn=seeds)
+    assert single.calls == []
+    assert [[c.run.seed for c in group] for group in seeds.groups] == [[0, 1]] * 6
+    assert {(c.env.task, c.agent.core) for c in seeds.groups[0]} == {("TMaze-L4", "gtrxl")}
+    assert sorted(report.trained) == sorted(s.run_id for s in fast_specs)
+    assert len(read_csv(tmp_path / "results.csv")) == 6
+
+    out = tmp_path / "stopped"
+    specs = expand(SUITES["fast"], out, tasks=("TMaze-L4",), variants=("lstm", "trxl"),
+                   seeds=(0, 1, 2))
+    failing = FakeTrainSeeds(fail_on="lstm/seed0")
+    report = run_suite(SUITES["fast"], out, specs=specs, together=True, train_seeds_fn=failing)
+    assert sorted(report.failed) == [f"TMaze-L4/lstm/seed{k}" for k in range(3)]
+    assert len(report.trained) == 3  # the group after the failed one trained
+    interrupted = FakeTrainSeeds(interrupt=True)
+    report = run_suite(SUITES["fast"], out, specs=specs, together=True,
+                       train_seeds_fn=interrupted)
+    assert len(interrupted.groups) == 1 and report.interrupted == "TMaze-L4/lstm/seed0"
+    resumed = FakeTrainSeeds()
+    run_suite(SUITES["fast"], out, specs=specs, together=True, train_seeds_fn=resumed)
+    assert [c.run.resume for c in resumed.groups[0]] == [True] * 3
+
+
+def test_cli_together_refuses_runs_that_train_with_actors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fast", "--together", "--out", str(tmp_path), "--no-compile-cache"])
+    assert "--together trains on-device runs only" in capsys.readouterr().err
+    assert not (tmp_path / "suite.json").exists()

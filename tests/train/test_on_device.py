@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -12,13 +13,13 @@ import optax
 import pytest
 
 from gtrxl_jax.agent import Agent
-from gtrxl_jax.config import LossConfig
+from gtrxl_jax.config import ConfigError, LossConfig
 from gtrxl_jax.envs import make_jax_env
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train import placement
 from gtrxl_jax.train.evaluation import evaluate_jax_task
 from gtrxl_jax.train.learning import Learning
-from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.loop import train, train_seeds
 from gtrxl_jax.train.on_device import OnDevice
 from tests.environment import REPO, user_env
 from tests.reliability.helpers import checkpoint_updates, read_metrics
@@ -174,3 +175,45 @@ def test_evaluation_on_device_plays_each_environments_first_episode():
     assert result["episodes"] == 6 and result["episode_length"] == 5.0
     assert result["success"] in {i / 6 for i in range(7)}
     assert result["episode_return"] == result["success"]  # the T-maze pays 1 for success
+
+
+def test_seeds_trained_together_write_what_each_run_alone_writes(run, tmp_path):
+    """`train_seeds`: one program trains the seeds; each folder holds its run's metrics,
+    checkpoints and evaluation, and its parameters are the alone run's to round-off."""
+    alone_dir, alone = run
+    configs = [tiny_config(tmp_path / f"seed{seed}", *ON_DEVICE, f"run.seed={seed}")
+               for seed in (0, 7)]
+    results = train_seeds(configs)
+    assert [r.log_dir for r in results] == [c.run.log_dir for c in configs]
+    for result in results:
+        assert (result.update, result.env_steps) == (4, 4 * N * T)
+        assert checkpoint_updates(result.log_dir) == [2, 4]
+        summary = json.loads((Path(result.log_dir) / "summary.json").read_text())
+        assert summary["eval"]["greedy"]["episodes"] == 4
+    for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(results[0].params),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    alone_records, records = read_metrics(alone_dir), read_metrics(configs[0].run.log_dir)
+    assert [r["update"] for r in records] == [1, 2, 3, 4]
+    for a, b in zip(alone_records, records, strict=True):
+        assert a["episodes"] == b["episodes"]
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4, atol=1e-6)
+    assert results[0].metrics["loss"] != results[1].metrics["loss"]  # two different runs
+
+    resumed = train_seeds([tiny_config(c.run.log_dir, *ON_DEVICE, f"run.seed={c.run.seed}",
+                                       "learner.total_env_steps=256", "run.resume=true")
+                           for c in configs])
+    assert [r.update for r in resumed] == [8, 8]
+    assert [r["update"] for r in read_metrics(configs[1].run.log_dir)] == list(range(1, 9))
+
+
+def test_seeds_train_together_only_when_they_differ_in_nothing_else(tmp_path):
+    seed = tiny_config(tmp_path / "a", *ON_DEVICE)
+    with pytest.raises(ConfigError, match=r"differs in optimizer\.learning_rate"):
+        train_seeds([seed, tiny_config(tmp_path / "b", *ON_DEVICE, "run.seed=1",
+                                       "optimizer.learning_rate=0.1")])
+    with pytest.raises(ConfigError, match="folders of their own"):
+        train_seeds([seed, tiny_config(tmp_path / "a", *ON_DEVICE, "run.seed=1")])
+    with pytest.raises(ConfigError, match="only with the on-device loop"):
+        train_seeds([tiny_config(tmp_path / "c"), tiny_config(tmp_path / "d", "run.seed=1")])
+    assert not (tmp_path / "a").exists()  # refused before any run starts
