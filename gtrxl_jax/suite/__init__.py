@@ -4,7 +4,8 @@
 
 - suites.py: the suites (tasks x cores x seeds) and their expansion into TrainConfigs.
 - runner.py: runs them through `gtrxl_jax.train.loop.train` (or an injected function),
-  resumably, and writes the report.
+  resumably, each task and core's seeds in one program with `together`
+  (`gtrxl_jax.train.loop.train_seeds`), and writes the report.
 - references.json / references.py: random and reference scores per task, with sources.
 - scores.py: normalised scores; mean, median and capped-mean aggregates; failure to learn.
 - intervals.py: IQM and optimality gap with stratified bootstrap intervals (rliable's).
