@@ -2,6 +2,7 @@
 
     report = run_suite(SUITES["fast"], "runs/suites/fast")             # train() of the loop
     report = run_suite(suite, out, train_fn=my_train)                   # any TrainConfig -> _
+    report = run_suite(suite, out, together=True)   # a task and core's seeds in one program
 
 Resumable: a finished run (summary.json present, not marked interrupted, or a record of it
 in run_records.jsonl) is skipped if it trained with the settings the suite asks for now
@@ -212,8 +213,9 @@ def run_suite(
             logger.warning("%s: stopped by a signal; the suite stops here (the same command "
                            "continues it, from the run's checkpoint)", report.interrupted)
             break
-        logger.info("[%d/%d] %s: done in %.0f s", index, len(groups), names,
-                    time.perf_counter() - start)
+        if any(spec.run_id in report.trained for spec in group):
+            logger.info("[%d/%d] %s: done in %.0f s", index, len(groups), names,
+                        time.perf_counter() - start)
     _write_plan(suite, output_dir, specs, report, records)
     report.files = write_report(suite, output_dir, specs, references)
     return report
