@@ -319,12 +319,11 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         resumed runs that stopped at different updates.
       CheckpointError, NonFiniteError, MetricsWriteError: as `loop.train`.
     """
-    config = configs[0]
     _check_seeds(configs)
+    config = configs[0]
     layout, spec = builder.check_config(config)
     placement.initialize_distributed(config.distributed)
-    together = len(configs) > 1
-    if together and jax.process_count() > 1:
+    if len(configs) > 1 and jax.process_count() > 1:
         raise ConfigError("Seeds train together in a single process only; train the runs "
                           "of a multi-process job one by one.")
     is_main_process = jax.process_index() == 0
@@ -362,8 +361,7 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                 log.log_finished(keep)
 
         def host_runs() -> list[RunnerState]:
-            host = placement.to_host(runner)
-            return [_run_of(host, i) for i in range(len(configs))] if together else [host]
+            return [placement.to_host(state) for state in split_runs(runner)]
 
         stop = threading.Event()
         start_time = time.monotonic()

@@ -208,6 +208,8 @@ def test_seeds_trained_together_write_what_each_run_alone_writes(run, tmp_path):
 
 
 def test_seeds_train_together_only_when_they_differ_in_nothing_else(tmp_path):
+    with pytest.raises(ConfigError, match="at least one run"):
+        train_seeds([])
     seed = tiny_config(tmp_path / "a", *ON_DEVICE)
     with pytest.raises(ConfigError, match=r"differs in optimizer\.learning_rate"):
         train_seeds([seed, tiny_config(tmp_path / "b", *ON_DEVICE, "run.seed=1",
