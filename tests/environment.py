@@ -1,11 +1,12 @@
 """How the tests' processes run: the repository root, XLA's flags, subprocess environments.
 
 On the CPU (this project's machines and CI), the tests' own compiles use XLA's backend
-optimisation level 0: most of a test's time is XLA:CPU compiling (LLVM), which level 0
-roughly halves, and what the tests check (results, shapes, equalities between two programs,
-errors) holds at any level. Programs run ~2x slower, which the unit tests, with their tiny
-models, do not feel. The learning tests train as a user would, at the default level
-(`user_env`); so does the main job.
+optimisation level 0 and XLA:CPU's classic fusion emitters instead of its MLIR ones: most
+of a test's time is XLA:CPU compiling, which each of the two roughly halves (measured in
+docs/reliability.md), and what the tests check (results, shapes, equalities between two
+programs, errors) holds with any code generator. Programs run ~2x slower, which the unit
+tests, with their tiny models, do not feel. The learning tests train as a user would, at
+XLA's defaults (`user_env`); so does the main job.
 
 On a GPU (or TPU) host the same tests run on the accelerator, with what it needs to hold
 them to the CPU's standard (`TEST_ENV`): float32 matmuls in float32, deterministic kernels,
@@ -39,8 +40,9 @@ _TWO_CPU_DEVICES = "--xla_force_host_platform_device_count=2"
 # XLA:GPU gives only when asked: deterministic scatters and reductions, no autotuning.
 _DETERMINISTIC_GPU = "--xla_gpu_deterministic_ops=true"
 ON_ACCELERATOR = may_use_an_accelerator()
+_CHEAP_CPU_COMPILES = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 TEST_XLA_FLAGS = (f"{_TWO_CPU_DEVICES} {_DETERMINISTIC_GPU}" if ON_ACCELERATOR
-                  else f"{_TWO_CPU_DEVICES} --xla_backend_optimization_level=0")
+                  else f"{_TWO_CPU_DEVICES} {_CHEAP_CPU_COMPILES}")
 
 # Why a test of envpool's tasks is skipped where envpool is not installed.
 ENVPOOL_MISSING = ("envpool is not installed (`pip install -r requirements.txt` installs it; "

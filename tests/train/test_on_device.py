@@ -26,22 +26,23 @@ from tests.reliability.helpers import checkpoint_updates, read_metrics
 from tests.train.helpers import TINY_AGENT, tiny_config
 
 N, T = 4, 8
+ADAM = optax.adam(1e-3)
 ON_DEVICE = ["learner.loop=on_device", "env.task=TMaze-L3", f"env.num_envs={N}",
              f"learner.batch_size={N}", f"learner.trajectory_len={T}"]
 
 
-def program(num_devices: int) -> OnDevice:
+def program(num_devices: int, optimizer=ADAM) -> OnDevice:
     env = make_jax_env("TMaze-L3")
     spec = env.spec(N)
     agent = Agent(spec.observation, spec.num_actions,
                   GTrXLConfig(num_layers=1, d_model=16, num_heads=2, memory_len=8))
-    learning = Learning(agent, LossConfig(popart=True), optax.adam(1e-3), segment_len=4)
+    learning = Learning(agent, LossConfig(popart=True), optimizer, segment_len=4)
     return OnDevice(learning, env, num_envs=N, trajectory_len=T,
                     mesh=placement.make_mesh(jax.local_devices()[:num_devices]))
 
 
-def three_updates(num_devices: int):
-    on_device = program(num_devices)
+def three_updates(num_devices: int, optimizer=ADAM):
+    on_device = program(num_devices, optimizer)
     runner = on_device.init(jax.random.PRNGKey(0), seed=3)
     update = on_device.compile_update(runner)
     metrics = []
@@ -54,9 +55,13 @@ def three_updates(num_devices: int):
 @pytest.mark.needs_devices(2)
 def test_two_devices_give_the_updates_of_one():
     """Every environment samples from its own key stream, so the data do not depend on the
-    split; the updates then agree to float32 round-off (gradients averaged over devices)."""
-    one, one_metrics = three_updates(1)
-    two, two_metrics = three_updates(2)
+    split; the updates then agree to float32 round-off (gradients averaged over devices).
+
+    Plain SGD keeps what is compared the averaged gradient: Adam divides each gradient by
+    its own running scale, which turns round-off in a near-zero gradient into a step of up
+    to the learning rate (docs/reliability.md has both optimisers' margins)."""
+    one, one_metrics = three_updates(1, optax.sgd(0.1))
+    two, two_metrics = three_updates(2, optax.sgd(0.1))
     for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     for m1, m2 in zip(one_metrics, two_metrics, strict=True):
