@@ -2,7 +2,8 @@
 and the `needs_devices` marker.
 
 Two forced CPU devices make the multi-device paths run on this machine, and XLA's backend
-optimisation level 0 halves the compiles (tests/environment.py says why that is sound).
+optimisation level 0 with XLA:CPU's classic fusion emitters cuts the compiles to about a
+quarter (tests/environment.py says why that is sound).
 Many tests compile the same programs (the tiny training runs above all), so a persistent
 compilation cache, fresh for each pytest run and shared by its xdist workers, compiles
 each program once; it changes no result.
@@ -11,7 +12,7 @@ The suite is backend-aware: on a GPU host `bash scripts/test.sh` passes or skips
 reason. The same environment (`TEST_ENV`) makes float32 matmuls float32 there (not TF32,
 so the float32 tolerances hold unchanged), kernels deterministic (so the bit-for-bit tests
 hold), each process take GPU memory only as needed (two workers and their subprocesses
-share one GPU), and at most two GPUs visible; it leaves out the CPU-only optimisation level.
+share one GPU), and at most two GPUs visible; it leaves out the CPU-only compile flags.
 A test that needs N devices carries `@pytest.mark.needs_devices(N)` and is skipped, saying
 why, where fewer exist (never on the CPU, which has two). A test that holds only on the CPU
 says so and skips elsewhere. A test of envpool's tasks carries `@pytest.mark.needs_envpool`
