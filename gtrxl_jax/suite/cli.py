@@ -11,7 +11,9 @@
 Outputs go to --out (default runs/suites/<suite>); see gtrxl_jax.suite.runner. Runs that
 already finished with the settings asked for are not trained again, so an interrupted suite
 continues where it stopped; a run finished with other settings (another --set, a changed
-suite) is trained again. --dry-run says which is which.
+suite) is trained again. --dry-run says which is which. --tasks, --cores and --seeds choose
+what to train; the report always covers every run of the suite finished in --out (with the
+--set values), so slices trained one after another build one table.
 """
 
 import argparse
@@ -59,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="write the tables and plots from finished runs; train nothing",
+        help="write the tables and plots from every run finished in --out; train nothing",
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     parser.add_argument(
@@ -108,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         _print_plan(suite, out, specs)
         return 0
+    everything = expand(suite, out, args.overrides)
     if args.report_only:
-        for path in write_report(suite, out, specs):
+        for path in write_report(suite, out, everything):
             print(path)
         return 0
     if args.together:
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_compile_cache:
         _enable_compile_cache(args.compile_cache or out / "jax_cache")
     report = run_suite(suite, out, specs=specs, keep_going=not args.fail_fast,
-                       together=args.together)
+                       together=args.together, report_specs=everything)
     logger.info(
         "%s: %d trained, %d already finished, %d failed; report: %s",
         suite.name,

@@ -151,6 +151,7 @@ def run_suite(
     references: References | None = None,
     together: bool = False,
     train_seeds_fn: TrainSeedsFn | None = None,
+    report_specs: list[RunSpec] | None = None,
 ) -> SuiteReport:
     """Train every unfinished run of a suite, then write the report.
 
@@ -166,6 +167,8 @@ def run_suite(
         (`train_seeds_fn`); a group that fails fails each of its runs.
       train_seeds_fn: called with a group's TrainConfigs, as `train_fn` with one. Default:
         gtrxl_jax.train.loop.train_seeds (on-device tasks only).
+      report_specs: the runs the report covers, those of them that have finished (default:
+        `specs`); pass the whole suite's to keep earlier slices' runs in the tables.
 
     Returns:
       The SuiteReport.
@@ -217,7 +220,8 @@ def run_suite(
             logger.info("[%d/%d] %s: done in %.0f s", index, len(groups), names,
                         time.perf_counter() - start)
     _write_plan(suite, output_dir, specs, report, records)
-    report.files = write_report(suite, output_dir, specs, references)
+    report_specs = specs if report_specs is None else report_specs
+    report.files = write_report(suite, output_dir, report_specs, references)
     return report
 
 

@@ -210,6 +210,22 @@ def test_cli_exits_130_when_a_signal_stopped_the_suite(tmp_path, monkeypatch):
     assert status == 130 and len(train.calls) == 1
 
 
+def test_cli_slices_build_one_report(tmp_path, monkeypatch):
+    """A slice's report keeps the runs that earlier slices finished in the same folder,
+    whatever the filters of the command that writes it."""
+    from gtrxl_jax.suite import runner
+
+    monkeypatch.setattr(runner, "default_train_fn", FakeTrain)
+    common = ["fast", "--out", str(tmp_path), "--seeds", "0", "--no-compile-cache"]
+    assert cli.main([*common, "--cores", "lstm"]) == 0
+    assert cli.main([*common, "--cores", "gtrxl_gru", "--tasks", "TMaze-L4"]) == 0
+    reported = {(row["task"], row["core"]) for row in read_csv(tmp_path / "results.csv")}
+    assert reported == {("TMaze-L4", "lstm"), ("TMaze-L16", "lstm"), ("TMaze-L4", "gtrxl_gru")}
+    assert cli.main(["fast", "--out", str(tmp_path), "--cores", "lstm", "--report-only"]) == 0
+    assert {(row["task"], row["core"])
+            for row in read_csv(tmp_path / "results.csv")} == reported
+
+
 def test_horizon_suite_writes_success_against_cue_distance(tmp_path):
     suite = SUITES["memory_horizon"]
     specs = expand(suite, tmp_path, variants=("gtrxl_gru", "lstm", "feedforward"), seeds=(0, 1))
