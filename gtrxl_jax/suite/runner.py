@@ -30,12 +30,15 @@ Outputs in the suite's folder:
     runs/<task>/<core>/seed<k>/ each run's own folder (train's outputs)
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
+import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,22 @@ logger = logging.getLogger(__name__)
 TrainFn = Callable[[TrainConfig], Any]
 TrainSeedsFn = Callable[[list[TrainConfig]], Any]
 CURVE_FILES = {"episode_return": "curves_return.png", "success": "curves_success.png"}
+
+
+@contextlib.contextmanager
+def folder_lock(output_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on a suite folder (created) while its shared files change.
+
+    Slices trained into one folder at once (one per core) each read and rewrite suite.json,
+    run_records.jsonl and the tables; under the lock each one reads what the others wrote.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(output_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 @dataclasses.dataclass
@@ -256,7 +275,8 @@ def write_report(
     A run counts as finished if its folder has finished or run_records.jsonl holds it, with
     the settings its spec asks for (runs finished with others are named in a warning and
     left out); the records of every such run (and those already there for runs outside
-    `specs`) are written back.
+    `specs`) are written back. The folder is locked meanwhile (`folder_lock`), so slices
+    that finish at once in one folder each keep what the others recorded.
 
     Args:
       suite: the suite.
@@ -266,7 +286,12 @@ def write_report(
     """
     output_dir = Path(output_dir)
     specs = expand(suite, output_dir) if specs is None else specs
-    references = references or load_references()
+    with folder_lock(output_dir):
+        return _write_report(suite, output_dir, specs, references or load_references())
+
+
+def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
+                  references: References) -> list[Path]:
     records = read_records(output_dir)
     _warn_stale(specs, records)
     outcomes = {spec.run_id: run_outcome(spec, records) for spec in specs}
@@ -344,29 +369,31 @@ def _write_plan(suite: Suite, output_dir: Path, specs: list[RunSpec], report: Su
             return "failed"
         return "finished" if has_finished(spec, records) else "pending"
 
+    runs = [
+        {
+            "run_id": s.run_id,
+            "task": s.task,
+            "variant": s.variant,
+            "seed": s.seed,
+            "total_env_steps": s.config.learner.total_env_steps,
+            "status": status(s),
+            "error": report.failed.get(s.run_id),
+        }
+        for s in specs
+    ]
+    configs = {s.run_id: to_dict(s.config) for s in specs}
     path = output_dir / "suite.json"
-    earlier_runs, earlier_configs = _earlier_slices(path, suite, specs)
-    plan = {
-        "suite": suite.name,
-        "description": suite.description,
-        "cost": suite.cost,
-        "score_mode": suite.score_mode,
-        "runs": earlier_runs + [
-            {
-                "run_id": s.run_id,
-                "task": s.task,
-                "variant": s.variant,
-                "seed": s.seed,
-                "total_env_steps": s.config.learner.total_env_steps,
-                "status": status(s),
-                "error": report.failed.get(s.run_id),
-            }
-            for s in specs
-        ],
-        "configs": {**earlier_configs, **{s.run_id: to_dict(s.config) for s in specs}},
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(plan, indent=2, default=str))
+    with folder_lock(output_dir):
+        earlier_runs, earlier_configs = _earlier_slices(path, suite, specs)
+        plan = {
+            "suite": suite.name,
+            "description": suite.description,
+            "cost": suite.cost,
+            "score_mode": suite.score_mode,
+            "runs": earlier_runs + runs,
+            "configs": {**earlier_configs, **configs},
+        }
+        path.write_text(json.dumps(plan, indent=2, default=str))
 
 
 def _earlier_slices(path: Path, suite: Suite, specs: list[RunSpec]) -> tuple[list, dict]:

@@ -1,6 +1,9 @@
 import json
 import math
 import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 
@@ -13,6 +16,7 @@ from gtrxl_jax.suite.records import (
 )
 from gtrxl_jax.suite.runner import run_suite, write_report
 from gtrxl_jax.suite.suites import SUITES, expand
+from tests.environment import REPO
 from tests.suite.fake_train import FakeTrain
 
 
@@ -134,3 +138,29 @@ def test_a_record_without_its_config_counts_as_it_is(tmp_path):
                      tasks=("TMaze-L4", "TMaze-L16"), variants=("gtrxl_gru", "lstm"), seeds=(0,))
     report = run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=changed)
     assert len(report.skipped) == 4, "settings unknown: not compared"
+
+
+def test_a_report_waits_for_a_slice_that_is_writing_the_same_folder(tmp_path):
+    """Slices that finish at once in one folder must not overwrite each other's records:
+    a report starts only once another process's hold of the folder's lock has ended."""
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=_specs(tmp_path, (0,)))
+    released = tmp_path / "released"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import pathlib, sys, time\n"
+         "from gtrxl_jax.suite.runner import folder_lock\n"
+         "folder = pathlib.Path(sys.argv[1])\n"
+         "with folder_lock(folder):\n"
+         "    (folder / 'held').touch()\n"
+         "    time.sleep(3)\n"
+         "    (folder / 'released').write_text(repr(time.time()))\n",
+         str(tmp_path)], cwd=REPO)
+    try:
+        while not (tmp_path / "held").exists():
+            assert holder.poll() is None, "the lock holder exited early"
+            time.sleep(0.05)
+        write_report(SUITES["fast"], tmp_path, _specs(tmp_path, (0,)))
+        assert released.exists(), "the report was written while the lock was held"
+        assert (tmp_path / RECORDS_FILE).stat().st_mtime >= float(released.read_text())
+    finally:
+        holder.wait(timeout=60)
