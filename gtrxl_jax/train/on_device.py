@@ -178,20 +178,20 @@ class OnDevice:
         Run i is `init(jax.random.PRNGKey(seeds[i]), seeds[i])`; the seeds axis is not split
         over the mesh (each device holds its environments of every run).
         """
-        runners = [self.init(jax.random.PRNGKey(seed), seed) for seed in seeds]
-        return self.place_seeds(jax.tree.map(lambda *leaves: jnp.stack(leaves), *runners))
+        return self.place_seeds([self.init(jax.random.PRNGKey(seed), seed) for seed in seeds])
 
-    def place_seeds(self, runners: RunnerState) -> RunnerState:
-        """Runner states stacked on a leading seeds axis [S, ...], placed on the mesh."""
-        return jax.device_put(runners, self._seeds_shardings(runners))
+    def place_seeds(self, runners: list[RunnerState]) -> RunnerState:
+        """S runner states (host or device arrays), stacked on a seeds axis [S, ...], placed."""
+        stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *runners)
+        return jax.device_put(stacked, self._seeds_shardings(stacked))
 
     def compile_seeds_update(self, runners: RunnerState):
         """The update of S independent runs in one program (vmapped over the seeds axis).
 
-        runners [S, ...] (`init_seeds`) -> (runners, metrics [S]); donates its input. Each
-        run's update is `compile_update`'s, up to the round-off of batched kernels: many
-        seeds of a small model cost on an accelerator about what one does (purejaxrl's
-        way of running seeds).
+        runners [S, ...] (`init_seeds`, `place_seeds`) -> (runners, metrics [S]); donates its
+        input. Each run's update is `compile_update`'s, up to the round-off of batched
+        kernels: many seeds of a small model cost on an accelerator about what one does
+        (purejaxrl's way of running seeds).
         """
         return self._compile(jax.vmap(self._update), self._seeds_shardings(runners))
 
@@ -317,7 +317,9 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
     Raises:
       ConfigError: configs that differ in more, several processes with several seeds, or
         resumed runs that stopped at different updates.
-      CheckpointError, NonFiniteError, MetricsWriteError: as `loop.train`.
+      NonFiniteError: as `loop.train`, its message led by the failing run's folder; being
+        one program, every run stops with it (each checkpointed).
+      CheckpointError, MetricsWriteError: as `loop.train`.
     """
     _check_seeds(configs)
     config = configs[0]
@@ -333,22 +335,20 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                        num_envs=config.learner.batch_size,
                        trajectory_len=config.learner.trajectory_len,
                        mesh=placement.make_mesh(placement.learner_devices(config.learner)))
-    checkpointers = [Checkpointer(c.run.log_dir, c.run.keep_checkpoints) for c in configs]
     with contextlib.ExitStack() as closing:
-        for checkpointer in checkpointers:
-            closing.enter_context(contextlib.closing(checkpointer))
+        # Each one is closed on the way out, also if a later one cannot be made.
+        checkpointers = [closing.enter_context(contextlib.closing(
+            Checkpointer(c.run.log_dir, c.run.keep_checkpoints))) for c in configs]
         starts = [builder.initial_state(
             lambda key, seed=c.run.seed: placement.to_host(program.init(key, seed)),
             checkpointer, c) for c, checkpointer in zip(configs, checkpointers, strict=True)]
         start_env_steps = _common_start(configs, [steps for _, steps in starts])
         runner, update_fn, split_runs = _compile_runs(program, [state for state, _ in starts])
         update, env_steps = int(np.max(runner.update)), start_env_steps
-        loggers = [MetricsLogger(
+        loggers = [closing.enter_context(contextlib.closing(MetricsLogger(
             c.run.log_dir, c, tasks=layout.tasks, has_success=spec.has_success,
-            start_env_steps=env_steps, start_update=update, enabled=is_main_process)
+            start_env_steps=env_steps, start_update=update, enabled=is_main_process)))
             for c in configs]
-        for metrics_logger in loggers:
-            closing.enter_context(contextlib.closing(metrics_logger))
         logs = [UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
                           config.run.log_interval_updates) for metrics_logger in loggers]
         to_host = functools.partial(_split_episodes, layout.tasks[0], spec.has_success)
@@ -357,11 +357,20 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
             seed=c.run.seed + EVAL_SEED_OFFSET) for c in configs]
 
         def log_finished(keep: int) -> None:
-            for log in logs:
-                log.log_finished(keep)
+            for c, log in zip(configs, logs, strict=True):
+                try:
+                    log.log_finished(keep)
+                except NonFiniteError as error:
+                    if len(configs) == 1:
+                        raise
+                    # Every run stops with it (they are one program): say whose it was.
+                    raise NonFiniteError(f"{c.run.log_dir}: {error}") from None
 
         def host_runs() -> list[RunnerState]:
-            return [placement.to_host(state) for state in split_runs(runner)]
+            host = placement.to_host(runner)  # one copy; the runs are numpy slices of it
+            if len(configs) == 1:
+                return [host]
+            return [_run_of(host, i) for i in range(len(configs))]
 
         stop = threading.Event()
         start_time = time.monotonic()
@@ -424,7 +433,7 @@ def _compile_runs(program: OnDevice, states: list[RunnerState]):
     if len(states) == 1:
         runner = program.place(states[0])
         return runner, program.compile_update(runner), lambda tree: [tree]
-    runner = program.place_seeds(jax.tree.map(lambda *leaves: np.stack(leaves), *states))
+    runner = program.place_seeds(states)
     split_runs = jax.jit(lambda tree: [_run_of(tree, i) for i in range(len(states))])
     return runner, program.compile_seeds_update(runner), split_runs
 
@@ -447,7 +456,7 @@ def _check_seeds(configs: list[TrainConfig]) -> None:
         if changed := config_differences(first, to_dict(c), skip=_PER_RUN,
                                          saved_as=f"in {configs[0].run.log_dir}"):
             raise ConfigError(
-                f"Runs trained together may differ only in run.seed and run.log_dir; "
+                f"Runs trained together may differ only in {', '.join(_PER_RUN)}; "
                 f"{c.run.log_dir} differs in {'; '.join(changed)}. Train it on its own.")
     folders = [c.run.log_dir for c in configs]
     if len(set(folders)) < len(folders):

@@ -26,6 +26,7 @@ from tests.reliability.helpers import (
     read_metrics,
     use_faulty_envs,
 )
+from tests.train.helpers import tiny_config
 
 LONG_RUN = "learner.total_env_steps=100000"
 
@@ -78,7 +79,8 @@ class NanHeadGradientAgent(Agent):
         return super().unroll(params, inputs, state, segment_len)
 
 
-def test_nan_gradients_stop_the_run_naming_the_parameters(tmp_path, monkeypatch):
+def use_nan_head_gradients(monkeypatch) -> None:
+    """Every agent the builder makes is a NanHeadGradientAgent."""
     make_agent = builder.make_agent
 
     def nan_agent(*args, **kwargs):
@@ -87,6 +89,10 @@ def test_nan_gradients_stop_the_run_naming_the_parameters(tmp_path, monkeypatch)
                                        for f in dataclasses.fields(agent)})
 
     monkeypatch.setattr(builder, "make_agent", nan_agent)
+
+
+def test_nan_gradients_stop_the_run_naming_the_parameters(tmp_path, monkeypatch):
+    use_nan_head_gradients(monkeypatch)
     with pytest.raises(NonFiniteError) as raised:
         loop.train(quick_config(tmp_path, LONG_RUN, "learner.max_nonfinite_updates=2",
                                 "agent.core=feedforward"))  # compiles fastest
@@ -99,6 +105,20 @@ def test_nan_gradients_stop_the_run_naming_the_parameters(tmp_path, monkeypatch)
     assert [r["nonfinite_grads"] for r in read_metrics(tmp_path)] == [1.0, 1.0]
     final = saved_state(tmp_path, 2)
     assert int(final["nonfinite_updates"]) == 2 and all_finite(final["params"])
+
+
+def test_seeds_trained_together_stop_naming_the_run_whose_updates_failed(tmp_path,
+                                                                       monkeypatch):
+    """One program trains the seeds, so a failing one stops all: the message says whose."""
+    use_nan_head_gradients(monkeypatch)
+    configs = [tiny_config(tmp_path / f"seed{seed}", "learner.loop=on_device", LONG_RUN,
+                           "agent.core=feedforward", "learner.max_nonfinite_updates=2",
+                           f"run.seed={seed}") for seed in (0, 1)]
+    with pytest.raises(NonFiniteError) as raised:
+        loop.train_seeds(configs)
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'seed0'}: Stopping: 2 updates in a row"), message
+    assert "because the gradients were not finite" in message
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")

@@ -210,6 +210,13 @@ def test_seeds_trained_together_write_what_each_run_alone_writes(run, tmp_path):
                            for c in configs])
     assert [r.update for r in resumed] == [8, 8]
     assert [r["update"] for r in read_metrics(configs[1].run.log_dir)] == list(range(1, 9))
+    assert resumed[0].metrics["loss"] != resumed[1].metrics["loss"]  # each its own checkpoint
+    # A resumed run and a fresh one start from different env steps: not one program.
+    with pytest.raises(ConfigError, match="same env step"):
+        train_seeds([tiny_config(configs[0].run.log_dir, *ON_DEVICE, "run.resume=true",
+                                 "learner.total_env_steps=512"),
+                     tiny_config(tmp_path / "fresh", *ON_DEVICE, "run.seed=3",
+                                 "learner.total_env_steps=512")])
 
 
 def test_seeds_train_together_only_when_they_differ_in_nothing_else(tmp_path):
