@@ -123,7 +123,8 @@ class WandbSink:
     wandb is imported only here, for the runs that ask for it, and its own settings apply:
     WANDB_MODE=offline keeps the run on disk, WANDB_DIR says where (default: the working
     directory). Records are plotted against env_steps, as in the TensorBoard events. A
-    resumed run (run.resume=true) is a new W&B run of the same name.
+    resumed run (run.resume=true) is a new W&B run of the same name. Runs trained in one
+    process (seeds trained together) each have a W&B run of their own.
     """
 
     def __init__(self, config: TrainConfig):
@@ -139,9 +140,12 @@ class WandbSink:
             raise ConfigError(WANDB_MISSING) from error
         try:
             # console="off": the progress bar's redraws would fill W&B's copy of the console.
+            # reinit="create_new": another run of this process (a seed trained beside this
+            # one) keeps its own W&B run, instead of this one joining or finishing it.
             self._run = wandb.init(
                 project=config.run.wandb_project, name=Path(config.run.log_dir).name,
-                config=to_dict(config), settings=wandb.Settings(console="off"))
+                config=to_dict(config), settings=wandb.Settings(console="off"),
+                reinit="create_new")
         except Exception as error:  # wandb raises several types (no API key, no network)
             reason = str(error).rstrip(".")
             raise ConfigError(

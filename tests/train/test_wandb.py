@@ -8,7 +8,7 @@ import pytest
 
 from gtrxl_jax.config import ConfigError
 from gtrxl_jax.train.loop import train
-from gtrxl_jax.train.metrics import MetricsLogger
+from gtrxl_jax.train.metrics import MetricsLogger, WandbSink
 from tests.train.helpers import tiny_config
 
 _BLOCK = 32768  # wandb's run file: a 7-byte header, then a LevelDB log of 32 KiB blocks
@@ -46,11 +46,20 @@ def items(update) -> dict:
     return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in update}
 
 
-def test_a_run_with_wandb_logs_its_config_records_and_summary_offline(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """wandb in offline mode, writing under tmp_path/wandb. wandb reads its environment once
+    per process (its singleton), so the singleton is torn down before and after."""
+    wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
+    wandb.teardown()
+    yield
+    wandb.teardown()
+
+
+def test_a_run_with_wandb_logs_its_config_records_and_summary_offline(tmp_path, offline_wandb):
     train(tiny_config(tmp_path / "run", "run.eval_episodes=0", "run.wandb=true"))
 
     (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
@@ -73,6 +82,25 @@ def test_a_run_with_wandb_logs_its_config_records_and_summary_offline(tmp_path, 
             summary.update(items(record.summary.update))
     assert summary["updates"] == 4 and summary["env_steps"] == 128
     assert summary["last_metrics"]["update"] == 4
+
+
+def test_runs_of_one_process_each_log_to_a_w_and_b_run_of_their_own(tmp_path, offline_wandb):
+    """Seeds trained together (`train_seeds`) each have a MetricsLogger, so a W&B sink
+    each, alive at once in one process: neither may join or finish the other's run."""
+    sinks = {name: WandbSink(tiny_config(tmp_path / name, "run.wandb=true"))
+             for name in ("seed0", "seed1")}
+    for steps, sink in enumerate(sinks.values(), start=1):
+        sink.write({"env_steps": steps, "loss": float(steps)})
+    for sink in sinks.values():
+        sink.close()
+
+    logged = {}
+    for run_file in (tmp_path / "wandb").glob("offline-run-*/run-*.wandb"):
+        records = read_wandb_records(run_file)
+        (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        logged[run.display_name] = [items(r.history.item)["loss"] for r in records
+                                    if r.WhichOneof("record_type") == "history"]
+    assert logged == {"seed0": [1.0], "seed1": [2.0]}
 
 
 def test_without_the_wandb_package_asking_for_it_is_a_config_error(tmp_path, monkeypatch):
