@@ -106,7 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name a suite (or use --list)")
     suite = SUITES[args.suite]
     out = args.out or Path("runs/suites") / suite.name
-    specs = expand(suite, out, args.overrides, args.tasks, args.cores, args.seeds)
+    if args.report_only and (args.tasks or args.cores or args.seeds):
+        parser.error("--report-only covers every run finished in --out; leave out --tasks, "
+                     "--cores and --seeds.")
+    try:  # an unknown filter or --set key: one line, no traceback
+        specs = expand(suite, out, args.overrides, args.tasks, args.cores, args.seeds)
+    except ValueError as error:
+        parser.error(str(error))
     if args.dry_run:
         _print_plan(suite, out, specs)
         return 0

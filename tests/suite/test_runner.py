@@ -200,6 +200,19 @@ def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
         cli.main([])
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["--tasks", "TMaze-L5"], "task(s) ['TMaze-L5'] not in this suite"),
+    (["--set", "learner.nonsense=1"], "Unknown config key 'learner.nonsense'"),
+    (["--report-only", "--cores", "lstm"], "--report-only covers every run finished"),
+])
+def test_cli_says_what_is_wrong_in_one_line(tmp_path, capsys, arguments, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fast", "--dry-run", "--out", str(tmp_path), *arguments])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_cli_exits_130_when_a_signal_stopped_the_suite(tmp_path, monkeypatch):
     from gtrxl_jax.suite import runner
 
