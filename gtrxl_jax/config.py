@@ -40,6 +40,10 @@ class ConfigError(ValueError):
     """A configuration value or key a user gave is not valid."""
 
 
+class RunsApartError(ConfigError):
+    """Runs asked to train together (`train_seeds`) resume from different env steps."""
+
+
 # env.factory's form, "package.module:function" (`gtrxl_jax.envs.factories` imports it).
 FACTORY_FORM = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from gtrxl_jax.config import TrainConfig, to_dict
+from gtrxl_jax.config import RunsApartError, TrainConfig, to_dict
 from gtrxl_jax.suite.plots import plot_horizon, plot_intervals, plot_learning_curves
 from gtrxl_jax.suite.records import (
     has_finished,
@@ -219,7 +219,7 @@ def run_suite(
             if len(group) == 1:
                 train_fn(configs[0])
             else:
-                train_seeds_fn(configs)
+                _train_together(configs, train_fn, train_seeds_fn)
         except Exception as error:  # noqa: BLE001  (one failed run must not stop the suite)
             for spec in group:
                 report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
@@ -242,6 +242,30 @@ def run_suite(
     report_specs = specs if report_specs is None else report_specs
     report.files = write_report(suite, output_dir, report_specs, references)
     return report
+
+
+def _train_together(configs: list[TrainConfig], train_fn: TrainFn,
+                    train_seeds_fn: TrainSeedsFn) -> None:
+    """Train a group's runs in one program, or one by one if they resume from different steps.
+
+    Runs resume from different env steps after some trained alone, or after a kill that came
+    between two runs' checkpoints; one by one, each resumes from its own. A run stopped by a
+    signal ends the group there, as it ends the suite.
+    """
+    try:
+        train_seeds_fn(configs)
+    except RunsApartError as error:
+        logger.warning("%s: training them one by one", error)
+        for config in configs:
+            train_fn(config)
+            if _stopped(config):
+                return
+
+
+def _stopped(config: TrainConfig) -> bool:
+    """Whether a run that train_fn returned from was stopped by a signal."""
+    summary = read_summary(Path(config.run.log_dir))
+    return bool(summary and summary.get("interrupted"))
 
 
 def seed_groups(specs: list[RunSpec]) -> list[list[RunSpec]]:

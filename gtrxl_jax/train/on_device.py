@@ -43,7 +43,13 @@ from flax import struct
 from jax.sharding import PartitionSpec
 
 from gtrxl_jax.agent import Agent, AgentInput
-from gtrxl_jax.config import ConfigError, TrainConfig, config_differences, to_dict
+from gtrxl_jax.config import (
+    ConfigError,
+    RunsApartError,
+    TrainConfig,
+    config_differences,
+    to_dict,
+)
 from gtrxl_jax.envs.episodes import EpisodeTotals
 from gtrxl_jax.envs.functional import JaxEnv, JaxTimeStep, batch_reset, batch_step, reset_keys
 from gtrxl_jax.train import builder, placement, result
@@ -315,8 +321,8 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
       Each run's TrainResult, in the order of `configs`.
 
     Raises:
-      ConfigError: configs that differ in more, several processes with several seeds, or
-        resumed runs that stopped at different updates.
+      ConfigError: configs that differ in more, or several processes with several seeds.
+      RunsApartError: resumed runs that stopped at different env steps.
       NonFiniteError: as `loop.train`, its message led by the failing run's folder; being
         one program, every run stops with it (each checkpointed).
       CheckpointError, MetricsWriteError: as `loop.train`.
@@ -464,11 +470,11 @@ def _check_seeds(configs: list[TrainConfig]) -> None:
 
 
 def _common_start(configs: list[TrainConfig], start_env_steps: list[int]) -> int:
-    """The env steps every run starts from; ConfigError if resumed runs stopped apart."""
+    """The env steps every run starts from; RunsApartError if resumed runs stopped apart."""
     if len(set(start_env_steps)) > 1:
         at = ", ".join(f"{c.run.log_dir}: {steps:,d}"
                        for c, steps in zip(configs, start_env_steps, strict=True))
-        raise ConfigError(f"Runs trained together must start from the same env step; these "
+        raise RunsApartError(f"Runs trained together must start from the same env step; these "
                           f"start from {at}. Resume them one by one.")
     return start_env_steps[0]
 

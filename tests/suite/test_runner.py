@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from gtrxl_jax.config import RunsApartError
 from gtrxl_jax.suite import cli
 from gtrxl_jax.suite.runner import run_suite, write_report
 from gtrxl_jax.suite.suites import SUITES, expand
@@ -332,6 +333,28 @@ def test_together_trains_each_task_and_cores_seeds_in_one_call(tmp_path, fast_sp
     resumed = FakeTrainSeeds()
     run_suite(SUITES["fast"], out, specs=specs, together=True, train_seeds_fn=resumed)
     assert [c.run.resume for c in resumed.groups[0]] == [True] * 3
+
+
+def test_seeds_that_resume_from_different_steps_train_one_by_one(tmp_path):
+    """A group whose runs cannot be one program (`RunsApartError`) trains each run alone,
+    and a signal that stops one of them stops the group there."""
+    def specs(out):
+        return expand(SUITES["fast"], out, tasks=("TMaze-L4",), variants=("lstm",),
+                      seeds=(0, 1, 2))
+
+    def apart(configs):
+        raise RunsApartError("they start from 1,024 and 0 env steps")
+
+    single = FakeTrain()
+    report = run_suite(SUITES["fast"], tmp_path, train_fn=single, specs=specs(tmp_path),
+                       together=True, train_seeds_fn=apart)
+    assert [c.run.seed for c in single.calls] == [0, 1, 2]
+    assert len(report.trained) == 3 and not report.failed
+
+    stopped, out = FakeTrain(interrupt=True), tmp_path / "stopped"
+    report = run_suite(SUITES["fast"], out, train_fn=stopped, specs=specs(out), together=True,
+                       train_seeds_fn=apart)
+    assert len(stopped.calls) == 1 and report.interrupted == "TMaze-L4/lstm/seed0"
 
 
 def test_cli_together_refuses_runs_that_train_with_actors(tmp_path, capsys):

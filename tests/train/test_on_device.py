@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from gtrxl_jax.agent import Agent
-from gtrxl_jax.config import ConfigError, LossConfig
+from gtrxl_jax.config import ConfigError, LossConfig, RunsApartError
 from gtrxl_jax.envs import make_jax_env
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train import placement
@@ -212,7 +212,7 @@ def test_seeds_trained_together_write_what_each_run_alone_writes(run, tmp_path):
     assert [r["update"] for r in read_metrics(configs[1].run.log_dir)] == list(range(1, 9))
     assert resumed[0].metrics["loss"] != resumed[1].metrics["loss"]  # each its own checkpoint
     # A resumed run and a fresh one start from different env steps: not one program.
-    with pytest.raises(ConfigError, match="same env step"):
+    with pytest.raises(RunsApartError, match="same env step"):  # the suite then goes one by one
         train_seeds([tiny_config(configs[0].run.log_dir, *ON_DEVICE, "run.resume=true",
                                  "learner.total_env_steps=512"),
                      tiny_config(tmp_path / "fresh", *ON_DEVICE, "run.seed=3",
