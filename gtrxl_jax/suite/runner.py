@@ -335,7 +335,7 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
         write_ablation(rows, references, output_dir, suite.score_mode)
         files += [output_dir / "ablation.md", output_dir / "ablation.csv"]
     if suite.learning_rates:
-        write_tuning(rows, output_dir, suite.score_mode)
+        write_tuning(rows, output_dir, suite.score_mode, suite.learning_rates)
         files += [output_dir / "tuning.md", output_dir / "tuning.csv"]
     if suite.horizon:
         write_horizon(rows, output_dir, suite.score_mode)

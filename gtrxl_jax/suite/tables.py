@@ -313,36 +313,48 @@ def write_horizon(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
     (out_dir / "horizon.md").write_text("\n".join(lines) + "\n")
 
 
-def best_learning_rates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
+def best_learning_rates(
+    rows: list[ResultRow], mode: str, grid: tuple[float, ...]
+) -> dict[str, dict[str, float]]:
     """Each core's best rate on each task of a tuning sweep: its highest mean score.
+
+    A core gets a pick on a task only once it has a result at every rate of `grid`: a
+    sweep still running picks nothing for it (its best rate so far may not stay best).
 
     Args:
       rows: result rows whose variants are "<core>@lr<rate>" (`suites.swept_variant`).
       mode: the evaluation mode whose normalised scores (mean over seeds) decide.
+      grid: the sweep's learning rates (`Suite.learning_rates`).
 
     Returns:
-      {task: {core: learning rate}}; a tie goes to the rate listed first.
+      {task: {core: learning rate}}; a tie goes to the rate listed first in `grid`.
     """
-    best: dict[str, dict[str, tuple[float, float]]] = {}
+    return {task: {core: max(grid, key=by_rate.get) for core, by_rate in by_core.items()
+                   if set(grid) <= set(by_rate)}
+            for task, by_core in _swept_scores(rows, mode).items()}
+
+
+def _swept_scores(rows: list[ResultRow], mode: str) -> dict[str, dict[str, dict[float, float]]]:
+    """{task: {core: {rate: mean normalised score}}} of a sweep's rows (NaN as -inf)."""
+    scores: dict[str, dict[str, dict[float, float]]] = {}
     for row in rows:
         core, rate = split_variant(row.variant)
-        score = row.score(mode)[0]
-        score = score if math.isfinite(score) else -math.inf
-        by_core = best.setdefault(row.task, {})
-        if rate is not None and (core not in by_core or score > by_core[core][1]):
-            by_core[core] = (rate, score)
-    return {task: {core: rate for core, (rate, _) in by_core.items()}
-            for task, by_core in best.items()}
+        if rate is not None:
+            score = row.score(mode)[0]
+            by_rate = scores.setdefault(row.task, {}).setdefault(core, {})
+            by_rate[rate] = score if math.isfinite(score) else -math.inf
+    return scores
 
 
-def write_tuning(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
+def write_tuning(rows: list[ResultRow], out_dir: Path, mode: str,
+                 grid: tuple[float, ...]) -> None:
     """Write tuning.md and tuning.csv: each core's score per task and rate, and its pick.
 
-    The pick (`best_learning_rates`) is, per task, the rate with the highest seed-averaged
-    normalised score in `mode`.
+    The pick (`best_learning_rates`) is, per task, the rate of `grid` with the highest
+    seed-averaged normalised score in `mode`, made once the core has run at every rate.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    best = best_learning_rates(rows, mode)
+    best, swept = best_learning_rates(rows, mode, grid), _swept_scores(rows, mode)
     table = []
     for row in rows:
         core, rate = split_variant(row.variant)
@@ -355,7 +367,9 @@ def write_tuning(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
         "# Learning-rate sweep",
         "",
         f"Normalised score ({mode} evaluation), mean ± std over seeds. A core's pick on a "
-        "task (**bold**) is the rate with the highest mean; a tie goes to the rate listed first.",
+        "task (**bold**) is the rate with the highest mean; a tie goes to the rate listed first. "
+        "A core gets its pick once it has run at every rate of the sweep "
+        f"({', '.join(f'{rate:g}' for rate in grid)}).",
     ]
     for task in dict.fromkeys(entry["task"] for entry in table):
         lines += ["", f"## {task}", "", "| core | learning rate | seeds | score |",
@@ -365,6 +379,12 @@ def write_tuning(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
             cells = [variant_label(entry["core"]), f"**{rate}**" if entry["chosen"] else rate,
                      str(entry["seeds"]), _pm(entry["score_mean"], entry["score_std"])]
             lines.append("| " + " | ".join(cells) + " |")
+        missing = {core: [rate for rate in grid if rate not in by_rate]
+                   for core, by_rate in swept[task].items()}
+        if any(missing.values()):
+            lines += ["", "No pick yet (rates still to run): " + "; ".join(
+                f"{variant_label(core)} ({', '.join(f'{rate:g}' for rate in rates)})"
+                for core, rates in missing.items() if rates) + "."]
     (out_dir / "tuning.md").write_text("\n".join(lines) + "\n")
 
 

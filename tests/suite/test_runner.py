@@ -308,6 +308,22 @@ def test_a_tie_goes_to_the_rate_listed_first(tmp_path):
     assert [float(r["learning_rate"]) for r in rows if r["chosen"] == "True"] == [5e-4]
 
 
+def test_a_core_gets_no_pick_until_it_has_run_at_every_rate(tmp_path):
+    suite = SUITES["memory_tuning"]
+    specs = expand(suite, tmp_path, tasks=("TMaze-L31",), variants=("gtrxl_gru", "lstm"),
+                   seeds=(100,))
+    # The LSTM has run only at 2e-3 so far: its best rate yet, but not yet its pick.
+    partial = [s for s in specs if s.variant != "lstm@lr0.0005" and s.variant != "lstm@lr0.001"]
+    run_suite(suite, tmp_path, train_fn=FakeTrain(best_rates={"gtrxl": 1e-3}), specs=partial,
+              report_specs=specs)
+    rows = read_csv(tmp_path / "tuning.csv")
+    assert [(r["core"], float(r["learning_rate"])) for r in rows if r["chosen"] == "True"] == [
+        ("gtrxl_gru", 1e-3)]
+    assert [float(r["learning_rate"]) for r in rows if r["core"] == "lstm"] == [2e-3]
+    assert "No pick yet (rates still to run): LSTM (0.0005, 0.001)." in (
+        tmp_path / "tuning.md").read_text()
+
+
 def test_together_trains_each_task_and_cores_seeds_in_one_call(tmp_path, fast_specs):
     single, seeds = FakeTrain(), FakeTrainSeeds()
     report = run_suite(SUITES["fast"], tmp_path, train_fn=single, specs=fast_specs,
