@@ -57,6 +57,7 @@ from gtrxl_jax.suite.results import CURVE_KEYS, read_run_config, read_summary, t
 from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
 from gtrxl_jax.suite.tables import (
     horizon_points,
+    reported_runs,
     result_rows,
     write_ablation,
     write_horizon,
@@ -325,6 +326,8 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
     tasks = tuple(t for t in suite.scored_tasks() if t in spec_tasks)
     variants = tuple(dict.fromkeys(spec.variant for spec in specs))
     rows = result_rows(results, references, tasks, variants)
+    _warn_dropped(reported_runs(output_dir) - {(r.task, r.variant, seed) for r in rows
+                                               for seed in r.seeds})
     title = f"Suite {suite.name!r}: {suite.description}"
     summary = write_results(rows, output_dir, suite.score_mode, title)
     files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
@@ -371,6 +374,17 @@ def _warn_stale(specs: list[RunSpec], records: dict) -> None:
             "they are left out of the report and trained again by the suite's command:\n  %s",
             len(stale), "\n  ".join(f"{run_id}: {_first(changed)}"
                                    for run_id, changed in stale.items()))
+
+
+def _warn_dropped(dropped: set[tuple[str, str, int]]) -> None:
+    """Log the runs the folder's results.csv reported and its new tables leave out."""
+    if dropped:
+        logger.warning(
+            "the new tables leave out %d runs that results.csv reported: their run folders "
+            "and run_records.jsonl entries are gone (or they are stale, as above). `git "
+            "checkout` the folder restores the committed tables; the suite's command trains "
+            "them again:\n  %s", len(dropped),
+            "\n  ".join(f"{task}/{core}/seed{seed}" for task, core, seed in sorted(dropped)))
 
 
 def _curves(specs: list[RunSpec], outcomes: dict, tasks: tuple[str, ...], metric: str) -> dict:

@@ -138,6 +138,16 @@ def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
 _INTERVAL_KEYS = tuple(f"{n}{end}" for n in STATISTICS for end in ("", "_low", "_high"))
 
 
+def reported_runs(out_dir: Path) -> set[tuple[str, str, int]]:
+    """The (task, core, seed) of every run that out_dir's results.csv reports (none if absent)."""
+    path = out_dir / "results.csv"
+    if not path.exists():
+        return set()
+    with open(path) as file:
+        return {(row["task"], row["core"], int(seed)) for row in csv.DictReader(file)
+                for seed in row["seed_list"].split()}
+
+
 def write_results(
     rows: list[ResultRow], out_dir: Path, mode: str, title: str
 ) -> dict[str, dict[str, float]]:

@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -166,6 +167,17 @@ def test_report_can_be_written_without_any_finished_run(tmp_path):
     assert read_csv(tmp_path / "results.csv") == []
     assert all(p.suffix != ".png" for p in files)
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_a_report_says_which_reported_runs_it_leaves_out(tmp_path, fast_specs, caplog):
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=fast_specs)
+    # A fresh clone of a folder whose records were never committed: only the tables remain.
+    for path in (tmp_path / "run_records.jsonl", *tmp_path.glob("runs/*/*/seed1")):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    write_report(SUITES["fast"], tmp_path, fast_specs)
+    assert "the new tables leave out 6 runs that results.csv reported" in caplog.text
+    assert "TMaze-L4/lstm/seed1" in caplog.text and "TMaze-L4/lstm/seed0" not in caplog.text
+    assert {r["seed_list"] for r in read_csv(tmp_path / "results.csv")} == {"0"}
 
 
 @pytest.mark.needs_envpool
