@@ -101,10 +101,21 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
     return _read_json_object(Path(run_dir) / "config.json")
 
 
+def run_status(run_dir: str | Path) -> str:
+    """How a run's folder says it ended: "finished", "interrupted" or "missing".
+
+    "interrupted": a signal stopped it (it resumes from its checkpoint); "missing": no
+    readable summary.json (it never ended, or crashed).
+    """
+    summary = read_summary(run_dir)
+    if summary is None:
+        return "missing"
+    return "interrupted" if summary.get("interrupted", False) else "finished"
+
+
 def is_finished(run_dir: str | Path) -> bool:
     """A run is finished when its summary.json exists and does not say it was interrupted."""
-    summary = read_summary(run_dir)
-    return summary is not None and not summary.get("interrupted", False)
+    return run_status(run_dir) == "finished"
 
 
 def eval_entry(summary: dict[str, Any], mode: str, task: str, tasks: tuple[str, ...]) -> dict:

@@ -53,7 +53,7 @@ from gtrxl_jax.suite.records import (
     write_records,
 )
 from gtrxl_jax.suite.references import References, load_references
-from gtrxl_jax.suite.results import CURVE_KEYS, read_run_config, read_summary, task_results
+from gtrxl_jax.suite.results import CURVE_KEYS, read_run_config, run_status, task_results
 from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
 from gtrxl_jax.suite.tables import (
     horizon_points,
@@ -259,14 +259,8 @@ def _train_together(configs: list[TrainConfig], train_fn: TrainFn,
         logger.warning("%s: training them one by one", error)
         for config in configs:
             train_fn(config)
-            if _stopped(config):
+            if run_status(config.run.log_dir) == "interrupted":
                 return
-
-
-def _stopped(config: TrainConfig) -> bool:
-    """Whether a run that train_fn returned from was stopped by a signal."""
-    summary = read_summary(Path(config.run.log_dir))
-    return bool(summary and summary.get("interrupted"))
 
 
 def seed_groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
@@ -279,13 +273,13 @@ def seed_groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
 
 def _note_outcome(spec: RunSpec, report: SuiteReport) -> None:
     """Record in `report` how a run that `train` returned from ended, from its summary."""
-    summary = read_summary(spec.run_dir)
-    if summary is None:
+    status = run_status(spec.run_dir)
+    if status == "missing":
         report.failed[spec.run_id] = "train returned without a finished summary.json"
         logger.error("%s: %s", spec.run_id, report.failed[spec.run_id])
-    elif summary.get("interrupted"):
+    elif status == "interrupted":
         report.interrupted = report.interrupted or spec.run_id
-    else:  # written and not interrupted: finished (`is_finished`)
+    else:
         report.trained.append(spec.run_id)
 
 

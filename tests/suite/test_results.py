@@ -3,7 +3,13 @@ import math
 
 import numpy as np
 
-from gtrxl_jax.suite.results import eval_entry, is_finished, parse_eval, read_curve
+from gtrxl_jax.suite.results import (
+    eval_entry,
+    is_finished,
+    parse_eval,
+    read_curve,
+    run_status,
+)
 
 ENTRY = {"episode_return": 0.9, "success": 0.9, "episodes": 100}
 
@@ -36,14 +42,14 @@ def test_parse_eval_reads_nulls_as_nan():
     assert math.isnan(parse_eval({}).episode_return)
 
 
-def test_is_finished(tmp_path):
-    assert not is_finished(tmp_path)
+def test_run_status_and_is_finished(tmp_path):
+    assert (run_status(tmp_path), is_finished(tmp_path)) == ("missing", False)
     (tmp_path / "summary.json").write_text("{not json")
-    assert not is_finished(tmp_path)
+    assert (run_status(tmp_path), is_finished(tmp_path)) == ("missing", False)
     (tmp_path / "summary.json").write_text(json.dumps({"eval": {}, "interrupted": True}))
-    assert not is_finished(tmp_path)
+    assert (run_status(tmp_path), is_finished(tmp_path)) == ("interrupted", False)
     (tmp_path / "summary.json").write_text(json.dumps({"eval": {}}))
-    assert is_finished(tmp_path)
+    assert (run_status(tmp_path), is_finished(tmp_path)) == ("finished", True)
 
 
 def test_read_curve_single_and_multi_task(tmp_path):
