@@ -496,8 +496,11 @@ def config_differences(
     skip: tuple[str, ...] = (),
     saved_as: str = "in the checkpoint",
     only_saved_keys: bool = False,
+    current_as: str = "now",
 ) -> list[str]:
-    """The config entries on which two config dicts differ, as "key: saved <saved_as>, current now".
+    """The config entries on which two config dicts differ, one message each.
+
+    Each reads "key: <saved value> <saved_as>, <current value> <current_as>".
 
     Args:
       saved: a config dict saved earlier (a checkpoint's, a finished run's).
@@ -507,6 +510,7 @@ def config_differences(
       saved_as: how the messages name the saved side ("in the checkpoint", "then").
       only_saved_keys: compare only keys that `saved` has, i.e. leave out keys added to the
         config since it was saved (a new key's default keeps the behaviour from before it).
+      current_as: how they name the current side ("now", "here").
     """
     saved_flat, current_flat = _flatten(saved), _flatten(current)
     compared = set(saved_flat) if only_saved_keys else set(saved_flat) | set(current_flat)
@@ -516,7 +520,7 @@ def config_differences(
             continue
         old, new = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
         if old != new:
-            differences.append(f"{key}: {old!r} {saved_as}, {new!r} now")
+            differences.append(f"{key}: {old!r} {saved_as}, {new!r} {current_as}")
     return differences
 
 

@@ -460,7 +460,8 @@ def _check_seeds(configs: list[TrainConfig]) -> None:
     first = to_dict(configs[0])
     for c in configs[1:]:
         if changed := config_differences(first, to_dict(c), skip=_PER_RUN,
-                                         saved_as=f"in {configs[0].run.log_dir}"):
+                                         saved_as=f"in {configs[0].run.log_dir}",
+                                         current_as="here"):
             raise ConfigError(
                 f"Runs trained together may differ only in {', '.join(_PER_RUN)}; "
                 f"{c.run.log_dir} differs in {'; '.join(changed)}. Train it on its own.")

@@ -223,7 +223,8 @@ def test_seeds_train_together_only_when_they_differ_in_nothing_else(tmp_path):
     with pytest.raises(ConfigError, match="at least one run"):
         train_seeds([])
     seed = tiny_config(tmp_path / "a", *ON_DEVICE)
-    with pytest.raises(ConfigError, match=r"differs in optimizer\.learning_rate"):
+    with pytest.raises(ConfigError, match=r"differs in optimizer\.learning_rate: 0\.0002 in "
+                                          r".*/a, 0\.1 here\."):
         train_seeds([seed, tiny_config(tmp_path / "b", *ON_DEVICE, "run.seed=1",
                                        "optimizer.learning_rate=0.1")])
     with pytest.raises(ConfigError, match="folders of their own"):
