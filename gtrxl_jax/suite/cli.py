@@ -127,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         _enable_compile_cache(args.compile_cache or out / "jax_cache")
     report = run_suite(suite, out, specs=specs, keep_going=not args.fail_fast,
                        together=args.together, report_specs=everything)
+    stopped = f", stopped by a signal at {report.interrupted}" if report.interrupted else ""
     logger.info(
-        "%s: %d trained, %d already finished, %d failed; report: %s",
+        "%s: %d trained, %d already finished, %d failed%s; report: %s",
         suite.name,
         len(report.trained),
         len(report.skipped),
         len(report.failed),
+        stopped,
         out / "results.md",
     )
     for run_id, error in report.failed.items():

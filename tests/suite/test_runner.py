@@ -226,7 +226,7 @@ def test_cli_says_what_is_wrong_in_one_line(tmp_path, capsys, arguments, message
     assert message in err and "Traceback" not in err
 
 
-def test_cli_exits_130_when_a_signal_stopped_the_suite(tmp_path, monkeypatch):
+def test_cli_exits_130_when_a_signal_stopped_the_suite(tmp_path, monkeypatch, caplog):
     from gtrxl_jax.suite import runner
 
     train = FakeTrain(interrupt=True)
@@ -234,6 +234,8 @@ def test_cli_exits_130_when_a_signal_stopped_the_suite(tmp_path, monkeypatch):
     status = cli.main(["fast", "--out", str(tmp_path), "--seeds", "0", "--cores", "lstm",
                        "--no-compile-cache"])
     assert status == 130 and len(train.calls) == 1
+    assert "0 trained, 0 already finished, 0 failed, stopped by a signal at TMaze-L4/lstm/seed0" \
+        in caplog.text
 
 
 def test_cli_slices_build_one_report(tmp_path, monkeypatch):
