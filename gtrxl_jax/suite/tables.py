@@ -117,15 +117,20 @@ def result_rows(
 def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
     """Per core: the aggregates of its normalised scores in one evaluation mode.
 
+    Every core is aggregated over the same tasks, those every core has results on
+    (`shared_tasks`), so that the cores compare; a suite still running leaves the others out.
+
     Returns:
       {variant: {"mean", "median", "capped_mean", "tasks", "missing"}} over tasks of the
       seed-averaged score (`scores.aggregate`), and over all runs "iqm" and
       "optimality_gap" with their 95% stratified bootstrap intervals ("iqm_low",
-      "iqm_high", ...; `intervals.interval_estimates`).
+      "iqm_high", ...; `intervals.interval_estimates`); {} if no task is shared.
     """
+    shared = shared_tasks(rows)
     by_variant: dict[str, list[ResultRow]] = {}
     for row in rows:
-        by_variant.setdefault(row.variant, []).append(row)
+        if row.task in shared:
+            by_variant.setdefault(row.variant, []).append(row)
     summary = {}
     for variant, group in by_variant.items():
         summary[variant] = aggregate(row.score(mode)[0] for row in group)
@@ -133,6 +138,15 @@ def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
         for name, (point, low, high) in estimates.items():
             summary[variant].update({name: point, f"{name}_low": low, f"{name}_high": high})
     return summary
+
+
+def shared_tasks(rows: list[ResultRow]) -> tuple[str, ...]:
+    """The tasks (in row order) on which every core of `rows` has a result."""
+    tasks = {}
+    for row in rows:
+        tasks.setdefault(row.task, set()).add(row.variant)
+    variants = {row.variant for row in rows}
+    return tuple(task for task, have in tasks.items() if have == variants)
 
 
 _INTERVAL_KEYS = tuple(f"{n}{end}" for n in STATISTICS for end in ("", "_low", "_high"))
@@ -216,7 +230,9 @@ def write_results(
         "Capped mean: each task's score capped at 100 first (DMLab-30's convention). IQM "
         "(interquartile mean of all runs) and optimality gap (100 minus the mean of the runs' "
         f"scores capped at 100), with {CONFIDENCE:.0%} stratified bootstrap intervals "
-        "(rliable's method, Agarwal et al. 2021).",
+        "(rliable's method, Agarwal et al. 2021). Every core over the same tasks: "
+        f"{_task_list(shared_tasks(rows))}"
+        f"{_left_out(rows)}.",
         "",
         "| core | tasks | mean | median | capped mean | IQM [95% CI] | optimality gap [95% CI] |",
         "|---|---|---|---|---|---|---|",
@@ -230,6 +246,18 @@ def write_results(
         )
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def _task_list(tasks: tuple[str, ...]) -> str:
+    return ", ".join(tasks) if tasks else "none yet"
+
+
+def _left_out(rows: list[ResultRow]) -> str:
+    """" (left out: ...)" for the tasks some core has no result on yet, else ""."""
+    shared = shared_tasks(rows)
+    left = tuple(dict.fromkeys(row.task for row in rows if row.task not in shared))
+    return f" (left out, as not every core has a result on them yet: {', '.join(left)})" \
+        if left else ""
 
 
 def write_ablation(rows: list[ResultRow], references: References, out_dir: Path, mode: str) -> None:

@@ -291,6 +291,17 @@ def test_aggregates_carry_iqm_and_optimality_gap_with_intervals(tmp_path, fast_s
     assert (tmp_path / "aggregates.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_aggregates_compare_cores_on_the_tasks_every_core_has(tmp_path, fast_specs):
+    # The LSTM has not run TMaze-L16 yet: every core is aggregated over TMaze-L4 alone.
+    specs = [s for s in fast_specs if (s.variant, s.task) != ("lstm", "TMaze-L16")]
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=specs)
+    assert {r["core"]: r["tasks"] for r in read_csv(tmp_path / "aggregates.csv")} == {
+        "gtrxl_gru": "1", "lstm": "1", "feedforward": "1"}
+    markdown = (tmp_path / "results.md").read_text()
+    assert "Every core over the same tasks: TMaze-L4 (left out, as not every core has a " \
+        "result on them yet: TMaze-L16)." in markdown
+
+
 def test_a_tuning_sweep_writes_each_cores_pick_per_task(tmp_path):
     suite = SUITES["memory_tuning"]
     specs = expand(suite, tmp_path, variants=("gtrxl_gru", "lstm"), seeds=(100,))
