@@ -230,9 +230,7 @@ def write_results(
         "Capped mean: each task's score capped at 100 first (DMLab-30's convention). IQM "
         "(interquartile mean of all runs) and optimality gap (100 minus the mean of the runs' "
         f"scores capped at 100), with {CONFIDENCE:.0%} stratified bootstrap intervals "
-        "(rliable's method, Agarwal et al. 2021). Every core over the same tasks: "
-        f"{_task_list(shared_tasks(rows))}"
-        f"{_left_out(rows)}.",
+        f"(rliable's method, Agarwal et al. 2021). {_shared_tasks_note(rows)}",
         "",
         "| core | tasks | mean | median | capped mean | IQM [95% CI] | optimality gap [95% CI] |",
         "|---|---|---|---|---|---|---|",
@@ -248,16 +246,14 @@ def write_results(
     return summary
 
 
-def _task_list(tasks: tuple[str, ...]) -> str:
-    return ", ".join(tasks) if tasks else "none yet"
-
-
-def _left_out(rows: list[ResultRow]) -> str:
-    """" (left out: ...)" for the tasks some core has no result on yet, else ""."""
+def _shared_tasks_note(rows: list[ResultRow]) -> str:
+    """The sentence naming the tasks the aggregates cover (`shared_tasks`) and those left out."""
     shared = shared_tasks(rows)
+    note = f"Every core over the same tasks: {', '.join(shared) if shared else 'none yet'}"
     left = tuple(dict.fromkeys(row.task for row in rows if row.task not in shared))
-    return f" (left out, as not every core has a result on them yet: {', '.join(left)})" \
-        if left else ""
+    if left:
+        note += f" (left out, as not every core has a result on them yet: {', '.join(left)})"
+    return note + "."
 
 
 def write_ablation(rows: list[ResultRow], references: References, out_dir: Path, mode: str) -> None:
