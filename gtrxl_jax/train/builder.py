@@ -5,7 +5,7 @@ Everything here is built once, in this order, by the training loops:
     layout, spec = check_config(config)            # before any JAX work; ConfigError if not
     agent = make_agent(config, spec, len(layout.tasks))
     learner = make_learner(config, agent, layout, devices)
-    state, env_steps = initial_state(learner.init_state, checkpointer, config)
+    state, start = initial_state(learner.init_state, checkpointer, config)  # start: Progress
     actors, queues = make_actors(...)              # the actor-learner loop's actors
 
 An `ActorPlan` holds all an actor is made of, in picklable form, so that an actor process
@@ -32,7 +32,7 @@ from gtrxl_jax.envs.registry import is_host_task
 from gtrxl_jax.train.acting import ActingSteps
 from gtrxl_jax.train.actor import Actor, EnvGroup
 from gtrxl_jax.train.actor_process import ActorProcess, PickledParams
-from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
+from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError, Progress, progress_of
 from gtrxl_jax.train.handoff import ParamsStore, TrajectoryQueue
 from gtrxl_jax.train.layout import Layout, check_devices, plan_layout, plan_on_device_layout
 from gtrxl_jax.train.learning import LearnerState, Learning
@@ -155,7 +155,7 @@ def make_learner(config: TrainConfig, agent: Agent, layout: Layout, devices: lis
 def initial_state(
     init_state: Callable[[jax.Array], LearnerState], checkpointer: Checkpointer,
     config: TrainConfig,
-) -> tuple[LearnerState, int]:
+) -> tuple[LearnerState, Progress]:
     """A fresh learner state, or the latest checkpoint's when run.resume is set.
 
     The checkpoint folder and the checkpoint's config are checked before the learner state
@@ -168,7 +168,7 @@ def initial_state(
       config: the run's config.
 
     Returns:
-      (the learner state as host arrays, the env steps already consumed).
+      (the learner state as host arrays, the env steps and training time it stands for).
 
     Raises:
       CheckpointError: resume without a usable checkpoint, a checkpoint of another model,
@@ -183,11 +183,11 @@ def initial_state(
         checkpointer.read_meta(config)
     fresh = init_state(jax.random.PRNGKey(config.run.seed))
     if not config.run.resume:
-        return fresh, 0
+        return fresh, Progress(env_steps=0, wall_clock_s=0.0)
     state, meta = checkpointer.restore(fresh, config)
     logger.info("Resuming from update %d (%d env steps) in %s", meta["update"],
                 meta["env_steps"], checkpointer.directory)
-    return state, int(meta["env_steps"])
+    return state, progress_of(meta)
 
 
 def make_agent(config: TrainConfig, spec: EnvSpec, num_tasks: int) -> Agent:

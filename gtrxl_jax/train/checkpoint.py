@@ -3,7 +3,8 @@
 A checkpoint is a folder `<log_dir>/checkpoints/<update>/` holding
   state/  the LearnerState (params, optimiser state, PopArt statistics, update count,
           skipped-update count, RNG key), and
-  meta/   JSON: {"config": the run's config, "update": ..., "env_steps": ...}.
+  meta/   JSON: {"config": the run's config, "update": ..., "env_steps": ...,
+          "wall_clock_s": training seconds up to this update, over every session}.
 orbax writes each one to `<update>.orbax-checkpoint-tmp/` and renames it when complete, so a
 run killed while saving leaves its earlier checkpoints intact and the partial one is never
 read (leftovers are deleted when the folder is next opened). Saves run in the background;
@@ -15,8 +16,9 @@ state; otherwise the error names the config keys and the arrays that differ.
 """
 
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -36,6 +38,35 @@ logger = logging.getLogger(__name__)
 # the observation changes the parameters' shapes, which `restore` checks.
 STATE_KEYS = ("agent", "env.task", "env.factory", "loss.popart", "optimizer.name",
               "optimizer.schedule")
+
+
+class Progress(NamedTuple):
+    """How far a run has trained, over all its sessions (a resumed run continues both)."""
+
+    env_steps: int  # environment steps the learner has consumed
+    wall_clock_s: float  # seconds of training
+
+    def after(self, env_steps: int, session_start: float) -> "Progress":
+        """Progress continued to `env_steps` by a session begun at `session_start`.
+
+        Args:
+          env_steps: the env steps reached now.
+          session_start: the session's start, a `time.monotonic()` reading.
+        """
+        return Progress(env_steps, self.wall_clock_s + time.monotonic() - session_start)
+
+
+def progress_of(meta: dict) -> Progress:
+    """The progress a checkpoint's meta dict records.
+
+    A checkpoint written before the meta held the training time counts as 0 s of it: a run
+    resumed from one reports the time of its later sessions only, and says so in the log.
+    """
+    if "wall_clock_s" not in meta:
+        logger.warning("The checkpoint of update %d does not record the training time before "
+                       "it; the run's wall_clock_s will count from this session on.",
+                       meta["update"])
+    return Progress(int(meta["env_steps"]), float(meta.get("wall_clock_s", 0.0)))
 
 
 class CheckpointError(RuntimeError):
@@ -133,13 +164,13 @@ class Checkpointer:
         """The updates of the folder's complete checkpoints now (read afresh), ascending."""
         return sorted(self._manager.all_steps(read=True))
 
-    def save(self, state: Any, config: TrainConfig, env_steps: int) -> None:
+    def save(self, state: Any, config: TrainConfig, progress: Progress) -> None:
         """Save a checkpoint (in the background) unless this update already has one.
 
         Args:
           state: the LearnerState as host arrays (one copy, not replicated).
           config: the run's config.
-          env_steps: environment steps the learner has consumed.
+          progress: the env steps and training time the state stands for.
 
         Raises:
           CheckpointError: this save or the previous one (still in the background) failed,
@@ -149,7 +180,9 @@ class Checkpointer:
         update = int(state.update)
         if update in self._manager.all_steps():
             return
-        meta = {"config": to_dict(config), "update": update, "env_steps": int(env_steps)}
+        meta = {"config": to_dict(config), "update": update,
+                "env_steps": int(progress.env_steps),
+                "wall_clock_s": float(progress.wall_clock_s)}
         state = jax.tree.map(np.asarray, state)
         try:
             self._manager.save(update, args=ocp.args.Composite(
@@ -206,7 +239,7 @@ class Checkpointer:
 
         Returns:
           (state, meta): the restored LearnerState (host arrays) and the checkpoint's meta
-          dict {"config", "update", "env_steps"}.
+          dict {"config", "update", "env_steps", "wall_clock_s"} (see `progress_of`).
 
         Raises:
           CheckpointError: no complete checkpoint, a different model config (naming the

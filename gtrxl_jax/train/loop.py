@@ -121,9 +121,9 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
     learner = builder.make_learner(config, agent, layout, learner_devices)
     checkpointer = Checkpointer(config.run.log_dir, config.run.keep_checkpoints)
     with contextlib.closing(checkpointer):
-        state, start_env_steps = builder.initial_state(learner.init_state, checkpointer, config)
+        state, start = builder.initial_state(learner.init_state, checkpointer, config)
         start_update = int(state.update)
-        update, env_steps = start_update, start_env_steps
+        update, env_steps = start_update, start.env_steps
         metrics_logger = MetricsLogger(
             config.run.log_dir, config, tasks=layout.tasks, has_success=spec.has_success,
             start_env_steps=env_steps, start_update=start_update, enabled=is_main_process)
@@ -165,7 +165,8 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                             log.add_evaluation(update, eval_metrics(evaluate_params(params)))
                         if update % config.run.checkpoint_interval_updates == 0:
                             log.log_finished(keep=0)
-                            checkpointer.save(learner.unreplicate(replicated), config, env_steps)
+                            checkpointer.save(learner.unreplicate(replicated), config,
+                                              start.after(env_steps, start_time))
                     log.log_finished(keep=0)
             except Stopped:
                 pass  # a signal, or an actor's failure (raised below)
@@ -177,12 +178,12 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                     log.log_finished(keep=0)
                 except (NonFiniteError, MetricsWriteError) as error:
                     failure = failure or error
-            wall_clock_s = time.monotonic() - start_time
+            end = start.after(env_steps, start_time)
             final_state = learner.unreplicate(replicated)
             # After a failure, only a single process saves: a multi-process save waits for
             # every process, and the failed one may never come.
             if failure is None or jax.process_count() == 1:
-                checkpointer.save(final_state, config, env_steps)
+                checkpointer.save(final_state, config, end)
             if metrics_logger.pending_updates and not isinstance(failure, MetricsWriteError):
                 metrics_logger.write(update, env_steps, actor_monitor.read())
             if failure is not None:
@@ -191,8 +192,7 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
             return result.finish(
                 config, metrics_logger, params=final_state.params,
                 nonfinite_updates=int(final_state.nonfinite_updates), update=update,
-                env_steps=env_steps, start_env_steps=start_env_steps,
-                wall_clock_s=wall_clock_s, interrupted=signals.received,
+                start=start, end=end, interrupted=signals.received,
                 evaluate=evaluate_params, is_main_process=is_main_process)
 
 

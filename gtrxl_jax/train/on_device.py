@@ -348,9 +348,9 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         starts = [builder.initial_state(
             lambda key, seed=c.run.seed: placement.to_host(program.init(key, seed)),
             checkpointer, c) for c, checkpointer in zip(configs, checkpointers, strict=True)]
-        start_env_steps = _common_start(configs, [steps for _, steps in starts])
+        env_steps = _common_start(configs, [start.env_steps for _, start in starts])
         runner, update_fn, split_runs = _compile_runs(program, [state for state, _ in starts])
-        update, env_steps = int(np.max(runner.update)), start_env_steps
+        update = int(np.max(runner.update))
         loggers = [closing.enter_context(contextlib.closing(MetricsLogger(
             c.run.log_dir, c, tasks=layout.tasks, has_success=spec.has_success,
             start_env_steps=env_steps, start_update=update, enabled=is_main_process)))
@@ -398,19 +398,20 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                     log_finished(keep=1)
                     if update % config.run.checkpoint_interval_updates == 0:
                         log_finished(keep=0)
-                        for c, checkpointer, state in zip(configs, checkpointers, host_runs(),
-                                                          strict=True):
-                            checkpointer.save(state, c, env_steps)
+                        for c, checkpointer, state, (_, start) in zip(
+                                configs, checkpointers, host_runs(), starts, strict=True):
+                            checkpointer.save(state, c, start.after(env_steps, start_time))
                 log_finished(keep=0)
         except (NonFiniteError, MetricsWriteError) as error:
             failure = error  # the runner state is consistent: checkpoint it, then fail
-        wall_clock_s = time.monotonic() - start_time
+        ends = [start.after(env_steps, start_time) for _, start in starts]
         # After a failure, only a single process gathers and saves: both wait for every
         # process, and the failed one may never come.
         if failure is None or jax.process_count() == 1:
             finals = host_runs()
-            for c, checkpointer, state in zip(configs, checkpointers, finals, strict=True):
-                checkpointer.save(state, c, env_steps)
+            for c, checkpointer, state, end in zip(configs, checkpointers, finals, ends,
+                                                   strict=True):
+                checkpointer.save(state, c, end)
         for metrics_logger in loggers:
             if (metrics_logger.pending_updates
                     and not isinstance(failure, MetricsWriteError)):
@@ -420,10 +421,10 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         return [result.finish(
             c, metrics_logger, params=final.learner.params,
             nonfinite_updates=int(final.learner.nonfinite_updates), update=update,
-            env_steps=env_steps, start_env_steps=start_env_steps, wall_clock_s=wall_clock_s,
-            interrupted=signals.received, evaluate=evaluate, is_main_process=is_main_process)
-            for c, metrics_logger, final, evaluate
-            in zip(configs, loggers, finals, evaluators, strict=True)]
+            start=start, end=end, interrupted=signals.received, evaluate=evaluate,
+            is_main_process=is_main_process)
+            for c, metrics_logger, final, evaluate, (_, start), end
+            in zip(configs, loggers, finals, evaluators, starts, ends, strict=True)]
 
 
 def _compile_runs(program: OnDevice, states: list[RunnerState]):

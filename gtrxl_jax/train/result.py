@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gtrxl_jax.config import TrainConfig
+from gtrxl_jax.train.checkpoint import Progress
 from gtrxl_jax.train.metrics import MetricsLogger
 
 
@@ -16,9 +17,9 @@ class TrainResult:
       params: the final parameters (host arrays).
       update: learner updates done (the parameter version).
       env_steps: environment steps the learner consumed.
-      wall_clock_s: seconds from the start of training (actors started, or first update
-        dispatched) to its end.
-      sps: env_steps of this session / wall_clock_s.
+      wall_clock_s: seconds of training (from the actors' start, or the first update's
+        dispatch, to the end), over every session of a resumed run.
+      sps: env steps per second of this session.
       interrupted: the run stopped on SIGINT / SIGTERM before its end.
       eval: {"greedy": {...}, "sampled": {...}} evaluation results ({} if skipped).
       metrics: the last metrics record.
@@ -43,9 +44,8 @@ def finish(
     params: Any,
     nonfinite_updates: int,
     update: int,
-    env_steps: int,
-    start_env_steps: int,
-    wall_clock_s: float,
+    start: Progress,
+    end: Progress,
     interrupted: bool,
     evaluate: Callable[[Any], dict],
     is_main_process: bool,
@@ -58,9 +58,8 @@ def finish(
       params: the final parameters (host arrays).
       nonfinite_updates: updates skipped over the whole run.
       update: the update the run ended at.
-      env_steps: the env steps it ended at.
-      start_env_steps: where this session started (a resumed run's checkpoint).
-      wall_clock_s: this session's training time.
+      start: where this session started (a resumed run's checkpoint, else zero).
+      end: where it ended.
       interrupted: a signal stopped the run.
       evaluate: params -> {"greedy": ..., "sampled": ...}, the loop's own evaluation.
       is_main_process: only process 0 evaluates.
@@ -68,18 +67,18 @@ def finish(
     eval_results = {}
     if is_main_process and config.run.eval_episodes > 0 and not interrupted:
         eval_results = evaluate(params)
-    sps = (env_steps - start_env_steps) / max(wall_clock_s, 1e-9)
+    sps = (end.env_steps - start.env_steps) / max(end.wall_clock_s - start.wall_clock_s, 1e-9)
     metrics_logger.write_summary({
         "eval": eval_results,
-        "env_steps": env_steps,
+        "env_steps": end.env_steps,
         "updates": update,
-        "wall_clock_s": wall_clock_s,
+        "wall_clock_s": end.wall_clock_s,
         "sps": sps,
         "interrupted": interrupted,
         "nonfinite_updates": nonfinite_updates,
         "last_metrics": metrics_logger.latest,
     })
-    return TrainResult(params=params, update=update, env_steps=env_steps,
-                       wall_clock_s=wall_clock_s, sps=sps, interrupted=interrupted,
+    return TrainResult(params=params, update=update, env_steps=end.env_steps,
+                       wall_clock_s=end.wall_clock_s, sps=sps, interrupted=interrupted,
                        eval=eval_results, metrics=metrics_logger.latest,
                        log_dir=config.run.log_dir)

@@ -41,6 +41,12 @@ def checkpoint_updates(log_dir) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
 
+def checkpoint_meta(log_dir, update: int) -> dict:
+    """The meta dict (config, update, env_steps, wall_clock_s) of a complete checkpoint."""
+    return json.loads((Path(log_dir) / "checkpoints" / str(update) / "meta" / "metadata")
+                      .read_text())
+
+
 def partial_checkpoints(log_dir) -> list[str]:
     """orbax's temporary (unfinished) checkpoint folders in a run folder."""
     return sorted(p.name for p in (Path(log_dir) / "checkpoints").glob("*.orbax-checkpoint-tmp*"))

@@ -12,7 +12,7 @@ import pytest
 
 from gtrxl_jax.config import TrainConfig
 from gtrxl_jax.losses import popart_init
-from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
+from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError, Progress
 from gtrxl_jax.train.cli import main
 from gtrxl_jax.train.learning import LearnerState
 from gtrxl_jax.train.loop import train
@@ -119,7 +119,7 @@ def test_arrays_of_other_shapes_are_named(tmp_path):
                             nonfinite_updates=np.int32(0), rng=np.zeros(2, np.uint32))
 
     checkpointer = Checkpointer(str(tmp_path), keep=1)
-    checkpointer.save(state(3), TrainConfig(), env_steps=10)
+    checkpointer.save(state(3), TrainConfig(), Progress(env_steps=10, wall_clock_s=1.0))
     with pytest.raises(CheckpointError, match=r"params/core/w: float32\[3, 2\] in the "
                                               r"checkpoint, float32\[5, 2\] now"):
         checkpointer.restore(state(5), TrainConfig())

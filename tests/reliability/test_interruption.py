@@ -14,6 +14,7 @@ import pytest
 from tests.environment import REPO
 from tests.reliability.helpers import (
     STEPS_PER_UPDATE,
+    checkpoint_meta,
     checkpoint_updates,
     partial_checkpoints,
     read_metrics,
@@ -82,6 +83,8 @@ def test_a_run_killed_at_a_random_moment_resumes_from_its_last_complete_checkpoi
         if not (folder / f"{update}.orbax-checkpoint-tmp").exists():
             half_write(folder / str(last), folder / f"{update}.orbax-checkpoint-tmp")
 
+    trained_before = checkpoint_meta(log_dir, last)["wall_clock_s"]
+    assert trained_before > 0
     total_updates = last + 4
     resumed = subprocess.run(
         train_command(log_dir, "run.resume=true", *CHECKPOINTS,
@@ -96,6 +99,9 @@ def test_a_run_killed_at_a_random_moment_resumes_from_its_last_complete_checkpoi
     assert [r["update"] for r in read_metrics(log_dir)] == list(range(1, total_updates + 1))
     summary = json.loads((log_dir / "summary.json").read_text())
     assert (summary["updates"], summary["interrupted"]) == (total_updates, False)
+    # The training time of both sessions: the killed one's up to its checkpoint, then this.
+    assert (summary["wall_clock_s"] >= checkpoint_meta(log_dir, total_updates)["wall_clock_s"]
+            > trained_before)
 
 
 @pytest.mark.slow

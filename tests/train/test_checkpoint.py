@@ -8,7 +8,7 @@ import optax
 
 from gtrxl_jax.config import TrainConfig, apply_overrides, config_differences, to_dict
 from gtrxl_jax.losses import popart_init
-from gtrxl_jax.train.checkpoint import STATE_KEYS, Checkpointer
+from gtrxl_jax.train.checkpoint import STATE_KEYS, Checkpointer, Progress, progress_of
 from gtrxl_jax.train.learning import LearnerState
 
 
@@ -25,7 +25,8 @@ def test_round_trip_keeps_the_latest_checkpoints(tmp_path):
     config = TrainConfig()
     checkpointer = Checkpointer(str(tmp_path), keep=2)
     for update in (2, 4, 6):
-        checkpointer.save(make_state(update, seed=update), config, env_steps=100 * update)
+        checkpointer.save(make_state(update, seed=update), config,
+                          Progress(env_steps=100 * update, wall_clock_s=1.5 * update))
     checkpointer.close()
 
     checkpointer = Checkpointer(str(tmp_path), keep=2)
@@ -33,11 +34,17 @@ def test_round_trip_keeps_the_latest_checkpoints(tmp_path):
     assert sorted(p.name for p in checkpointer.directory.iterdir()) == ["4", "6"]
     state, meta = checkpointer.restore(make_state(0, seed=99), config)
     checkpointer.close()
-    assert meta["env_steps"] == 600 and meta["update"] == 6
+    assert meta["update"] == 6 and progress_of(meta) == Progress(600, 9.0)
     expected = make_state(6, seed=6)
     for name in ("params", "opt_state", "popart", "update", "nonfinite_updates", "rng"):
         np.testing.assert_equal(getattr(state, name), getattr(expected, name))
     assert type(state.opt_state[0]).__name__ == "ScaleByAdamState"
+
+
+def test_a_checkpoint_without_its_training_time_counts_none_and_says_so(caplog):
+    """Checkpoints written before the meta held wall_clock_s resume with 0 s behind them."""
+    assert progress_of({"update": 3, "env_steps": 96}) == Progress(96, 0.0)
+    assert "does not record the training time" in caplog.text
 
 
 def test_only_state_keys_count_as_differences():

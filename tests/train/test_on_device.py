@@ -22,7 +22,7 @@ from gtrxl_jax.train.learning import Learning
 from gtrxl_jax.train.loop import train, train_seeds
 from gtrxl_jax.train.on_device import OnDevice
 from tests.environment import REPO, user_env
-from tests.reliability.helpers import checkpoint_updates, read_metrics
+from tests.reliability.helpers import checkpoint_meta, checkpoint_updates, read_metrics
 from tests.train.helpers import TINY_AGENT, tiny_config
 
 N, T = 4, 8
@@ -211,6 +211,13 @@ def test_seeds_trained_together_write_what_each_run_alone_writes(run, tmp_path):
     assert [r.update for r in resumed] == [8, 8]
     assert [r["update"] for r in read_metrics(configs[1].run.log_dir)] == list(range(1, 9))
     assert resumed[0].metrics["loss"] != resumed[1].metrics["loss"]  # each its own checkpoint
+    for first, second in zip(results, resumed, strict=True):
+        # The training time adds up: the checkpoint's (its time at update 4), then this run's.
+        trained_before = checkpoint_meta(first.log_dir, 4)["wall_clock_s"]
+        assert 0 < trained_before <= first.wall_clock_s < second.wall_clock_s
+        summary = json.loads((Path(second.log_dir) / "summary.json").read_text())
+        assert summary["wall_clock_s"] == second.wall_clock_s
+        assert second.sps == pytest.approx(4 * N * T / (second.wall_clock_s - trained_before))
     # A resumed run and a fresh one start from different env steps: not one program.
     with pytest.raises(RunsApartError, match="same env step"):  # the suite then goes one by one
         train_seeds([tiny_config(configs[0].run.log_dir, *ON_DEVICE, "run.resume=true",
