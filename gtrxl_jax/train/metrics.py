@@ -165,7 +165,11 @@ class WandbSink:
         self._run.summary.update(_clean(summary))
 
     def close(self) -> None:
-        """Finish the W&B run (an offline one is complete on disk after this)."""
+        """Finish the W&B run.
+
+        wandb's service may still be writing an offline run's file after this; the file is
+        complete once the process ends (or after `wandb.teardown()`).
+        """
         self._run.finish()
 
 

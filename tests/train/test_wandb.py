@@ -41,6 +41,19 @@ def read_wandb_records(path) -> list:
     return records
 
 
+def offline_run_files(wandb_dir) -> list:
+    """The offline runs' `run-<id>.wandb` files under wandb_dir, once complete on disk.
+
+    `run.finish()` may return before wandb's service process has written all of a run's file
+    (CI once read a file without its run record), so this first shuts the service down, as
+    the end of a training process does (wandb's atexit hook); that waits for every file.
+    """
+    import wandb
+
+    wandb.teardown()
+    return sorted((wandb_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
 def items(update) -> dict:
     """A history or summary record's items as {key: value}."""
     return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in update}
@@ -62,7 +75,7 @@ def offline_wandb(tmp_path, monkeypatch):
 def test_a_run_with_wandb_logs_its_config_records_and_summary_offline(tmp_path, offline_wandb):
     train(tiny_config(tmp_path / "run", "run.eval_episodes=0", "run.wandb=true"))
 
-    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    (run_file,) = offline_run_files(tmp_path)
     records = read_wandb_records(run_file)
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert run.display_name == "run"
@@ -95,7 +108,7 @@ def test_runs_of_one_process_each_log_to_a_w_and_b_run_of_their_own(tmp_path, of
         sink.close()
 
     logged = {}
-    for run_file in (tmp_path / "wandb").glob("offline-run-*/run-*.wandb"):
+    for run_file in offline_run_files(tmp_path):
         records = read_wandb_records(run_file)
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
         logged[run.display_name] = [items(r.history.item)["loss"] for r in records
