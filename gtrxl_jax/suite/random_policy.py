@@ -152,10 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for task in args.tasks:
-        if args.jax:
-            result = measure_random_jax(task, args.episodes, args.seed)
-        else:
-            result = measure_random(task, args.episodes, args.num_envs, args.seed)
+        try:
+            if args.jax:
+                result = measure_random_jax(task, args.episodes, args.seed)
+            else:
+                result = measure_random(task, args.episodes, args.num_envs, args.seed)
+        except (ValueError, ImportError) as error:  # an unknown task, a missing extra
+            parser.error(str(error))
         logger.info(json.dumps(result))
         if args.out:
             with open(args.out, "a") as file:

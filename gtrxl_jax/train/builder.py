@@ -71,9 +71,9 @@ def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
       loop, of all env.num_envs environments).
 
     Raises:
-      ConfigError: an impossible layout, an unknown task, a task the agent has no torso or
-        policy for, tasks that cannot share an agent, agent options that do not fit, or a
-        run.log_dir that cannot be written.
+      ConfigError: an impossible layout, an unknown task, a task whose optional packages
+        are missing, a task the agent has no torso or policy for, tasks that cannot share
+        an agent, agent options that do not fit, or a run.log_dir that cannot be written.
     """
     check_log_dir(config.run.log_dir)
     if config.run.wandb and importlib.util.find_spec("wandb") is None:
@@ -88,7 +88,7 @@ def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
     for task in layout.tasks:
         try:
             env = make_env(task, 1, seed=0, training=True, **config.env.options)
-        except ValueError as error:
+        except (ValueError, ImportError) as error:  # ImportError: an optional extra missing
             raise ConfigError(f"{task_key(config)}: {error}") from error
         specs.append(env.spec)
         env.close()
@@ -114,7 +114,7 @@ def make_jax_task(config: TrainConfig) -> JaxEnv:
     """The environment of an on-device run (its one task, with env.options)."""
     try:
         return make_jax_env(config.env.tasks[0], **config.env.options)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:
         raise ConfigError(f"{task_key(config)}: {error}") from error
 
 
@@ -148,7 +148,7 @@ def make_learner(config: TrainConfig, agent: Agent, layout: Layout, devices: lis
     """The learner on its devices (`placement.Learner`), checked against the layout."""
     learner = Learner(make_learning(config, agent, layout), devices,
                       trajectory_len=config.learner.trajectory_len)
-    check_devices(layout, learner.num_devices)
+    check_devices(layout, learner.num_devices, config.loss)
     return learner
 
 

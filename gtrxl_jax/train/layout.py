@@ -14,7 +14,7 @@ Every number is checked before any work starts, with a ConfigError that names th
 import dataclasses
 import math
 
-from gtrxl_jax.config import ConfigError, TrainConfig
+from gtrxl_jax.config import ConfigError, LossConfig, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +117,19 @@ def plan_on_device_layout(config: TrainConfig) -> Layout:
     )
 
 
-def check_devices(layout: Layout, num_learner_devices: int) -> None:
-    """Raise ConfigError unless the local batch splits evenly over the learner devices."""
+def check_devices(layout: Layout, num_learner_devices: int, loss: LossConfig) -> None:
+    """Raise ConfigError unless the local batch splits evenly over the learner devices.
+
+    With loss.name=ppo, each device's rows must also split into PPO's minibatches.
+    """
     if layout.local_batch % num_learner_devices:
         raise ConfigError(
             f"learner.batch_size / distributed.num_processes = {layout.local_batch} rows must "
             f"split evenly over the {num_learner_devices} learner devices of this process "
             "(choose learner.batch_size or learner.learner_devices to fit).")
+    rows_per_device = layout.local_batch // num_learner_devices
+    if loss.name == "ppo" and rows_per_device % loss.ppo_minibatches:
+        raise ConfigError(
+            f"loss.ppo_minibatches={loss.ppo_minibatches} must divide the {rows_per_device} "
+            "rows (environments) of each learner device's batch; choose it (or "
+            "learner.batch_size) to fit.")

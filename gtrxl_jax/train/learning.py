@@ -59,11 +59,12 @@ class LearnerState:
 
 @dataclasses.dataclass(frozen=True)
 class Learning:
-    """The V-trace learner's update for one agent, optimiser and loss configuration.
+    """The learner's update (V-trace or PPO) for one agent, optimiser and loss configuration.
 
     Attributes:
       agent: the agent.
-      loss_config: the V-trace loss settings (discount, truncation levels, costs, popart).
+      loss_config: the loss settings (V-trace or PPO, discount, truncation levels or
+        clipping, costs, popart).
       optimizer: the optax optimiser.
       segment_len: the core's segment length (None: one segment of the whole trajectory);
         the unroll scans the trajectory's full segments and runs the bootstrap step apart.
@@ -99,10 +100,10 @@ class Learning:
         )
 
     def loss(self, params: Any, popart: Any, batch: Trajectory):
-        """The IMPALA loss of a batch [T+1, B]; aux: (metrics, V-trace targets in return units).
+        """The V-trace (IMPALA) loss of a batch [T+1, B].
 
-        The targets come back so that PopArt's statistics move toward exactly the targets
-        the gradient step used.
+        Its aux is (metrics, the V-trace targets in return units). The targets come back so
+        that PopArt's statistics move toward exactly the targets the gradient step used.
         """
         cfg = self.loss_config
         outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
@@ -161,7 +162,8 @@ class Learning:
           the mean over its steps), update_norm (the parameters' change over the update) and
           param_norm (after it), nonfinite_loss, nonfinite_grads and nonfinite_params (1.0
           where a loss, the gradients or the updated parameters were not finite, which skips
-          the whole update; the parameters are checked so that no checkpoint ever holds
+          the whole update; PPO blames the loss or the gradients of the first of its steps
+          that failed; the parameters are checked so that no checkpoint ever holds
           non-finite ones), policy_lag_mean / policy_lag_max (learner version minus acting
           version).
         """
@@ -233,16 +235,7 @@ class Learning:
             raise ValueError(
                 f"loss.ppo_minibatches={M} must divide the {B} environments of each learner "
                 "device's batch; choose it (or learner.batch_size) to fit.")
-        outputs, _ = self.agent.unroll(state.params, batch.inputs, batch.core_state,
-                                       segment_len=self.segment_len)
-        transition = transitions(batch, cfg.discount)
-        values = losses.select_task_values(jax.lax.stop_gradient(outputs.values),
-                                           batch.task_id)
-        targets = losses.gae_targets(values, transition["rewards"], transition["discounts"],
-                                     transition["mask"], lambda_=cfg.gae_lambda)
-        if cfg.ppo_normalise_advantages:
-            targets = targets._replace(pg_advantages=_normalise(
-                targets.pg_advantages, transition["mask"], axis_name))
+        targets = self._ppo_targets(state.params, batch, axis_name)
 
         def minibatch_step(carry, rows):
             params, opt_state = carry
@@ -267,10 +260,37 @@ class Learning:
         (params, opt_state), per_step = jax.lax.scan(
             minibatch_step, (state.params, state.opt_state), rows.reshape(-1, B // M))
         metrics = {name: values.mean() for name, values in per_step.items()}
-        grad_norm, grads_finite = metrics.pop("grad_norm"), metrics.pop("grads_finite")
+        grad_norm = metrics.pop("grad_norm")
+        del metrics["grads_finite"]
+        # Blame the first step that failed: a step's non-finite gradients make every later
+        # step's parameters, and so its loss, non-finite too.
+        steps = jnp.arange(per_step["loss"].shape[0])
+        first_bad_loss = jnp.min(jnp.where(jnp.isfinite(per_step["loss"]), steps.size, steps))
+        first_bad_grads = jnp.min(jnp.where(per_step["grads_finite"] == 1.0, steps.size, steps))
+        loss_finite = (first_bad_loss == steps.size) | (first_bad_loss > first_bad_grads)
         return Stepped(params=params, opt_state=opt_state, popart=state.popart, metrics=metrics,
-                       grad_norm=grad_norm, loss_finite=jnp.all(jnp.isfinite(per_step["loss"])),
-                       grads_finite=grads_finite == 1.0)
+                       grad_norm=grad_norm, loss_finite=loss_finite,
+                       grads_finite=first_bad_grads == steps.size)
+
+    def _ppo_targets(self, params: Any, batch: Trajectory,
+                     axis_name: str | None) -> losses.VTraceTargets:
+        """GAE targets of a batch [T+1, B] under `params`.
+
+        The advantages are standardised over the whole batch (over `axis_name` too) unless
+        `ppo_normalise_advantages` is false.
+        """
+        cfg = self.loss_config
+        outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
+                                       segment_len=self.segment_len)
+        transition = transitions(batch, cfg.discount)
+        values = losses.select_task_values(jax.lax.stop_gradient(outputs.values),
+                                           batch.task_id)
+        targets = losses.gae_targets(values, transition["rewards"], transition["discounts"],
+                                     transition["mask"], lambda_=cfg.gae_lambda)
+        if cfg.ppo_normalise_advantages:
+            targets = targets._replace(pg_advantages=_normalise(
+                targets.pg_advantages, transition["mask"], axis_name))
+        return targets
 
     def _ppo_loss(self, params: Any, batch: Trajectory, targets: losses.VTraceTargets):
         """PPO's loss of a minibatch [T+1, B'] under `params` (see `losses.ppo_loss`)."""
@@ -303,12 +323,21 @@ class Learning:
     def nonfinite_gradients(self, params: Any, popart: Any, batch: Trajectory) -> list[str]:
         """The parameters whose gradient on a batch is not finite, for error messages.
 
-        Compiles when first called, so call it only to explain a failure.
+        The gradient of the run's loss at `params`: V-trace's; for PPO, its loss on the
+        whole batch as one minibatch, with the targets of `params` (the update's first step
+        up to the minibatch's rows). Compiles when first called, so call it only to explain
+        a failure.
 
         Returns:
           The paths (e.g. "['core']['params']['block_0']...") of non-finite gradient leaves.
         """
-        grads, _ = jax.jit(jax.grad(self.loss, has_aux=True))(params, popart, batch)
+        if self.loss_config.name == "ppo":
+            def loss(p, popart, batch):
+                del popart
+                return self._ppo_loss(p, batch, self._ppo_targets(params, batch, None))
+        else:
+            loss = self.loss
+        grads, _ = jax.jit(jax.grad(loss, has_aux=True))(params, popart, batch)
         grads = jax.device_get(grads)
         return [jax.tree_util.keystr(path)
                 for path, leaf in jax.tree_util.tree_leaves_with_path(grads)

@@ -61,6 +61,7 @@ from gtrxl_jax.train.evaluation import (
     evaluate_on_device,
     periodic_eval_due,
 )
+from gtrxl_jax.train.layout import check_devices
 from gtrxl_jax.train.learning import LearnerState, Learning, NonFiniteError
 from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
@@ -341,6 +342,7 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                        num_envs=config.learner.batch_size,
                        trajectory_len=config.learner.trajectory_len,
                        mesh=placement.make_mesh(placement.learner_devices(config.learner)))
+    check_devices(layout, len(program.mesh.local_devices), config.loss)
     with contextlib.ExitStack() as closing:
         # Each one is closed on the way out, also if a later one cannot be made.
         checkpointers = [closing.enter_context(contextlib.closing(

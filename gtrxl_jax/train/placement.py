@@ -349,11 +349,6 @@ class Learner:
         self._update = None  # compiled for the batch's structure on first use
 
     @property
-    def agent(self):
-        """The agent the learner trains."""
-        return self.learning.agent
-
-    @property
     def num_devices(self) -> int:
         """D, the number of this process's learner devices."""
         return len(self.local_devices)

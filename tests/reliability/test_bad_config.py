@@ -65,6 +65,13 @@ def test_a_bad_override_is_refused_naming_the_key(override, message, tmp_path, c
     pytest.param(["env.num_envs=3", "learner.batch_size=3"],
                  "= 3 rows must split evenly over the 2 learner devices",
                  marks=pytest.mark.needs_devices(2)),
+    pytest.param(["learner.loop=on_device", "env.num_envs=3", "learner.batch_size=3"],
+                 "= 3 rows must split evenly over the 2 learner devices",
+                 marks=pytest.mark.needs_devices(2)),
+    # PPO's minibatches split each device's rows: 4 rows (1 device) or 2 (2 devices)
+    (["loss.name=ppo", "loss.ppo_minibatches=3"], "loss.ppo_minibatches=3 must divide the"),
+    (["learner.loop=on_device", "loss.name=ppo", "loss.ppo_minibatches=3"],
+     "loss.ppo_minibatches=3 must divide the"),
     (["learner.learner_devices=0,1,2"],
      "learner.learner_devices=(0, 1, 2) must be indices into the {n} local devices "
      "(0..{last})"),
@@ -93,3 +100,12 @@ def test_a_bad_config_file_is_refused_naming_the_key(body, message, tmp_path, ca
     path.write_text("from gtrxl_jax.config import *\n"
                     f"def get_config():\n    return {body}\n")
     assert message in refused(tmp_path, capsys, "--config", str(path))
+
+
+def test_a_task_whose_optional_extra_is_missing_is_refused_saying_what_to_install(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("gtrxl_jax.envs.memory_maze.missing_requirements", lambda gl: ["mujoco"])
+    err = refused(tmp_path, capsys, *BASE, "env.task=MemoryMaze-9x9", "env.num_envs=4")
+    assert "env.task: MemoryMaze-9x9 needs the optional Memory Maze extra" in err
+    assert "pip install 'gtrxl_jax[memory_maze]'" in err
+    assert "Traceback" not in err

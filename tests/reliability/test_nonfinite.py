@@ -91,11 +91,13 @@ def use_nan_head_gradients(monkeypatch) -> None:
     monkeypatch.setattr(builder, "make_agent", nan_agent)
 
 
-def test_nan_gradients_stop_the_run_naming_the_parameters(tmp_path, monkeypatch):
+@pytest.mark.parametrize("loss", [[], ["loss.name=ppo", "loss.ppo_minibatches=1"]],
+                         ids=["vtrace", "ppo"])
+def test_nan_gradients_stop_the_run_naming_the_parameters(loss, tmp_path, monkeypatch):
     use_nan_head_gradients(monkeypatch)
     with pytest.raises(NonFiniteError) as raised:
         loop.train(quick_config(tmp_path, LONG_RUN, "learner.max_nonfinite_updates=2",
-                                "agent.core=feedforward"))  # compiles fastest
+                                "agent.core=feedforward", *loss))  # compiles fastest
     message = str(raised.value)
     assert "2 updates in a row (up to update 2)" in message
     assert "because the gradients were not finite (the loss was finite)" in message
