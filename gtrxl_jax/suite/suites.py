@@ -19,7 +19,8 @@ Suites:
 - "memory_horizon": the passive T-maze on device with the cue 16 to 128 steps back (0.5x to
   4x the learner's trajectory): success against cue distance per core (Ni et al. 2023).
 - "memory_tuning": each core's learning rate, from a sweep of 3 rates on one task of a
-  family: TMaze-L31 (for memory_horizon) and RepeatPreviousEasy (the card games).
+  family: TMaze-L31 (for memory_horizon), RepeatPreviousEasy (the card games) and
+  MiniGrid-MemoryS9 (MiniGrid Memory).
 
 Each suite's `cost` says what it is expected to take. Core variants are named as in the
 results tables: "gtrxl_gru" .. "gtrxl_sigmoid_tanh", "trxl_i", "trxl", "lstm", "feedforward".
@@ -418,7 +419,7 @@ STANDARD = Suite(
         task: (f"learner.total_env_steps={steps}",) for task, steps in _BUDGETS.items()
     },
     cost=(
-        "180 runs (12 tasks x 5 cores x 3 seeds), 3.4B env steps in all. Estimated for one "
+        "180 runs (12 tasks x 5 cores x 3 seeds), 3.0B env steps in all. Estimated for one "
         "H100 with 16 CPU cores from the env rates measured on 2 CPU cores (scaled x8) and a "
         "learner bound of ~30k steps/s: MiniGrid ~11 min per 20M-step run, Procgen ~14 min "
         "per 25M, Atari ~11 min per 10M (~15k steps/s), ViZDoom ~40 min per 20M (env-bound, "
@@ -667,7 +668,7 @@ MEMORY_HORIZON = Suite(
 
 # The tuning sweep's tasks, each at the settings of the suite that reports it: TMaze-L31
 # (the cue one trajectory back) for memory_horizon, RepeatPreviousEasy and
-# MiniGrid-MemoryS9 (5M steps a run) for the card games and MiniGrid Memory of memory.
+# MiniGrid-MemoryS9 (5M and 3M steps a run) for the card games and MiniGrid Memory of memory.
 _TUNING_TASKS = {
     "TMaze-L31": (*_budgets(_HORIZON_BUDGETS)["TMaze-L31"], "learner.segment_len=16"),
     "RepeatPreviousEasy": _MEMORY_TASK_OVERRIDES["RepeatPreviousEasy"],

@@ -63,8 +63,14 @@ def task_key(config: TrainConfig) -> str:
     return "env.factory" if config.env.factory else "env.task"
 
 
-def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
+def check_config(config: TrainConfig, *, writable_log_dir: bool = True
+                 ) -> tuple[Layout, EnvSpec]:
     """Check everything about a config that can be checked before any JAX work.
+
+    Args:
+      config: the run's config.
+      writable_log_dir: whether run.log_dir must be writable (False for a reader of a
+        finished run's folder).
 
     Returns:
       The run's layout and the environment spec (of the first task; for the on-device
@@ -75,7 +81,8 @@ def check_config(config: TrainConfig) -> tuple[Layout, EnvSpec]:
         are missing, a task the agent has no torso or policy for, tasks that cannot share
         an agent, agent options that do not fit, or a run.log_dir that cannot be written.
     """
-    check_log_dir(config.run.log_dir)
+    if writable_log_dir:
+        check_log_dir(config.run.log_dir)
     if config.run.wandb and importlib.util.find_spec("wandb") is None:
         raise ConfigError(WANDB_MISSING)
     if resolve_loop(config) == "on_device":

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -98,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_outputs(run: SavedRun, args: argparse.Namespace) -> None:
-    """Raise UnavailableError for a video or attention map that the run cannot give."""
+    """Raise UnavailableError for a report, video or attention map that cannot be made.
+
+    The report cannot be written into a folder this user may not write; a video needs
+    pixel observations, an attention map a transformer core.
+    """
+    if not os.access(run.folder, os.W_OK | os.X_OK):
+        raise UnavailableError(
+            f"{run.folder} is not writable by this user, and gtrxl-eval writes its report "
+            f"(eval_{run.update}.json) there: make the folder writable, or evaluate a copy.")
     if args.video and run.spec.observation_kind not in PIXEL_KINDS:
         raise UnavailableError(
             f"--video: {run.tasks[0]} observes {run.spec.observation_kind}, not pixels: there "

@@ -106,7 +106,7 @@ def load_run(folder: str | Path, checkpoint: int | None = None) -> SavedRun:
             raise RunFolderError(f"{folder} has no checkpoint of update {checkpoint}; it has "
                                  f"{', '.join(map(str, updates))}.")
         update = updates[-1] if checkpoint is None else checkpoint
-        layout, spec = builder.check_config(config)
+        layout, spec = builder.check_config(config, writable_log_dir=False)
         agent = builder.make_agent(config, spec, len(layout.tasks))
         loop = builder.resolve_loop(config)
         try:

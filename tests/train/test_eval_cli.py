@@ -115,6 +115,19 @@ def test_a_missing_checkpoint_or_output_is_a_one_line_error(trained, capsys):
     assert error.count("\n") == 1 and "nothing to render" in error
 
 
+@pytest.mark.slow
+def test_a_folder_it_cannot_write_is_read_but_not_evaluated(trained, capsys, monkeypatch):
+    """load_run only reads (a run may still be training); gtrxl-eval writes its report there."""
+    log_dir, _, _ = trained
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # root may write anywhere
+    assert load_run(log_dir).update == UPDATES
+    assert main([str(log_dir)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"{log_dir} is not writable by this user, and gtrxl-eval writes its report " \
+           f"(eval_{UPDATES}.json) there" in error
+
+
 def test_an_actor_learner_run_is_evaluated_on_host_environments(tmp_path):
     """Its checkpoint holds a LearnerState (not a RunnerState), and its T-maze is numpy's."""
     train(tiny_config(tmp_path, "learner.loop=actor_learner", "learner.total_env_steps=64",
