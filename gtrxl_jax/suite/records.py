@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from gtrxl_jax.config import config_differences, to_dict
+from gtrxl_jax.strict_json import strict_json
 from gtrxl_jax.suite.results import (
     CURVE_KEYS,
     is_finished,
@@ -167,7 +168,7 @@ def _record(spec: RunSpec, outcome: RunOutcome) -> dict[str, Any]:
         "task": spec.task,
         "variant": spec.variant,
         "seed": spec.seed,
-        "summary": _finite(summary),
+        "summary": strict_json(summary),
         "curves": {task: _thinned(curve) for task, curve in outcome.curves.items()},
         **({} if outcome.config is None else {"config": outcome.config}),
     }
@@ -177,15 +178,4 @@ def _thinned(curve: Curve) -> dict[str, list]:
     """At most MAX_CURVE_POINTS evenly spaced points of a curve (its last one kept)."""
     n = len(curve["env_steps"])
     keep = np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).round().astype(int))
-    return {key: _finite(curve[key][keep].tolist()) for key in ("env_steps", *CURVE_KEYS)}
-
-
-def _finite(value: Any) -> Any:
-    """The same nested value with every NaN or infinity as None (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return {key: strict_json(curve[key][keep].tolist()) for key in ("env_steps", *CURVE_KEYS)}

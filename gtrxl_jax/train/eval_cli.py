@@ -28,6 +28,7 @@ from pathlib import Path
 
 from gtrxl_jax.config import ConfigError
 from gtrxl_jax.envs import make_env
+from gtrxl_jax.strict_json import strict_json
 from gtrxl_jax.train import builder
 from gtrxl_jax.train.attention_map import attention_weights, has_attention, plot_attention
 from gtrxl_jax.train.checkpoint import CheckpointError
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error), 1)
     report = evaluate_checkpoint(run, args)
     out = run.folder / f"eval_{run.update}.json"
-    out.write_text(json.dumps(_no_nan(report), indent=2) + "\n")
+    out.write_text(json.dumps(strict_json(report), indent=2) + "\n")
     sys.stdout.write(_summary(report, out) + "\n")
     return 0
 
@@ -187,15 +188,6 @@ def _summary(report: dict, out: Path) -> str:
         lines.append(f"  attention: {report['attention']['file']}")
     lines.append(f"  written to {out}")
     return "\n".join(lines)
-
-
-def _no_nan(tree):
-    """NaN -> None, recursively, for strict JSON."""
-    if isinstance(tree, dict):
-        return {key: _no_nan(value) for key, value in tree.items()}
-    if isinstance(tree, float) and math.isnan(tree):
-        return None
-    return tree
 
 
 if __name__ == "__main__":

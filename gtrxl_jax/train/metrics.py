@@ -36,6 +36,7 @@ import tqdm
 
 from gtrxl_jax.config import ConfigError, TrainConfig, to_dict
 from gtrxl_jax.envs.episodes import EpisodeTotals
+from gtrxl_jax.strict_json import strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +75,6 @@ def keep_records_up_to(path: Path, update: int) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text("".join(kept))
     os.replace(partial, path)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def totals_by_task(episodes: list) -> dict[str, EpisodeTotals]:
@@ -162,7 +157,7 @@ class WandbSink:
 
     def write_summary(self, summary: dict) -> None:
         """Put the end-of-run summary into the W&B run's summary."""
-        self._run.summary.update(_clean(summary))
+        self._run.summary.update(strict_json(summary))
 
     def close(self) -> None:
         """Finish the W&B run.
@@ -284,7 +279,7 @@ class MetricsLogger:
         if self._enabled:
             with _writing(self._jsonl_path):
                 self._jsonl.write(
-                    json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
+                    json.dumps(strict_json(record)) + "\n")
                 self._jsonl.flush()
             for key, value in record.items():
                 if key not in ("update", "env_steps", "time") and math.isfinite(value):
@@ -308,7 +303,7 @@ class MetricsLogger:
         """Save summary.json (and send it to W&B) and log it."""
         if not self._enabled:
             return
-        text = json.dumps(_clean(summary), indent=2)
+        text = json.dumps(strict_json(summary), indent=2)
         with _writing(self.log_dir / "summary.json"):
             (self.log_dir / "summary.json").write_text(text)
         if self._wandb is not None:
@@ -326,13 +321,6 @@ class MetricsLogger:
                 self._jsonl.close()
             except OSError as error:  # every record was flushed: this repeats a reported error
                 logger.warning("Closing %s failed: %s", self._jsonl_path, error)
-
-
-def _clean(tree: Any) -> Any:
-    """NaN -> None, recursively, for strict JSON."""
-    if isinstance(tree, dict):
-        return {key: _clean(value) for key, value in tree.items()}
-    return _json_value(tree)
 
 
 class ActorMonitor:
