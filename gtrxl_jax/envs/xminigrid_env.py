@@ -67,7 +67,6 @@ class XMiniGridMemory(JaxEnv):
             num_actions=env.num_actions(self._params),
             has_success=True,
         )
-        self.size = size
         self.max_steps = self._params.max_steps
 
     def _reset(self, key: jax.Array) -> tuple[TimeStep, jax.Array]:

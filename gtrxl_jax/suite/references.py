@@ -6,8 +6,9 @@ All numbers live in one file, `references.json` beside this module:
   evaluation entry in summary.json: "episode_return", "success" or "episode_length"), the
   random policy's score and the reference (human, published or the task's maximum), each
   with its source ("measured here" entries give the command).
-- "published": other published scores (e.g. Memory Maze's IMPALA and Dreamer), for tables;
-  a null value records that no number was found, and the source says where it was looked for.
+- "published": other published scores (e.g. Memory Maze's IMPALA and Dreamer), listed
+  beside the results tables; a null value records that no number was found, and the source
+  says where it was looked for.
 - "ablation_paper": the GTrXL paper's DMLab-30 scores per variant, the ablation table's
   reference column.
 
@@ -92,14 +93,6 @@ class References:
             f"no reference score for task {task!r} in {REFERENCES_PATH.name}; add "
             "its random and reference scores (with sources) there"
         )
-
-    def has(self, task: str) -> bool:
-        """Tell whether some entry covers the task."""
-        try:
-            self.for_task(task)
-        except KeyError:
-            return False
-        return True
 
 
 def load_references(path: str | Path = REFERENCES_PATH) -> References:

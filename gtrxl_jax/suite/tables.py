@@ -163,11 +163,12 @@ def reported_runs(out_dir: Path) -> set[tuple[str, str, int]]:
 
 
 def write_results(
-    rows: list[ResultRow], out_dir: Path, mode: str, title: str
+    rows: list[ResultRow], out_dir: Path, mode: str, title: str, references: References
 ) -> dict[str, dict[str, float]]:
     """Write results.md, results.csv and aggregates.csv into out_dir; return the aggregates.
 
-    The aggregates are those of `aggregates(rows, mode)`, per core.
+    The aggregates are those of `aggregates(rows, mode)`, per core. results.md ends with the
+    published numbers that `references` holds for the table's tasks.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     header = ["task", "core", "seeds", "metric"]
@@ -242,8 +243,32 @@ def write_results(
             f"{_fmt(agg['capped_mean'])} | {_interval(agg, 'iqm')} | "
             f"{_interval(agg, 'optimality_gap')} |"
         )
+    lines += _published_section(rows, references)
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def _published_section(rows: list[ResultRow], references: References) -> list[str]:
+    """Markdown lines: each of the table's tasks' published numbers (none: no lines)."""
+    tasks = [task for task in dict.fromkeys(row.task for row in rows)
+             if references.published.get(task)]
+    if not tasks:
+        return []
+    lines = ["", "## Published numbers for these tasks", "",
+             "As gtrxl_jax/suite/references.json records them, with their sources. A "
+             "number's metric may differ from this table's (POPGym reports MMER: the maximum "
+             "over training of the mean episodic return, averaged over runs); a missing "
+             "number is one that was looked for and not found.", ""]
+    for task in tasks:
+        for entry in references.published[task]:
+            value = entry.get("value")
+            figure = "no number found" if value is None else f"{value:g}"  # as recorded
+            if value is not None and entry.get("sd") is not None:
+                figure += f" ± {entry['sd']:g}"
+            if entry.get("metric"):
+                figure += f" ({entry['metric']})"
+            lines.append(f"- {task}, {entry['agent']}: {figure}. Source: {entry['source']}")
+    return lines
 
 
 def _shared_tasks_note(rows: list[ResultRow]) -> str:

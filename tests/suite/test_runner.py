@@ -404,3 +404,21 @@ def test_cli_together_refuses_runs_that_train_with_actors(tmp_path, capsys):
         cli.main(["fast", "--together", "--out", str(tmp_path), "--no-compile-cache"])
     assert "--together trains on-device runs only" in capsys.readouterr().err
     assert not (tmp_path / "suite.json").exists()
+
+
+def test_results_list_the_published_numbers_of_their_tasks_beside_them(tmp_path):
+    specs = expand(SUITES["memory"], tmp_path, tasks=("RepeatFirstMedium", "CountRecallEasy"),
+                   variants=("lstm",), seeds=(0,))
+    run_suite(SUITES["memory"], tmp_path, train_fn=FakeTrain(), specs=specs)
+    markdown = (tmp_path / "results.md").read_text()
+    published = markdown.split("## Published numbers for these tasks")[1]
+    assert "- RepeatFirstMedium, PPO + GRU (a POPGym baseline): 1 ± 0 (MMER). Source: " \
+           "second-hand, NOT checked against the paper" in published
+    assert "- CountRecallEasy, the best of POPGym's 13 models (LSTM): 0.509 (MMER)." in published
+    assert "- CountRecallEasy, POPGym baselines (" in published and "no number found" in published
+    assert "MemoryMaze" not in published  # only the table's tasks
+
+
+def test_results_without_published_numbers_have_no_such_section(tmp_path, fast_specs):
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=fast_specs)
+    assert "Published numbers" not in (tmp_path / "results.md").read_text()
