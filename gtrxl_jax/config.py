@@ -33,6 +33,8 @@ from gtrxl_jax.nn.config import (
 CORES = (*VARIANTS, "lstm", "feedforward")
 LOOPS = ("auto", "actor_learner", "on_device")
 LOSSES = ("vtrace", "ppo")
+OPTIMIZERS = ("adam", "amsgrad", "rmsprop")
+SCHEDULES = ("constant", "linear")
 _ARTICLE_TYPE = {int: "an int", float: "a float"}
 
 
@@ -261,7 +263,7 @@ class OptimizerConfig:
     """The optimiser (gtrxl_jax.train.optimizer.make_optimizer).
 
     Attributes:
-      name: "adam", "amsgrad" or "rmsprop" (gtrxl_jax.train.optimizer.OPTIMIZERS).
+      name: "adam", "amsgrad" or "rmsprop" (OPTIMIZERS).
       learning_rate: the initial learning rate. The default 2e-4 (with Adam, constant) holds
         a solved memory task where 5e-4 let a rare gradient spike undo it
         (docs/stability.md).
@@ -285,16 +287,16 @@ class OptimizerConfig:
     def __post_init__(self):
         _check_types(self, "optimizer")
         _require(
-            self.name in ("adam", "amsgrad", "rmsprop"),
-            f"optimizer.name={self.name!r} is not one of ('adam', 'amsgrad', 'rmsprop').",
+            self.name in OPTIMIZERS,
+            f"optimizer.name={self.name!r} is not one of {OPTIMIZERS}.",
         )
         _require(
             self.learning_rate > 0,
             f"optimizer.learning_rate must be > 0, got {self.learning_rate}.",
         )
         _require(
-            self.schedule in ("constant", "linear"),
-            f"optimizer.schedule={self.schedule!r} is not one of ('constant', 'linear').",
+            self.schedule in SCHEDULES,
+            f"optimizer.schedule={self.schedule!r} is not one of {SCHEDULES}.",
         )
         _require(self.eps is None or self.eps > 0, f"optimizer.eps must be > 0, got {self.eps}.")
         _require(0 <= self.b2 < 1, f"optimizer.b2 must be in [0, 1), got {self.b2}.")

@@ -1,4 +1,4 @@
-"""The learner's optimiser: global-norm gradient clipping, then RMSProp or Adam, on optax.
+"""The learner's optimiser on optax: gradient clipping, then RMSProp, Adam or AMSGrad.
 
 The RMSProp defaults reproduce the optimiser of IMPALA (Espeholt et al. 2018,
 https://arxiv.org/abs/1802.01561) as its reference code (scalable_agent) ran it, TensorFlow 1's
@@ -20,10 +20,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gtrxl_jax.config import OPTIMIZERS, SCHEDULES
 from gtrxl_jax.nn.config import check_positive_int
 
-OPTIMIZERS = ("rmsprop", "adam", "amsgrad")
-SCHEDULES = ("constant", "linear")
 _DEFAULT_EPS = {"rmsprop": 0.1, "adam": 1e-8, "amsgrad": 1e-8}
 
 
@@ -113,7 +112,7 @@ def make_optimizer(
     b2: float = 0.999,
     recent_norm_clip: float | None = None,
 ) -> optax.GradientTransformation:
-    """Make the learner's optimiser: clip by global norm, then RMSProp or Adam.
+    """Make the learner's optimiser: clip the gradients, then RMSProp, Adam or AMSGrad.
 
     Args:
       name: "rmsprop", "adam" or "amsgrad" (Adam whose second moment never decreases,

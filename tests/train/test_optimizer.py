@@ -96,7 +96,7 @@ def test_linear_schedule_scales_the_updates():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(name="sgd"), r"optimizer name must be one of \('rmsprop', 'adam', 'amsgrad'\)"),
+    (dict(name="sgd"), r"optimizer name must be one of \('adam', 'amsgrad', 'rmsprop'\)"),
     (dict(learning_rate=0.0), "learning_rate must be a finite number > 0"),
     (dict(learning_rate=-1e-3), "learning_rate"),
     (dict(learning_rate=float("nan")), "learning_rate"),
