@@ -45,6 +45,16 @@ class AgentInput:
     prev_action: jax.Array
     prev_reward: jax.Array
 
+    @classmethod
+    def at(cls, timestep: Any, prev_action: jax.Array) -> "AgentInput":
+        """The input at a timestep reached by `prev_action` [B].
+
+        `timestep` is anything with observation, first and reward [B] (host or JAX
+        environments' timesteps); its reward is the one received on entering the step.
+        """
+        return cls(observation=timestep.observation, first=timestep.first,
+                   prev_action=prev_action, prev_reward=timestep.reward)
+
 
 @struct.dataclass
 class AgentOutput:

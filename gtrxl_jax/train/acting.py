@@ -76,8 +76,7 @@ def act_on_timestep(agent: Agent, params, timestep, prev_action: jax.Array, stat
     Returns:
       actions [N] int32, the new core state and the next keys.
     """
-    inputs = AgentInput(observation=timestep.observation, first=timestep.first,
-                        prev_action=prev_action, prev_reward=timestep.reward)
+    inputs = AgentInput.at(timestep, prev_action)
     outputs, state = agent.step(params, inputs, state)
     if greedy:
         return outputs.logits.argmax(-1).astype(jnp.int32), state, keys

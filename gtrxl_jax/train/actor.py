@@ -257,8 +257,7 @@ class Actor:
         if self._stop.is_set():
             raise Stopped
         timestep, env_ids = group.env.recv()
-        inputs = AgentInput(observation=timestep.observation, first=timestep.first,
-                            prev_action=group.prev_action, prev_reward=timestep.reward)
+        inputs = AgentInput.at(timestep, group.prev_action)
         actions, logits, group.state, self._key = self._policy_step(
             params, inputs, group.state, self._key)
         actions, logits = jax.device_get((actions, logits))

@@ -72,8 +72,7 @@ def evaluate_task(
         timestep = env.reset()
         prev_action = np.zeros(num_envs, np.int32)
         for _ in range(max_steps):
-            inputs = AgentInput(observation=timestep.observation, first=timestep.first,
-                                prev_action=prev_action, prev_reward=timestep.reward)
+            inputs = AgentInput.at(timestep, prev_action)
             actions, _, state, key = policy_step(params, inputs, state, key)
             prev_action = np.asarray(actions)
             timestep = env.step(prev_action)

@@ -225,8 +225,7 @@ class OnDevice:
 
         def env_step(rollout: Rollout, _):
             timestep = rollout.timestep
-            inputs = AgentInput(observation=timestep.observation, first=timestep.first,
-                                prev_action=rollout.prev_action, prev_reward=timestep.reward)
+            inputs = AgentInput.at(timestep, rollout.prev_action)
             outputs, core_state = agent.step(params, inputs, rollout.core_state)
             actions, keys = sample_actions(outputs.logits, rollout.keys)
             env_state, next_timestep = batch_step(self.env, rollout.env_state, actions)
@@ -282,8 +281,7 @@ def _trajectory(rollout: Rollout, start_state: Any, inputs: AgentInput, actions:
     are zeros here.
     """
     timestep = rollout.timestep
-    last_inputs = AgentInput(observation=timestep.observation, first=timestep.first,
-                             prev_action=rollout.prev_action, prev_reward=timestep.reward)
+    last_inputs = AgentInput.at(timestep, rollout.prev_action)
     append = lambda steps, step: jnp.concatenate([steps, step[None]], axis=0)  # noqa: E731
     num_envs = actions.shape[1]
     return Trajectory(
