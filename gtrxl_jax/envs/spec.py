@@ -47,8 +47,9 @@ class EnvSpec:
 
     Attributes:
       task: the task name given to `make_env` (e.g. "Pong-v5", "TMaze-L10").
-      family: where the task comes from: "atari", "vizdoom", "minigrid", "procgen",
-        "classic_control" (or another envpool family), or "tmaze" for the project's own task.
+      family: where the task comes from: an envpool family ("atari", "vizdoom",
+        "minigrid", "procgen", "classic_control", ...), "gymnasium", "memory_maze", or the
+        JAX tasks' "tmaze" (the project's own), "xminigrid", "bsuite" and "popgym".
       observation: pytree of `jax.ShapeDtypeStruct`, one environment's observation (no batch
         axis); a `TimeStep.observation` has the same structure with a leading [B] axis.
       observation_kind: one of OBSERVATION_KINDS; tells the agent which torso to build.

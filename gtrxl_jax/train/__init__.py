@@ -12,7 +12,8 @@ Modules:
   loop        train(config) -> TrainResult: picks the loop; the actor-learner recipe
   on_device   the on-device program (rollout + update in one jit) and its host loop
   result      how every run ends: evaluation, summary.json, TrainResult
-  learning    the learner's pure update: V-trace loss, PopArt, finiteness checks, optimiser
+  learning    the learner's pure update: V-trace or PPO loss, PopArt, finiteness checks,
+              optimiser
   placement   the only code that knows devices: jax.distributed, device choice, the mesh,
               the data-parallel learner (jit over shard_map)
   acting      the policy step shared by actors, evaluation and the benchmarks
@@ -24,6 +25,7 @@ Modules:
   checkpoint  orbax checkpoints, resuming, config compatibility
   metrics     metrics.jsonl, TensorBoard events, progress bar, summary, actor telemetry
   nonfinite   skipped non-finite updates: the streak and what caused them
+  update_log  the dispatched updates' metrics, read once the host has other work queued
   evaluation  greedy and sampled evaluation episodes (host and JAX tasks), periodic too
   eval_cli    `gtrxl-eval RUN_DIR`: evaluate a saved checkpoint, a video, an attention map
   saved_run   a run read back from its folder: config, agent, one checkpoint's parameters
@@ -31,6 +33,6 @@ Modules:
   attention_map  the attention weights over the memory for an episode, and their plot
   video       frames to an mp4 or gif
   shutdown    SIGINT / SIGTERM -> a clean stop
-  optimizer   the optax optimiser (RMSProp as IMPALA, or Adam)
+  optimizer   the optax optimiser (RMSProp as IMPALA, Adam or AMSGrad; gradient clips)
   cli         `gtrxl-train` / `python -m gtrxl_jax.train`
 """
