@@ -256,3 +256,64 @@ def batch_step(
     chex.assert_shape(actions, states.episode.shape, custom_message=(
         "batch_step takes one action per environment"))
     return jax.vmap(env.step)(states, actions)
+
+
+@struct.dataclass
+class FirstEpisodes:
+    """Each environment's first episode, from `play_first_episodes`.
+
+    Attributes:
+      returns: [N] float32, the episode's return (so far, if it has not ended).
+      lengths: [N] float32, its steps.
+      done: [N] bool, whether it ended within the step limit.
+      success: [N] float32, its success at its last step (0 until it ends).
+      steps: [] int32, the batched steps taken.
+    """
+
+    returns: jax.Array
+    lengths: jax.Array
+    done: jax.Array
+    success: jax.Array
+    steps: jax.Array
+
+
+Policy = Any  # (policy state, timestep [N]) -> (actions int32 [N], policy state)
+
+
+def play_first_episodes(env: JaxEnv, keys: jax.Array, policy: Policy, policy_state: Any,
+                        max_steps: int) -> FirstEpisodes:
+    """Step N environments under a policy until each has ended its first episode.
+
+    Traceable (a `lax.while_loop`); stops early after `max_steps` batched steps.
+
+    Args:
+      env: the environment.
+      keys: uint32 [N, 2] reset keys (`reset_keys`).
+      policy: `policy(policy_state, timestep) -> (actions, policy_state)`, e.g. an agent
+        carrying its core state, or uniform random actions carrying a key.
+      policy_state: the policy's initial state.
+      max_steps: the most batched steps.
+    """
+    env_state, timestep = batch_reset(env, keys)
+    zeros = jnp.zeros(keys.shape[0])
+    tally = FirstEpisodes(returns=zeros, lengths=zeros, done=jnp.zeros(keys.shape[0], bool),
+                          success=zeros, steps=jnp.zeros([], jnp.int32))
+
+    def running(carry):
+        tally = carry[-1]
+        return ~jnp.all(tally.done) & (tally.steps < max_steps)
+
+    def step(carry):
+        env_state, timestep, policy_state, tally = carry
+        actions, policy_state = policy(policy_state, timestep)
+        env_state, timestep = batch_step(env, env_state, actions)
+        playing = ~tally.done
+        tally = FirstEpisodes(
+            returns=tally.returns + jnp.where(playing, timestep.reward, 0.0),
+            lengths=tally.lengths + playing,
+            done=tally.done | timestep.last,
+            success=jnp.where(playing & timestep.last, timestep.success, tally.success),
+            steps=tally.steps + 1)
+        return env_state, timestep, policy_state, tally
+
+    return jax.lax.while_loop(running, step, (env_state, timestep, policy_state, tally))[-1]

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gtrxl_jax.envs import make_env, make_jax_env
-from gtrxl_jax.envs.functional import batch_reset, batch_step, reset_keys
+from gtrxl_jax.envs.functional import play_first_episodes, reset_keys
 
 logger = logging.getLogger(__name__)
 
@@ -89,34 +89,14 @@ def measure_random_jax(task: str, episodes: int, seed: int = 0, max_steps: int =
     """
     env = make_jax_env(task)
 
+    def policy(key, timestep):
+        key, draw = jax.random.split(key)
+        return jax.random.randint(draw, (episodes,), 0, env.num_actions, jnp.int32), key
+
     @jax.jit
     def play(env_keys, action_key):
-        state, timestep = batch_reset(env, env_keys)
-        zeros = jnp.zeros(episodes)
-        carry = (
-            state,
-            action_key,
-            zeros,
-            zeros,
-            jnp.zeros(episodes, bool),
-            zeros,
-            jnp.zeros([], jnp.int32),
-        )
-
-        def running(carry):
-            return ~jnp.all(carry[4]) & (carry[6] < max_steps)
-
-        def step(carry):
-            state, key, returns, lengths, done, success, t = carry
-            key, draw = jax.random.split(key)
-            actions = jax.random.randint(draw, (episodes,), 0, env.num_actions, jnp.int32)
-            state, timestep = batch_step(env, state, actions)
-            playing = ~done
-            returns = returns + jnp.where(playing, timestep.reward, 0.0)
-            success = jnp.where(playing & timestep.last, timestep.success, success)
-            return (state, key, returns, lengths + playing, done | timestep.last, success, t + 1)
-
-        return jax.lax.while_loop(running, step, carry)[2:]
+        tally = play_first_episodes(env, env_keys, policy, action_key, max_steps)
+        return tally.returns, tally.lengths, tally.done, tally.success, tally.steps
 
     start = time.perf_counter()
     returns, lengths, done, success, steps = jax.device_get(

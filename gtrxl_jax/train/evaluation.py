@@ -21,7 +21,7 @@ from gtrxl_jax.agent import Agent, AgentInput
 from gtrxl_jax.config import RunConfig
 from gtrxl_jax.envs import make_env, summarize
 from gtrxl_jax.envs.episodes import EpisodeTotals
-from gtrxl_jax.envs.functional import JaxEnv, batch_reset, batch_step, reset_keys
+from gtrxl_jax.envs.functional import JaxEnv, play_first_episodes, reset_keys
 from gtrxl_jax.train.acting import act_on_timestep, make_policy_step
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def evaluate_jax_task(agent: Agent, params: Any, env: JaxEnv, num_episodes: int,
       {"episode_return", "episode_length", "success" (NaN if the task has none),
       "episodes"} averaged over the episodes that finished.
     """
-    totals = jax.device_get(_play_first_episodes(_ByIdentity(agent), env, num_episodes, greedy,
+    totals = jax.device_get(_first_episode_sums(_ByIdentity(agent), env, num_episodes, greedy,
                                                  max_steps)(
         params, reset_keys(seed, num_episodes),
         jax.random.split(jax.random.PRNGKey(seed), num_episodes)))
@@ -216,7 +216,7 @@ def _jitted_policy_step(key: _ByIdentity, greedy: bool):
 
 
 @functools.lru_cache(maxsize=8)
-def _play_first_episodes(key: _ByIdentity, env: JaxEnv, num_envs: int, greedy: bool,
+def _first_episode_sums(key: _ByIdentity, env: JaxEnv, num_envs: int, greedy: bool,
                          max_steps: int):
     """A jitted function: (params, reset keys [N, 2], sampling keys [N, 2]) -> episode sums.
 
@@ -225,34 +225,18 @@ def _play_first_episodes(key: _ByIdentity, env: JaxEnv, num_envs: int, greedy: b
     agent = key.agent
 
     def play(params, env_keys, sample_keys):
-        env_state, timestep = batch_reset(env, env_keys)
-        core_state = agent.refresh_state(params, agent.initial_state(num_envs, cache=True))
-        zeros = jnp.zeros(num_envs)
-        carry = (env_state, timestep, core_state, jnp.zeros(num_envs, jnp.int32), sample_keys,
-                 zeros, zeros, jnp.zeros(num_envs, bool), zeros, jnp.zeros([], jnp.int32))
-
-        def running(carry):
-            done, step = carry[7], carry[9]
-            return ~jnp.all(done) & (step < max_steps)
-
-        def step(carry):
-            (env_state, timestep, core_state, prev_action, keys, returns, lengths, done,
-             success, t) = carry
+        def policy(policy_state, timestep):
+            core_state, prev_action, keys = policy_state
             actions, core_state, keys = act_on_timestep(agent, params, timestep, prev_action,
                                                         core_state, keys, greedy)
-            env_state, timestep = batch_step(env, env_state, actions)
-            playing = ~done
-            returns = returns + jnp.where(playing, timestep.reward, 0.0)
-            lengths = lengths + playing
-            success = jnp.where(playing & timestep.last, timestep.success, success)
-            done = done | timestep.last
-            return (env_state, timestep, core_state, actions, keys, returns, lengths, done,
-                    success, t + 1)
+            return actions, (core_state, actions, keys)
 
-        carry = jax.lax.while_loop(running, step, carry)
-        returns, lengths, done, success = carry[5], carry[6], carry[7], carry[8]
-        done_f = done.astype(jnp.float32)
-        return {"episodes": done_f.sum(), "return_sum": (done_f * returns).sum(),
-                "length_sum": (done_f * lengths).sum(), "success_sum": (done_f * success).sum()}
+        core_state = agent.refresh_state(params, agent.initial_state(num_envs, cache=True))
+        start = (core_state, jnp.zeros(num_envs, jnp.int32), sample_keys)
+        tally = play_first_episodes(env, env_keys, policy, start, max_steps)
+        done_f = tally.done.astype(jnp.float32)
+        return {"episodes": done_f.sum(), "return_sum": (done_f * tally.returns).sum(),
+                "length_sum": (done_f * tally.lengths).sum(),
+                "success_sum": (done_f * tally.success).sum()}
 
     return jax.jit(play)

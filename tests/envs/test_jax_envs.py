@@ -203,3 +203,23 @@ def test_misshapen_keys_and_actions_give_actionable_errors():
         batch_step(env, states, jnp.zeros(NUM_ENVS, jnp.float32))
     with pytest.raises(AssertionError, match="reset N environments with batch_reset"):
         env.reset(reset_keys(0, NUM_ENVS))
+
+
+def test_first_episodes_are_tallied_once_each_and_later_ones_ignored():
+    """TMaze-L2 always choosing 1 at the junction (step 3; 0 before): episodes of 4 steps,
+    success where the cue is 1."""
+    from gtrxl_jax.envs.functional import play_first_episodes, reset_keys
+
+    env = make_jax_env("TMaze-L2")
+
+    def policy(steps, timestep):
+        return jnp.where(steps == 3, 1, 0) * jnp.ones(16, jnp.int32), steps + 1
+
+    tally = jax.jit(lambda keys: play_first_episodes(env, keys, policy, jnp.int32(0), 100))(
+        reset_keys(0, 16))
+    assert bool(tally.done.all()) and int(tally.steps) == 4
+    np.testing.assert_array_equal(tally.lengths, 4.0)
+    np.testing.assert_array_equal(tally.returns, tally.success)  # the T-maze pays 1 for success
+    assert 0 < float(tally.success.sum()) < 16  # some cues up, some down
+    limited = play_first_episodes(env, reset_keys(0, 16), policy, jnp.int32(0), 2)
+    assert int(limited.steps) == 2 and not bool(limited.done.any())
