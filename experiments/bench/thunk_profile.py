@@ -9,6 +9,8 @@ IMPALA torso's gradients").
     python experiments/bench/thunk_profile.py act      # cached acting step, reference core
     python experiments/bench/thunk_profile.py learn    # the core's fwd+bwd, T 32, B 32
     python experiments/bench/thunk_profile.py pixel    # the pixel learner's whole update
+    python experiments/bench/thunk_profile.py on_device --task RepeatFirstMedium
+                                           # the memory suite's on-device update, one seed
     python experiments/bench/thunk_profile.py learn --config paper --dtype bfloat16 \
         --calls 5 --keep-trace learn.json.gz                 # on a GPU; then, anywhere:
     python experiments/bench/thunk_profile.py learn --from-trace learn.json.gz --calls 5
@@ -18,6 +20,7 @@ On a busy machine the times stretch, but their shares still point at the slow th
 
 import argparse
 import collections
+import functools
 import glob
 import gzip
 import json
@@ -80,7 +83,58 @@ def pixel_step(workload: Workload):
     return learner.lower(state["learner"], batch), call
 
 
-STEPS = {"act": act_step, "learn": learn_step, "pixel": pixel_step}
+def on_device_step(workload: Workload, task: str):
+    """The memory suite's on-device update (GTrXL, one seed) of a task: rollout and learning.
+
+    Its model, memory and batch are the suite's for the task: the workload is not used.
+    """
+    del workload
+    from gtrxl_jax.suite.suites import SUITES, expand
+    from gtrxl_jax.train import builder, placement
+    from gtrxl_jax.train.on_device import OnDevice
+
+    (spec,) = expand(SUITES["memory"], tempfile.mkdtemp(), tasks=(task,),
+                     variants=("gtrxl_gru",), seeds=(0,))
+    config = spec.config
+    layout, env_spec = builder.check_config(config, writable_log_dir=False)
+    agent = builder.make_agent(config, env_spec, num_tasks=1)
+    program = OnDevice(builder.make_learning(config, agent, layout),
+                       builder.make_jax_task(config), num_envs=config.learner.batch_size,
+                       trajectory_len=config.learner.trajectory_len,
+                       mesh=placement.make_mesh(jax.devices()[:1]))
+    runner = program.init(jax.random.PRNGKey(0), 0)
+    update = program.compile_update(runner)
+    state = {"runner": runner}
+
+    def call():
+        state["runner"], metrics = update(state["runner"])
+        return metrics
+
+    return update.lower(runner), call
+
+
+STEPS = {"act": act_step, "learn": learn_step, "pixel": pixel_step, "on_device": on_device_step}
+
+
+def phases(hlo_text: str) -> dict[str, str]:
+    """Each instruction's part of a training step, from the JAX names in its metadata.
+
+    The parts: "acting" (the rollout's scan), "cache refresh", "learner forward" and
+    "learner backward"; an instruction without such a name has none.
+    """
+    parts = {}
+    for match in re.finditer(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*op_name="([^"]*)"', hlo_text,
+                             re.M):
+        name, op = match.groups()
+        if "refresh_cache" in op:
+            parts[name] = "cache refresh"
+        elif "transpose(jvp" in op:
+            parts[name] = "learner backward"
+        elif "jvp(" in op:
+            parts[name] = "learner forward"
+        elif "/while/body/" in op:
+            parts[name] = "acting"
+    return parts
 
 
 def trace_events(call, calls: int, keep: str | None) -> list[dict]:
@@ -164,8 +218,13 @@ def kind(name: str) -> str:
     return "cublas" if name.startswith(("nvjet", "sm90_xmma", "cutlass")) else name.split(".")[0]
 
 
-def report(times: collections.Counter, descriptions: dict[str, str] | None, top: int) -> None:
-    """Prints the slowest thunks and the time per kind; every event is one without the HLO."""
+def report(times: collections.Counter, descriptions: dict[str, str] | None, top: int,
+           parts: dict[str, str] | None = None) -> None:
+    """Prints the slowest thunks, the time per kind and per part of the step.
+
+    The parts are `phases`' (instructions without one count as "other"); with no HLO,
+    every event counts.
+    """
     thunks = {name: ms for name, ms in times.items()
               if descriptions is None or name in descriptions}
     print(f"{len(thunks)} thunks, {sum(thunks.values()):.2f} ms per call in all (on a CPU "
@@ -181,6 +240,11 @@ def report(times: collections.Counter, descriptions: dict[str, str] | None, top:
     for name, ms in thunks.items():
         kinds[kind(name)] += ms
     print("per kind:", ", ".join(f"{k} {ms:.2f} ms" for k, ms in kinds.most_common(16)))
+    if parts:
+        by_part = collections.Counter()
+        for name, ms in thunks.items():
+            by_part[parts.get(name, "other")] += ms
+        print("per part:", ", ".join(f"{p} {ms:.2f} ms" for p, ms in by_part.most_common()))
 
 
 def main() -> None:
@@ -194,6 +258,8 @@ def main() -> None:
     parser.add_argument("--keep-hlo", help="write the compiled step's HLO text here")
     parser.add_argument("--from-trace", help="report on a kept trace of --calls calls of the "
                         "step instead of running it (e.g. one brought back from a GPU)")
+    parser.add_argument("--task", default="RepeatFirstMedium",
+                        help="the memory suite's task whose update on_device profiles")
     parser.add_argument("--calls", type=int, default=20, help="profiled calls")
     parser.add_argument("--top", type=int, default=30, help="thunks to list")
     args = parser.parse_args()
@@ -201,14 +267,17 @@ def main() -> None:
         with gzip.open(args.from_trace) as f:
             report(thunk_times(json.load(f)["traceEvents"], args.calls), None, args.top)
         return
-    lowered, call = STEPS[args.step](WORKLOADS[args.config].with_dtype(args.dtype))
+    make_step = STEPS[args.step]
+    if args.step == "on_device":
+        make_step = functools.partial(make_step, task=args.task)
+    lowered, call = make_step(WORKLOADS[args.config].with_dtype(args.dtype))
     hlo_text = lowered.compile().as_text()
     if args.keep_hlo:
         with open(args.keep_hlo, "w") as f:
             f.write(hlo_text)
     print(f"{jax.default_backend()}, {args.step}, {args.config}, {args.dtype}:")
     report(thunk_times(trace_events(call, args.calls, args.keep_trace), args.calls),
-           describe(hlo_text), args.top)
+           describe(hlo_text), args.top, phases(hlo_text))
 
 
 if __name__ == "__main__":
