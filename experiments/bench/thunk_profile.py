@@ -90,18 +90,16 @@ def on_device_step(workload: Workload, task: str):
     """
     del workload
     from gtrxl_jax.suite.suites import SUITES, expand
-    from gtrxl_jax.train import builder, placement
+    from gtrxl_jax.train import builder
     from gtrxl_jax.train.on_device import OnDevice
 
-    (spec,) = expand(SUITES["memory"], tempfile.mkdtemp(), tasks=(task,),
+    # The runs' folders are named, never written: nothing here trains or logs.
+    (spec,) = expand(SUITES["memory"], tempfile.gettempdir(), tasks=(task,),
                      variants=("gtrxl_gru",), seeds=(0,))
     config = spec.config
     layout, env_spec = builder.check_config(config, writable_log_dir=False)
     agent = builder.make_agent(config, env_spec, num_tasks=1)
-    program = OnDevice(builder.make_learning(config, agent, layout),
-                       builder.make_jax_task(config), num_envs=config.learner.batch_size,
-                       trajectory_len=config.learner.trajectory_len,
-                       mesh=placement.make_mesh(jax.devices()[:1]))
+    program = OnDevice.for_config(config, agent, layout, jax.devices()[:1])
     runner = program.init(jax.random.PRNGKey(0), 0)
     update = program.compile_update(runner)
     state = {"runner": runner}

@@ -72,11 +72,7 @@ def main() -> None:
                                        *args.overrides])
     layout, spec = builder.check_config(config)
     agent = builder.make_agent(config, spec, num_tasks=1)
-    env = builder.make_jax_task(config)
-    program = OnDevice(builder.make_learning(config, agent, layout),
-                       env, num_envs=config.learner.batch_size,
-                       trajectory_len=config.learner.trajectory_len,
-                       mesh=placement.make_mesh(jax.local_devices()[:1]))
+    program = OnDevice.for_config(config, agent, layout, jax.local_devices()[:1])
     seed_groups = ([parse_seeds(args.seeds)] if args.together
                    else [[seed] for seed in parse_seeds(args.seeds)])
     deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
@@ -110,7 +106,7 @@ def main() -> None:
         for i, seed in enumerate(seeds):
             params = (jax.tree.map(lambda leaf, i=i: leaf[i], runners.learner.params)
                       if args.together else runners.learner.params)
-            record = seed_record(args, layout, agent, env, params, seed, totals[:done, i],
+            record = seed_record(args, layout, agent, program.env, params, seed, totals[:done, i],
                                  {k: [v[i] for v in values] for k, values in extra.items()})
             record["seconds"] = seconds
             if done < layout.total_updates:

@@ -101,9 +101,8 @@ def measure_num_envs(session: Session, num_envs: int) -> Record:
     ])
     layout, spec = builder.check_config(config)
     agent = builder.make_agent(config, spec, num_tasks=1)
-    program = OnDevice(builder.make_learning(config, agent, layout), builder.make_jax_task(config),
-                       num_envs=num_envs, trajectory_len=config.learner.trajectory_len,
-                       mesh=placement.make_mesh(placement.learner_devices(config.learner)))
+    program = OnDevice.for_config(config, agent, layout,
+                                  placement.learner_devices(config.learner))
     runner = program.init(jax.random.PRNGKey(config.run.seed), config.run.seed)
     start = time.perf_counter()
     update = program.compile_update(runner).lower(runner).compile()

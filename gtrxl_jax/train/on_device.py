@@ -61,7 +61,7 @@ from gtrxl_jax.train.evaluation import (
     evaluate_on_device,
     periodic_eval_due,
 )
-from gtrxl_jax.train.layout import check_devices
+from gtrxl_jax.train.layout import Layout, check_devices
 from gtrxl_jax.train.learning import LearnerState, Learning, NonFiniteError
 from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
@@ -126,6 +126,21 @@ class OnDevice:
     num_envs: int
     trajectory_len: int
     mesh: jax.sharding.Mesh
+
+    @classmethod
+    def for_config(cls, config: TrainConfig, agent: Agent, layout: Layout,
+                   devices: list) -> "OnDevice":
+        """The run's program: its loss and optimiser, its task, its batch on `devices`.
+
+        Raises:
+          ConfigError: the batch does not split over this process's devices (or into PPO's
+            minibatches there), or the task cannot be made.
+        """
+        mesh = placement.make_mesh(devices)
+        check_devices(layout, len(mesh.local_devices), config.loss)
+        return cls(builder.make_learning(config, agent, layout), builder.make_jax_task(config),
+                   num_envs=config.learner.batch_size,
+                   trajectory_len=config.learner.trajectory_len, mesh=mesh)
 
     @property
     def agent(self) -> Agent:
@@ -334,13 +349,9 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         raise ConfigError("Seeds train together in a single process only; train the runs "
                           "of a multi-process job one by one.")
     is_main_process = jax.process_index() == 0
-    env = builder.make_jax_task(config)
     agent = builder.make_agent(config, spec, num_tasks=1)
-    program = OnDevice(builder.make_learning(config, agent, layout), env,
-                       num_envs=config.learner.batch_size,
-                       trajectory_len=config.learner.trajectory_len,
-                       mesh=placement.make_mesh(placement.learner_devices(config.learner)))
-    check_devices(layout, len(program.mesh.local_devices), config.loss)
+    program = OnDevice.for_config(config, agent, layout,
+                                  placement.learner_devices(config.learner))
     with contextlib.ExitStack() as closing:
         # Each one is closed on the way out, also if a later one cannot be made.
         checkpointers = [closing.enter_context(contextlib.closing(
@@ -359,7 +370,7 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                           config.run.log_interval_updates) for metrics_logger in loggers]
         to_host = functools.partial(_split_episodes, layout.tasks[0], spec.has_success)
         evaluators = [functools.partial(  # params -> {"greedy": ..., "sampled": ...}
-            evaluate_on_device, agent, env=env, num_episodes=c.run.eval_episodes,
+            evaluate_on_device, agent, env=program.env, num_episodes=c.run.eval_episodes,
             seed=c.run.seed + EVAL_SEED_OFFSET) for c in configs]
 
         def log_finished(keep: int) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from gtrxl_jax.agent import Agent
 from gtrxl_jax.config import TrainConfig, from_dict
 from gtrxl_jax.envs import EnvSpec
-from gtrxl_jax.train import builder, placement
+from gtrxl_jax.train import builder
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.on_device import OnDevice
 
@@ -133,14 +133,10 @@ def _template(config: TrainConfig, agent: Agent, layout, loop: str) -> Any:
     Shapes come from `jax.eval_shape`, so nothing is compiled; the on-device state is that
     of all the run's environments, whatever the devices here.
     """
-    learning = builder.make_learning(config, agent, layout)
     if loop == "on_device":
-        program = OnDevice(learning, builder.make_jax_task(config),
-                           num_envs=config.learner.batch_size,
-                           trajectory_len=config.learner.trajectory_len,
-                           mesh=placement.make_mesh(jax.local_devices()[:1]))
+        program = OnDevice.for_config(config, agent, layout, jax.local_devices()[:1])
         init = functools.partial(program.init, seed=config.run.seed)
     else:
-        init = learning.init_state
+        init = builder.make_learning(config, agent, layout).init_state
     shapes = jax.eval_shape(init, jax.random.PRNGKey(config.run.seed))
     return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)

@@ -18,6 +18,7 @@ from gtrxl_jax.envs import (
     make_jax_env,
     reset_keys,
 )
+from gtrxl_jax.envs.functional import play_first_episodes
 from gtrxl_jax.envs.popgym_tasks import POPGYM_TASKS
 from gtrxl_jax.nn.torsos import MLPTorso, make_torso
 from tests.envs.jax_helpers import (
@@ -208,8 +209,6 @@ def test_misshapen_keys_and_actions_give_actionable_errors():
 def test_first_episodes_are_tallied_once_each_and_later_ones_ignored():
     """TMaze-L2 always choosing 1 at the junction (step 3; 0 before): episodes of 4 steps,
     success where the cue is 1."""
-    from gtrxl_jax.envs.functional import play_first_episodes, reset_keys
-
     env = make_jax_env("TMaze-L2")
 
     def policy(steps, timestep):
