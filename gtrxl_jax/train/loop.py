@@ -180,15 +180,9 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                     failure = failure or error
             end = start.after(env_steps, start_time)
             final_state = learner.unreplicate(replicated)
-            # After a failure, only a single process saves: a multi-process save waits for
-            # every process, and the failed one may never come.
-            if failure is None or jax.process_count() == 1:
-                checkpointer.save(final_state, config, end)
-            if metrics_logger.pending_updates and not isinstance(failure, MetricsWriteError):
-                metrics_logger.write(update, env_steps, actor_monitor.read())
-            if failure is not None:
-                raise failure
-
+            result.save_then_raise(
+                failure, lambda: checkpointer.save(final_state, config, end), [metrics_logger],
+                update=update, env_steps=env_steps, extra=actor_monitor.read)
             return result.finish(
                 config, metrics_logger, params=final_state.params,
                 nonfinite_updates=int(final_state.nonfinite_updates), update=update,

@@ -416,19 +416,16 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         except (NonFiniteError, MetricsWriteError) as error:
             failure = error  # the runner state is consistent: checkpoint it, then fail
         ends = [start.after(env_steps, start_time) for _, start in starts]
-        # After a failure, only a single process gathers and saves: both wait for every
-        # process, and the failed one may never come.
-        if failure is None or jax.process_count() == 1:
+
+        def save_finals() -> list[RunnerState]:  # gathers from every process
             finals = host_runs()
             for c, checkpointer, state, end in zip(configs, checkpointers, finals, ends,
                                                    strict=True):
                 checkpointer.save(state, c, end)
-        for metrics_logger in loggers:
-            if (metrics_logger.pending_updates
-                    and not isinstance(failure, MetricsWriteError)):
-                metrics_logger.write(update, env_steps, {})
-        if failure is not None:
-            raise failure
+            return finals
+
+        finals = result.save_then_raise(failure, save_finals, loggers, update=update,
+                                        env_steps=env_steps)
         return [result.finish(
             c, metrics_logger, params=final.learner.params,
             nonfinite_updates=int(final.learner.nonfinite_updates), update=update,

@@ -1,12 +1,16 @@
 """How every run ends, whichever loop trained it: evaluation, summary.json, the TrainResult."""
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import jax
 
 from gtrxl_jax.config import TrainConfig
 from gtrxl_jax.train.checkpoint import Progress
-from gtrxl_jax.train.metrics import MetricsLogger
+from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
+
+Saved = TypeVar("Saved")
 
 
 @dataclasses.dataclass
@@ -35,6 +39,47 @@ class TrainResult:
     eval: dict
     metrics: dict
     log_dir: str
+
+
+def save_then_raise(
+    failure: BaseException | None,
+    save: Callable[[], Saved],
+    loggers: Sequence[MetricsLogger],
+    *,
+    update: int,
+    env_steps: int,
+    extra: Callable[[], dict] = dict,
+) -> Saved | None:
+    """End a stopped loop: its final checkpoint, its last metrics, then its failure, if any.
+
+    After a failure only a single process saves: a multi-process save waits for every
+    process, and the failed one may never come. After a failure to write metrics, none
+    are written again.
+
+    Args:
+      failure: what stopped the loop (None: its end, or a signal).
+      save: writes the final checkpoint(s); returns what the caller needs of them.
+      loggers: the run's metrics loggers; each writes its updates not yet written.
+      update: the update the loop ended at.
+      env_steps: the env steps it ended at.
+      extra: -> the extra metrics of that record (the actors' counters).
+
+    Returns:
+      What `save` returned (None where it was not called).
+
+    Raises:
+      `failure`, after the checkpoint and the metrics.
+    """
+    saved = None
+    if failure is None or jax.process_count() == 1:
+        saved = save()
+    if not isinstance(failure, MetricsWriteError):
+        for metrics_logger in loggers:
+            if metrics_logger.pending_updates:
+                metrics_logger.write(update, env_steps, extra())
+    if failure is not None:
+        raise failure
+    return saved
 
 
 def finish(
