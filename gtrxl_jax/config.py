@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import importlib.util
 import inspect
+import math
 import re
 import types
 import typing
@@ -100,9 +101,11 @@ def _check_types(config: Any, section: str) -> None:
     """
     for name, annotation in _field_types(type(config)).items():
         value = getattr(config, name)
+        key = f"{section}.{name}" if section else name
         if not _type_ok(annotation, value):
-            key = f"{section}.{name}" if section else name
             raise ConfigError(f"{key} must be {_type_name(annotation)}, got {value!r}.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +165,9 @@ class AgentConfig:
       transformer: the GTrXL / TrXL / TrXL-I configuration.
       lstm: the LSTM configuration.
       use_prev_action_reward: feed the previous action and reward to the core.
-      torso_options: options of the torso (see gtrxl_jax.nn.torsos.make_torso).
+      torso_options: options of the torso (see gtrxl_jax.nn.torsos.make_torso); on the
+        command line a sequence is comma-separated: agent.torso_options.hidden_sizes=128,128
+        (one item: 128,).
     """
 
     core: str = "gtrxl"
@@ -298,6 +303,9 @@ class OptimizerConfig:
             self.schedule in SCHEDULES,
             f"optimizer.schedule={self.schedule!r} is not one of {SCHEDULES}.",
         )
+        _require(self.max_grad_norm is None or self.max_grad_norm > 0,
+                 f"optimizer.max_grad_norm must be > 0 (or None: no clipping), got "
+                 f"{self.max_grad_norm}.")
         _require(self.eps is None or self.eps > 0, f"optimizer.eps must be > 0, got {self.eps}.")
         _require(0 <= self.b2 < 1, f"optimizer.b2 must be in [0, 1), got {self.b2}.")
         _require(self.recent_norm_clip is None or self.recent_norm_clip > 1,
@@ -634,8 +642,8 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
     if annotation in (int, float):
         if isinstance(value, bool):
             raise ConfigError(f"{key} must be {_ARTICLE_TYPE[annotation]}, got {value!r}.")
-        try:
-            number = annotation(value) if isinstance(value, str) else value
+        try:  # an int may be written as an integral float: total_env_steps=1e6
+            number = _parse_number(value) if isinstance(value, str) else value
         except ValueError:
             raise ConfigError(
                 f"{key} must be {_ARTICLE_TYPE[annotation]}, got {value!r}."
@@ -656,8 +664,21 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
     return value  # Any: taken as given.
 
 
+def _parse_number(text: str) -> int | float:
+    """An int literal as an int, any other number literal as a float (ValueError if neither)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def _parse_scalar(text: str) -> Any:
-    """Command-line values stay strings, except that dict entries guess int/float/bool."""
+    """A dict entry's command-line value: an int, float, bool, a tuple if comma-separated, or text.
+
+    "128,128" is (128, 128) and "128," is (128,), as tuple fields are written.
+    """
+    if "," in text:
+        return tuple(_parse_scalar(item) for item in text.split(",") if item != "")
     for cast in (int, float):
         try:
             return cast(text)
@@ -693,6 +714,8 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
         for depth, part in enumerate(path[:-1]):
             if cls is dict:  # inside a free-form dict such as env.options
                 node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"{'.'.join(path[: depth + 1])} is a value, not a section.")
                 continue
             types_ = _field_types(cls)
             if part not in types_:

@@ -3,9 +3,14 @@
 Bad keys, types and values are tested in tests/reliability/test_bad_config.py.
 """
 
+import json
+
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from gtrxl_jax.config import (
+    AgentConfig,
     ConfigError,
     TrainConfig,
     apply_overrides,
@@ -14,6 +19,7 @@ from gtrxl_jax.config import (
     load_config,
     to_dict,
 )
+from gtrxl_jax.nn import GTrXLConfig
 
 
 def test_overrides_convert_types_and_nest():
@@ -36,6 +42,27 @@ def test_overrides_convert_types_and_nest():
     assert config.learner.segment_len == 8 and config.learner.actor_devices == (0, 1)
     assert config.optimizer.max_grad_norm is None and config.loss.popart
     assert config.loss.discount == 0.9
+
+
+def test_an_int_may_be_written_as_an_integral_float():
+    config = apply_overrides(TrainConfig(), ["learner.total_env_steps=1e6"])
+    assert config.learner.total_env_steps == 1_000_000
+    assert isinstance(config.learner.total_env_steps, int)
+
+
+def test_a_comma_separated_dict_entry_is_a_tuple():
+    config = apply_overrides(TrainConfig(), ["agent.torso_options.hidden_sizes=32,16",
+                                             "env.options.sizes=8,", "env.options.name=a"])
+    assert config.agent.torso_options == {"hidden_sizes": (32, 16)}
+    assert config.env.options == {"sizes": (8,), "name": "a"}
+
+
+def test_a_dtype_given_as_a_dtype_is_kept_by_name_and_saves():
+    transformer = GTrXLConfig(num_layers=1, d_model=16, num_heads=2, memory_len=4,
+                              dtype=jnp.bfloat16, param_dtype=np.float32)
+    assert (transformer.dtype, transformer.param_dtype) == ("bfloat16", "float32")
+    config = TrainConfig(agent=AgentConfig(transformer=transformer))
+    assert from_dict(TrainConfig, json.loads(json.dumps(to_dict(config)))) == config
 
 
 def test_round_trip_through_dicts():

@@ -6,6 +6,7 @@ ValueError, and re-raises these as ConfigError naming the section.
 """
 
 import dataclasses
+import math
 from typing import Any
 
 import jax.numpy as jnp
@@ -32,21 +33,34 @@ def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -
         raise ValueError(f"{owner}.{name}={value!r} is not one of {allowed}.")
 
 
+def dtype_name(owner: str, name: str, value: Any) -> str:
+    """The name ("float32", "bfloat16" or "float16") of a dtype given by name or as a dtype.
+
+    Raises:
+      ValueError: any other value, naming `owner.name`.
+    """
+    try:
+        dtype_of = jnp.dtype(value).name if not isinstance(value, str) else value
+    except TypeError:
+        dtype_of = None
+    if dtype_of not in _DTYPES:
+        raise ValueError(f"{owner}.{name}={value!r} is not one of {tuple(_DTYPES)}.")
+    return dtype_of
+
+
 def resolve_dtype(owner: str, name: str, value: Any) -> Any:
     """Returns the jnp dtype named by `value` ("float32", "bfloat16", ... or a dtype)."""
-    if isinstance(value, str):
-        if value not in _DTYPES:
-            raise ValueError(f"{owner}.{name}={value!r} is not one of {tuple(_DTYPES)}.")
-        return _DTYPES[value]
-    if jnp.dtype(value) not in {jnp.dtype(d) for d in _DTYPES.values()}:
-        raise ValueError(f"{owner}.{name}={value!r} is not one of {tuple(_DTYPES)}.")
-    return value
+    return _DTYPES[dtype_name(owner, name, value)]
 
 
 class _Validated:
-    """Validates a config dataclass as soon as it is built."""
+    """Validates a config dataclass as soon as it is built; keeps its dtypes as names."""
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if field.name in ("dtype", "param_dtype"):  # a name saves to JSON; a dtype not
+                value = dtype_name(type(self).__name__, field.name, getattr(self, field.name))
+                object.__setattr__(self, field.name, value)
         self.validate()
 
     def validate(self) -> None:
@@ -71,9 +85,9 @@ class GTrXLConfig(_Validated):
       d_ff: hidden width of the position-wise MLP; None means 4 * d_model.
       gate_bias: b_g; None means the paper's value for the gate, `nn.gates.GATES[gate]`
         (2.0 for "gru"; the "input" gate has no bias).
-      dtype: compute dtype of matmuls ("float32" or "bfloat16"); the residual stream,
-        layer norms, softmax and memory stay float32.
-      param_dtype: dtype of the parameters.
+      dtype: compute dtype of matmuls ("float32", "bfloat16" or "float16"; a jnp dtype is
+        kept as its name); the residual stream, layer norms, softmax and memory stay float32.
+      param_dtype: dtype of the parameters (as dtype).
     """
 
     num_layers: int = 4
@@ -104,10 +118,11 @@ class GTrXLConfig(_Validated):
             check_positive_int(f"{owner}.head_dim", self.head_dim)
         if self.d_ff is not None:
             check_positive_int(f"{owner}.d_ff", self.d_ff)
-        if self.gate_bias is not None and not isinstance(self.gate_bias, int | float):
-            raise ValueError(f"{owner}.gate_bias must be a number or None, got {self.gate_bias!r}.")
-        resolve_dtype(owner, "dtype", self.dtype)
-        resolve_dtype(owner, "param_dtype", self.param_dtype)
+        if self.gate_bias is not None and (isinstance(self.gate_bias, bool)
+                                           or not isinstance(self.gate_bias, int | float)
+                                           or not math.isfinite(self.gate_bias)):
+            raise ValueError(
+                f"{owner}.gate_bias must be a finite number or None, got {self.gate_bias!r}.")
 
     @property
     def resolved_head_dim(self) -> int:
@@ -139,8 +154,8 @@ class LSTMConfig(_Validated):
     Attributes:
       hidden_size: width of the LSTM state and of the core's outputs.
       num_layers: stacked LSTM layers.
-      dtype: compute dtype of matmuls.
-      param_dtype: dtype of the parameters.
+      dtype: compute dtype of matmuls (a name, as GTrXLConfig.dtype).
+      param_dtype: dtype of the parameters (as dtype).
     """
 
     hidden_size: int = 256
@@ -153,8 +168,6 @@ class LSTMConfig(_Validated):
         owner = type(self).__name__
         check_positive_int(f"{owner}.hidden_size", self.hidden_size)
         check_positive_int(f"{owner}.num_layers", self.num_layers)
-        resolve_dtype(owner, "dtype", self.dtype)
-        resolve_dtype(owner, "param_dtype", self.param_dtype)
 
     @property
     def output_dim(self) -> int:

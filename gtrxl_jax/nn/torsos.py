@@ -28,6 +28,7 @@ kernels of its convolutions and matmuls are cast to it, products accumulate in f
 """
 
 import functools
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -97,7 +98,9 @@ def _conv(
 
 def _check_sizes(owner: str, field: str, sizes: Sequence[int]) -> None:
     """Raise ValueError unless `sizes` is a non-empty sequence of positive ints."""
-    if len(sizes) == 0 or any(int(size) <= 0 for size in sizes):
+    if (not isinstance(sizes, Sequence) or isinstance(sizes, str) or len(sizes) == 0
+            or any(isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0
+                   for size in sizes)):
         raise ValueError(
             f"{owner}.{field} must be a non-empty sequence of positive ints, got {sizes!r}."
         )

@@ -29,6 +29,7 @@ def refused(tmp_path, capsys, *argv: str) -> str:
     ("agent.transformer.num_layers.x=1", "agent.transformer.num_layers is a value, not a section"),
     ("agent=1", "agent is a section; set its fields as agent.<field>=<value>"),
     ("noequals", "must look like section.field=value"),
+    ("env.options.a=1 env.options.a.b=2", "env.options.a is a value, not a section"),
     # wrong types
     ("learner.batch_size=many", "learner.batch_size must be an int, got 'many'"),
     ("env.num_envs=2.5", "env.num_envs must be an int, got '2.5'"),
@@ -52,12 +53,19 @@ def refused(tmp_path, capsys, *argv: str) -> str:
                               "learner.segment_len=5"),
     ("distributed.num_processes=2", "distributed.coordinator_address is required"),
     ("agent.torso_options.width=3", "agent: make_torso chose MLPTorso for observation"),
+    ("agent.torso_options.hidden_sizes=16", "MLPTorso.hidden_sizes must be a non-empty "
+                                            "sequence of positive ints, got 16"),
+    ("learner.total_env_steps=1.25e1", "learner.total_env_steps must be an int, got '1.25e1'"),
+    ("optimizer.learning_rate=inf", "optimizer.learning_rate must be a finite number, got inf"),
+    ("optimizer.eps=nan", "optimizer.eps must be a finite number, got nan"),
+    ("optimizer.max_grad_norm=0", "optimizer.max_grad_norm must be > 0 (or None: no clipping)"),
+    ("agent.transformer.gate_bias=nan", "gate_bias must be a finite number or None, got nan"),
     # layouts that do not fit
     ("learner.batch_size=6", "must be a multiple of env.num_envs x learner.num_actor_threads"),
     ("env.groups_per_task=3", "env.num_envs=4 must be a multiple of the number of tasks"),
 ])
 def test_a_bad_override_is_refused_naming_the_key(override, message, tmp_path, capsys):
-    assert message in refused(tmp_path, capsys, *BASE, override)
+    assert message in refused(tmp_path, capsys, *BASE, *override.split())
 
 
 @pytest.mark.parametrize("overrides, message", [  # {n}: the local devices (2 on the CPU)
