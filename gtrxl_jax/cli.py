@@ -6,14 +6,15 @@ import time
 import jax
 import jax.numpy as jnp
 
+from gtrxl_jax.argtypes import positive_int
 from gtrxl_jax.nn import GTrXL, GTrXLConfig, init_memory
 
 
 def demo_main(argv: list[str] | None = None) -> None:
     """Builds a GTrXL, runs an unroll and the same steps one by one, and prints what it computed."""
     parser = argparse.ArgumentParser(prog="gtrxl-demo", description=demo_main.__doc__)
-    parser.add_argument("--unroll", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--unroll", type=positive_int, default=32)
+    parser.add_argument("--batch", type=positive_int, default=8)
     args = parser.parse_args(argv)
     config = GTrXLConfig(num_layers=4, d_model=128, num_heads=4, memory_len=16)
     T, B = args.unroll, args.batch

@@ -12,6 +12,7 @@ from gtrxl_jax.bench import bandwidth, ceiling, core, segments, torso  # noqa: F
 from gtrxl_jax.bench.registry import (
     MEASUREMENTS,
     Session,
+    check_measurements,
     register,
     register_unavailable,
     run_measurements,
@@ -27,4 +28,5 @@ except ImportError as error:
         "install requirements.txt",
     )
 
-__all__ = ["MEASUREMENTS", "WORKLOADS", "Session", "Workload", "register", "run_measurements"]
+__all__ = ["MEASUREMENTS", "WORKLOADS", "Session", "Workload", "check_measurements", "register",
+           "run_measurements"]

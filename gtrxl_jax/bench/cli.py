@@ -29,7 +29,8 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, run_measurements
+from gtrxl_jax.argtypes import positive_int
+from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, check_measurements, run_measurements
 from gtrxl_jax.bench.machine import machine_info
 from gtrxl_jax.bench.registry import Record
 from gtrxl_jax.bench.summary import summarize
@@ -66,11 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", choices=sorted(WORKLOADS), default="reference")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls per learner figure")
-    parser.add_argument("--act-repeats", type=int, default=50, help="timed steps per act figure")
+    parser.add_argument("--repeats", type=positive_int, default=10,
+                        help="timed calls per learner figure")
+    parser.add_argument("--act-repeats", type=positive_int, default=50,
+                        help="timed steps per act figure")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
-    parser.add_argument("--unroll", type=int, help="override the workload's unroll T")
-    parser.add_argument("--batch", type=int, help="override the workload's batch B")
+    parser.add_argument("--unroll", type=positive_int, help="override the workload's unroll T")
+    parser.add_argument("--batch", type=positive_int, help="override the workload's batch B")
     parser.add_argument(
         "--memory-lens", type=_int_list, help="override the scaling sweep, e.g. 32,64,128"
     )
@@ -79,15 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
                      f"(default: {','.join(EndToEnd.tasks)})")
     e2e.add_argument("--e2e-cores", type=_str_list, help="comma-separated agent.core values "
                      f"(default: {','.join(EndToEnd.cores)})")
-    e2e.add_argument("--e2e-steps", type=int, help="env steps per run "
+    e2e.add_argument("--e2e-steps", type=positive_int, help="env steps per run "
                      f"(default: {EndToEnd.env_steps})")
-    e2e.add_argument("--e2e-envs", type=int, help="env.num_envs (default: the batch)")
+    e2e.add_argument("--e2e-envs", type=positive_int, help="env.num_envs (default: the batch)")
     e2e.add_argument("--e2e-set", action="append", default=[], metavar="KEY=VALUE",
                      help="a further TrainConfig override, e.g. learner.reproducible=false "
                      "(repeatable)")
     on_device = parser.add_argument_group(
         "on-device (on_device) runs: the main job's T-maze config on both training paths")
-    on_device.add_argument("--on-device-steps", type=int, help="env steps of each "
+    on_device.add_argument("--on-device-steps", type=positive_int, help="env steps of each "
                            "time-to-solve run (default: the config's, 500k)")
     on_device.add_argument("--on-device-envs", type=_int_list, help="comma-separated N of the "
                            "on-device sweep, env.num_envs = learner.batch_size = N (default: "
@@ -156,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         e2e=make_end_to_end(args),
         on_device=make_on_device(args),
     )
+    try:  # a bad --e2e-set fails now, not after minutes of earlier measurements
+        check_measurements(session, args.only)
+    except ValueError as error:  # a ConfigError is one
+        parser.error(str(error))
     if args.out:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") if args.out else contextlib.nullcontext() as out:

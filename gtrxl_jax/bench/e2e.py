@@ -268,7 +268,14 @@ def measure_run(session: Session, task: str, core: str) -> Record:
     }
 
 
-@register("e2e")
+def check_train_configs(session: Session) -> None:
+    """Builds the config of every run `e2e` would train (ConfigError for a bad --e2e-set)."""
+    for task in session.e2e.tasks:
+        for core in session.e2e.cores:
+            train_config(session, task, core, log_dir=tempfile.gettempdir())
+
+
+@register("e2e", check=check_train_configs)
 def e2e(session: Session) -> Iterator[Record]:
     """Training runs per task and core: steady env steps/s, wait shares, time to first update."""
     for task in session.e2e.tasks:

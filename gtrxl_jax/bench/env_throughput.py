@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gtrxl_jax.argtypes import positive_int
 from gtrxl_jax.envs import VectorEnv, make_env, make_jax_env
 from gtrxl_jax.envs.functional import JaxEnv, batch_reset, batch_step, reset_keys
 
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("tasks", nargs="+", help="task names, e.g. TMaze-L10 Pong-v5")
     parser.add_argument("--jax", action="store_true",
                         help="JAX tasks, stepped in one jitted scan (make_jax_env)")
-    parser.add_argument("--num-envs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=2000, help="batched steps to time")
+    parser.add_argument("--num-envs", type=positive_int, default=8)
+    parser.add_argument("--steps", type=positive_int, default=2000, help="batched steps to time")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     logging.getLogger("jax").setLevel(logging.WARNING)  # its platform probing

@@ -134,7 +134,13 @@ def machine_fields(session: Session) -> dict:
     return {"ceiling_gflop_per_s": ceiling_gflops(session, "float32")}
 
 
-@register("on_device_envs", requires=("ceiling",))
+def check_path_configs(session: Session) -> None:
+    """Builds both paths' configs (ConfigError for a bad --on-device-set)."""
+    for path in PATHS:
+        path_config(session, path, [])
+
+
+@register("on_device_envs", requires=("ceiling",), check=check_path_configs)
 def on_device_envs(session: Session) -> Iterator[Record]:
     """The on-device T-maze update's env steps/s against the number of environments."""
     machine = machine_fields(session)
@@ -142,7 +148,7 @@ def on_device_envs(session: Session) -> Iterator[Record]:
         yield {**measure_num_envs(session, num_envs), **machine}
 
 
-@register("on_device", requires=("ceiling",))
+@register("on_device", requires=("ceiling",), check=check_path_configs)
 def on_device(session: Session) -> Iterator[Record]:
     """T-maze on device against the actor-learner: steady env steps/s, time to 95%, N sweep."""
     machine = machine_fields(session)

@@ -2,7 +2,9 @@
 
 A measurement is a function `fn(session) -> Iterator[dict]` registered under a name; it
 yields one JSON-ready record per figure. `requires` names measurements whose records it
-reads (learn reads the ceiling's, to report its fraction of it), which run first.
+reads (learn reads the ceiling's, to report its fraction of it), which run first. A
+measurement that trains may register a `check(session)` that builds its runs' configs, so
+that `check_measurements` refuses a bad setting before anything is measured.
 """
 
 import dataclasses
@@ -13,29 +15,40 @@ from gtrxl_jax.bench.workloads import EndToEnd, OnDeviceComparison, Workload
 
 Record = dict
 MeasureFn = Callable[["Session"], Iterator[Record]]
+CheckFn = Callable[["Session"], None]
 
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
-    """A named measurement: `fn(session)` yields its records."""
+    """A named measurement: `fn(session)` yields its records.
+
+    `check(session)`, if set, raises ValueError for settings it cannot run.
+    """
 
     name: str
     fn: MeasureFn
     requires: tuple[str, ...] = ()
     description: str = ""
+    check: CheckFn | None = None
 
 
 MEASUREMENTS: dict[str, Measurement] = {}
 
 
-def register(name: str, requires: tuple[str, ...] = ()) -> Callable[[MeasureFn], MeasureFn]:
-    """Decorator registering `fn(session) -> Iterator[Record]` as the measurement `name`."""
+def register(
+    name: str, requires: tuple[str, ...] = (), check: CheckFn | None = None
+) -> Callable[[MeasureFn], MeasureFn]:
+    """Decorator registering `fn(session) -> Iterator[Record]` as the measurement `name`.
+
+    `check(session)`, if given, raises ValueError (e.g. a ConfigError) for settings that the
+    measurement cannot run; `check_measurements` calls it before anything is measured.
+    """
 
     def decorate(fn: MeasureFn) -> MeasureFn:
         if name in MEASUREMENTS:
             raise ValueError(f"measurement {name!r} is registered twice.")
         doc = (fn.__doc__ or "").strip().splitlines()
-        MEASUREMENTS[name] = Measurement(name, fn, requires, doc[0] if doc else "")
+        MEASUREMENTS[name] = Measurement(name, fn, requires, doc[0] if doc else "", check)
         return fn
 
     return decorate
@@ -105,6 +118,17 @@ def _with_requirements(names: Iterable[str]) -> list[str]:
     for name in names:
         visit(name)
     return ordered
+
+
+def check_measurements(session: Session, names: Iterable[str]) -> None:
+    """Runs the checks of the named measurements and their requirements, measuring nothing.
+
+    Raises:
+      ValueError: the first setting a measurement cannot run (its message says which).
+    """
+    for name in _with_requirements(names):
+        if MEASUREMENTS[name].check is not None:
+            MEASUREMENTS[name].check(session)
 
 
 def run_measurements(

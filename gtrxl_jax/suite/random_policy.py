@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gtrxl_jax.argtypes import positive_int
 from gtrxl_jax.envs import make_env, make_jax_env
 from gtrxl_jax.envs.functional import play_first_episodes, reset_keys
 
@@ -122,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     """Measure each task named on the command line; log and optionally save JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="+")
-    parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--num-envs", type=int, default=8)
+    parser.add_argument("--episodes", type=positive_int, default=100)
+    parser.add_argument("--num-envs", type=positive_int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--jax", action="store_true", help="JAX tasks (make_jax_env): one environment per episode"

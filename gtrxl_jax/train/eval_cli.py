@@ -26,6 +26,7 @@ import os
 import sys
 from pathlib import Path
 
+from gtrxl_jax.argtypes import positive_int
 from gtrxl_jax.config import ConfigError
 from gtrxl_jax.envs import make_env
 from gtrxl_jax.strict_json import strict_json
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run's folder (its run.log_dir)")
     parser.add_argument("--checkpoint", type=int, metavar="N",
                         help="the update of the checkpoint (default: the latest)")
-    parser.add_argument("--episodes", type=int, metavar="K",
+    parser.add_argument("--episodes", type=positive_int, metavar="K",
                         help="episodes per mode (default: the run's run.eval_episodes, or 100)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--greedy", action="store_true", help="only the greedy policy")

@@ -121,6 +121,20 @@ def test_cli_rejects_unknown_measurements():
         main(["--only", "learn,nope"])
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--only", "e2e", "--e2e-set", "learner.typo=3"], "Unknown config key 'learner.typo'"),
+    (["--only", "on_device", "--on-device-set", "optimizer.learning_rate=fast"],
+     "optimizer.learning_rate must be a float, got 'fast'"),
+])
+def test_a_bad_training_override_is_a_usage_error_before_any_measurement(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert message in err and "Traceback" not in err
+    assert out == ""  # not even the machine record: nothing was measured
+
+
 def test_flop_counts():
     cfg = WORKLOADS["reference"].core  # L 4, D 256, 8 heads x 32, F 1024, M 64
     L, M, D, A, F, T, B = 4, 64, 256, 256, 1024, 32, 32
