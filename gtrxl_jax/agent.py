@@ -236,8 +236,9 @@ class Agent:
           segment_len: T, the core's segment length; None runs one call over all N steps.
 
         Returns:
-          AgentOutput (logits [N, B, A], values [N, B, num_tasks]) and the core state after
-          step N-1.
+          AgentOutput (logits [N, B, A], values [N, B, num_tasks], reconstruction of the
+          observations [N, B, ...] when the agent decodes them, else None) and the core state
+          after step N-1.
         """
         self._check_inputs(inputs, ("T", "B"), "unroll")
         x = self.embedding.apply(params["embedding"], inputs)

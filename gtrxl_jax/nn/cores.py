@@ -18,9 +18,6 @@ from gtrxl_jax.nn.recurrent import FeedForwardCore, LSTMCore, NoState, init_lstm
 class CoreState(Protocol):
     """What every core state offers besides being a batch-major pytree."""
 
-    def without_cache(self) -> "CoreState":
-        """The state without anything only acting needs (GTrXL's key/value cache)."""
-
     def snapshot(self) -> "CoreState":
         """What a trajectory stores as its start state.
 
@@ -56,8 +53,9 @@ def init_memory(config: CoreConfig, batch_size: int, cache: bool = False):
       cache: GTrXL only: allocate the acting cache (keys and values of the memory).
 
     Returns:
-      gtrxl: Memory(states [B, L, M, D], valid [B, M]); lstm: LSTMState(hidden, cell
-      [B, L, H]); feed-forward: NoState().
+      gtrxl: Memory(states [B, L, M, D], valid [B, M], position [B] (the ring's
+      oldest slot), cache (None, or the keys and values per layer when `cache`)); lstm:
+      LSTMState(hidden, cell [B, L, H]); feed-forward: NoState().
     """
     if isinstance(config, GTrXLConfig):
         return init_gtrxl_memory(config, batch_size, cache=cache)

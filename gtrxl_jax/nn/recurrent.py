@@ -26,10 +26,6 @@ class LSTMState:
     hidden: jax.Array
     cell: jax.Array
 
-    def without_cache(self) -> "LSTMState":
-        """The state itself: an LSTM keeps no acting cache (see `nn.cores.CoreState`)."""
-        return self
-
     def snapshot(self) -> "LSTMState":
         """A copy with buffers of its own: what a trajectory stores (see `nn.cores.CoreState`)."""
         return jax.tree.map(jnp.copy, self)
@@ -38,10 +34,6 @@ class LSTMState:
 @struct.dataclass
 class NoState:
     """The (empty) state of the feed-forward core; a pytree with no leaves."""
-
-    def without_cache(self) -> "NoState":
-        """The state itself (see `nn.cores.CoreState`)."""
-        return self
 
     def snapshot(self) -> "NoState":
         """The state itself: it holds nothing to copy (see `nn.cores.CoreState`)."""
