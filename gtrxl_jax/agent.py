@@ -25,6 +25,7 @@ from gtrxl_jax.nn.config import CoreConfig, GTrXLConfig, check_positive_int, res
 from gtrxl_jax.nn.cores import init_memory, make_core
 from gtrxl_jax.nn.gtrxl import GTrXL
 from gtrxl_jax.nn.heads import VALUE_LAYER, ObservationDecoder, PolicyValueHead
+from gtrxl_jax.nn.precision import dense_options
 from gtrxl_jax.nn.segments import scan_segments
 from gtrxl_jax.nn.torsos import VECTOR, infer_observation_kind, make_torso
 
@@ -101,7 +102,7 @@ class Embedding(nn.Module):
             features.append(jax.nn.one_hot(inputs.prev_action, self.num_actions) * not_first)
             features.append(inputs.prev_reward.astype(jnp.float32)[..., None] * not_first)
         x = jnp.concatenate(features, axis=-1)
-        return nn.relu(nn.Dense(self.width, dtype=self.dtype)(x)).astype(jnp.float32)
+        return nn.relu(nn.Dense(self.width, **dense_options(self.dtype, jnp.float32))(x))
 
 
 @dataclasses.dataclass(frozen=True)

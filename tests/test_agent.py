@@ -1,6 +1,7 @@
 """The agent: acting == learning, and the segment-scanned unroll (Transformer-XL style)."""
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -133,6 +134,29 @@ def test_segments_under_pmap_and_bfloat16():
     )
     logits = jnp.concatenate(list(out.logits), axis=1)
     np.testing.assert_allclose(logits, expected.logits, atol=5e-3)
+
+
+def _dot_output_dtypes(jaxpr) -> set:
+    """The output dtypes of every dot_general in a jaxpr, its sub-jaxprs included."""
+    dtypes = {eqn.outvars[0].aval.dtype for eqn in jaxpr.eqns
+              if eqn.primitive.name == "dot_general"}
+    for sub in jax.extend.core.subjaxprs(jaxpr):
+        dtypes |= _dot_output_dtypes(sub)
+    return dtypes
+
+
+def test_under_bfloat16_no_matmul_of_the_learners_gradient_returns_bfloat16():
+    """Every layer (embedding, torso, core, heads) accumulates and returns float32: a
+    bfloat16-out matmul is slow on XLA:CPU and loses precision (`nn.precision`)."""
+    agent, params = make(gtrxl(3, dtype="bfloat16"))
+    inputs = random_inputs(4, 2)
+
+    def loss(params):
+        out, _ = agent.unroll(params, inputs, agent.initial_state(2))
+        return jnp.sum(out.logits) + jnp.sum(out.values)
+
+    assert _dot_output_dtypes(jax.make_jaxpr(jax.grad(loss))(params).jaxpr) == {
+        jnp.dtype(jnp.float32)}
 
 
 def test_pixel_agent_shapes_and_prev_action_masking():

@@ -11,7 +11,6 @@ value is read from its own task's output (`losses.select_task_values`). A single
 has N = 1.
 """
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,9 +20,12 @@ import jax
 import jax.numpy as jnp
 
 from gtrxl_jax.nn.config import check_positive_int
+from gtrxl_jax.nn.precision import dense_options
 
-# As in torsos.py: compute in `dtype`, accumulate in float32, keep float32 parameters.
-_dot_general_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+def _dense_options(dtype: Any) -> dict:
+    """Dense options of the heads: compute in `dtype`, accumulate in float32, float32 params."""
+    return dense_options(dtype, jnp.float32)
 
 
 VALUE_LAYER = "value"  # the name of the value output layer in the head's parameters
@@ -90,22 +92,18 @@ class PolicyValueHead(nn.Module):
         x = features
         for i, size in enumerate(self.hidden_sizes):
             x = nn.relu(
-                nn.Dense(size, dtype=self.dtype, dot_general=_dot_general_f32, name=f"hidden_{i}")(
-                    x
-                )
+                nn.Dense(size, name=f"hidden_{i}", **_dense_options(self.dtype))(x)
             )
         logits = nn.Dense(
             self.num_actions,
-            dtype=self.dtype,
-            dot_general=_dot_general_f32,
+            **_dense_options(self.dtype),
             kernel_init=nn.initializers.variance_scaling(
                 self.logits_init_scale**2, "fan_in", "truncated_normal"
             ),
             name="logits",
         )(x)
         values = nn.Dense(
-            self.num_tasks, dtype=self.dtype, dot_general=_dot_general_f32, name=VALUE_LAYER
-        )(x)
+            self.num_tasks, name=VALUE_LAYER, **_dense_options(self.dtype))(x)
         return logits.astype(jnp.float32), values.astype(jnp.float32)
 
 
@@ -133,8 +131,6 @@ class ObservationDecoder(nn.Module):
         """Decode features [..., D] into observations [..., O] float32."""
         x = features
         for i, size in enumerate(self.hidden_sizes):
-            x = nn.relu(nn.Dense(size, dtype=self.dtype, dot_general=_dot_general_f32,
-                                 name=f"hidden_{i}")(x))
-        out = nn.Dense(self.observation_size, dtype=self.dtype, dot_general=_dot_general_f32,
-                       name="output")(x)
+            x = nn.relu(nn.Dense(size, name=f"hidden_{i}", **_dense_options(self.dtype))(x))
+        out = nn.Dense(self.observation_size, name="output", **_dense_options(self.dtype))(x)
         return out.astype(jnp.float32)

@@ -40,6 +40,7 @@ import numpy as np
 
 from gtrxl_jax.nn import pooling
 from gtrxl_jax.nn.conv import conv_general_dilated_matmul_grad, matmul_kernel_grad_by_default
+from gtrxl_jax.nn.precision import dense_options
 
 ObservationSpec: TypeAlias = jax.ShapeDtypeStruct | Mapping[str, jax.ShapeDtypeStruct]
 
@@ -53,10 +54,9 @@ SUPPORTED_OBSERVATIONS = (
     "(an integer image [H, W, 3] and an integer scalar direction)"
 )
 
-# Low-precision inputs with float32 accumulation: on an AMX CPU a bfloat16 matmul asked for a
-# float32 result ran ~3x faster than float32 (a plain bfloat16 one does not speed up); XLA:CPU
-# convolutions ran at about float32 speed either way. Float32 accumulation keeps sums accurate.
-_dot_general_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+# Low-precision inputs with float32 accumulation (Dense layers: `precision.dense_options`);
+# XLA:CPU convolutions ran at about float32 speed either way. Float32 accumulation keeps sums
+# accurate.
 _conv_general_dilated_f32 = functools.partial(
     jax.lax.conv_general_dilated, preferred_element_type=jnp.float32
 )
@@ -69,7 +69,7 @@ MINIGRID_CELL_ENCODINGS = ("embed", "one_hot")
 
 def _dense(features: int, dtype: Any, name: str | None = None) -> nn.Dense:
     """Make a Dense layer computing in `dtype` with float32 accumulation and float32 params."""
-    return nn.Dense(features, dtype=dtype, dot_general=_dot_general_f32, name=name)
+    return nn.Dense(features, name=name, **dense_options(dtype, jnp.float32))
 
 
 def _conv(
