@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from gtrxl_jax.nn.precision import dense_options
+from gtrxl_jax.nn.precision import dense_matmul, dense_options
 
 # Score and value matmuls: compute-dtype inputs, float32 accumulation and result.
 _matmul = functools.partial(jnp.einsum, preferred_element_type=jnp.float32)
@@ -113,9 +113,27 @@ class RelativeMultiHeadAttention(nn.Module):
         self.u = self.param("u", nn.initializers.zeros, heads, self.param_dtype)
         self.v = self.param("v", nn.initializers.zeros, heads, self.param_dtype)
 
-    def keys_values(self, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Projects inputs [B, S, D] into keys and values, each [B, H, S, Dh] (compute dtype)."""
-        kv = self.key_value(inputs).astype(self.dtype)  # [B, S, 2, H, Dh]
+    def keys_values(
+        self,
+        inputs: jax.Array,
+        input_scale: jax.Array | None = None,
+        input_shift: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Projects inputs [B, S, D] into keys and values, each [B, H, S, Dh] (compute dtype).
+
+        With `input_scale` and `input_shift` [D] it projects inputs * scale + shift, with
+        both folded into the projection: (x s + t) W = x (diag(s) W) + t W. For inputs that
+        are never differentiated, the gradients of s and t then come out of the kernel's own
+        gradient matmul, with no gradient of the [B, S, D] inputs to compute and sum.
+        """
+        if input_scale is None:
+            kv = self.key_value(inputs)  # [B, S, 2, H, Dh]
+        else:
+            kernel = self.key_value.variables["params"]["kernel"]  # [D, 2, H, Dh]
+            folded = input_scale[:, None, None, None] * kernel
+            kv = dense_matmul(inputs.astype(self.dtype), folded.astype(self.dtype), 1)
+            kv = kv + jnp.tensordot(input_shift, kernel, 1).astype(jnp.float32)
+        kv = kv.astype(self.dtype)
         kv = jnp.transpose(kv, (2, 0, 3, 1, 4))  # [2, B, H, S, Dh]
         return kv[0], kv[1]
 

@@ -52,6 +52,8 @@ class TransformerBlock(nn.Module):
         self.mlp_output = nn.Dense(cfg.d_model, **mlp)
         self.norm_attention = nn.LayerNorm(**norm)
         self.norm_mlp = nn.LayerNorm(**norm)
+        # norm_attention without its scale and bias (no parameters): see memory_keys_values.
+        self.standardize = nn.LayerNorm(use_scale=False, use_bias=False, dtype=jnp.float32)
         if cfg.variant == "gtrxl":
             gate = dict(kind=cfg.gate, bias=cfg.resolved_gate_bias, **dense)
             self.gate_attention = Gate(**gate)
@@ -62,10 +64,20 @@ class TransformerBlock(nn.Module):
         return self.config.variant != "trxl"
 
     def memory_keys_values(self, memory_states: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Keys and values [B, H, M, Dh] of this block's memory states [B, M, D]."""
-        if self._pre_norm:  # TrXL-I / GTrXL normalise [memory ; segment] alike.
-            memory_states = self.norm_attention(memory_states)
-        return self.attention.keys_values(memory_states)
+        """Keys and values [B, H, M, Dh] of this block's memory states [B, M, D].
+
+        TrXL-I and GTrXL normalise [memory ; segment] alike, with norm_attention. The memory
+        is never differentiated, so it is standardised apart and the norm's scale and bias
+        are folded into the key/value projection (`RelativeMultiHeadAttention.keys_values`):
+        the same keys and values, to round-off, with a cheaper backward pass.
+        """
+        if not self._pre_norm:
+            return self.attention.keys_values(memory_states)
+        if self.is_initializing():  # the norm's first call makes its parameters
+            return self.attention.keys_values(self.norm_attention(memory_states))
+        norm = self.norm_attention.variables["params"]
+        return self.attention.keys_values(self.standardize(memory_states), norm["scale"],
+                                          norm["bias"])
 
     def _mlp(self, x: jax.Array) -> jax.Array:
         hidden = nn.relu(self.mlp_hidden(x))

@@ -54,6 +54,36 @@ def test_no_gradient_into_memory_and_gradients_reach_every_parameter():
         assert np.any(np.asarray(g) != 0), f"no gradient reaches {jax.tree_util.keystr(path)}"
 
 
+@pytest.mark.parametrize("variant", ["gtrxl", "trxl_i"])
+def test_the_memory_norm_folded_into_its_projection_equals_normalising_first(
+        variant, monkeypatch):
+    """memory_keys_values folds norm_attention's scale and bias into the key/value projection;
+    the outputs and every gradient are those of normalising the memory, then projecting."""
+    cfg = config(variant=variant)
+    core, params, inputs, first, memory = init_core(cfg, T=5, B=2)
+    _, memory = jitted_apply(core)(params, inputs, first, memory)
+    first = jnp.zeros_like(first)  # every step reads the memory
+    params = jax.tree_util.tree_map_with_path(  # the norms' scales and biases off 1 and 0
+        lambda path, p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(2), p.shape)
+        if "norm" in jax.tree_util.keystr(path) else p, params)
+
+    def loss_and_grads():
+        def loss(params):
+            out, _ = core.apply(params, inputs, first, memory)
+            return jnp.sum(jnp.sin(out))
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    folded = loss_and_grads()
+
+    def normalise_first(block, states):
+        return block.attention.keys_values(block.norm_attention(states))
+
+    monkeypatch.setattr(gx.nn.gtrxl.TransformerBlock, "memory_keys_values", normalise_first)
+    plain = loss_and_grads()
+    for x, y in zip(jax.tree.leaves(folded), jax.tree.leaves(plain), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
+
+
 def test_bfloat16_compute_is_close_to_float32():
     cfg32 = config(num_layers=2, d_model=32, num_heads=4, memory_len=6)
     cfg16 = config(num_layers=2, d_model=32, num_heads=4, memory_len=6, dtype="bfloat16")
