@@ -161,7 +161,8 @@ class AgentConfig:
 
     Attributes:
       core: "gtrxl", "trxl_i", "trxl" (transformer variants, configured by `transformer`;
-        its `variant` is set from `core`), "lstm" (configured by `lstm`) or "feedforward".
+        its `variant` is set from `core`), "lstm" (configured by `lstm`) or "feedforward"
+        (no memory; its width is `transformer.d_model`).
       transformer: the GTrXL / TrXL / TrXL-I configuration.
       lstm: the LSTM configuration.
       use_prev_action_reward: feed the previous action and reward to the core.
