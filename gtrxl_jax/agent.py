@@ -102,7 +102,7 @@ class Embedding(nn.Module):
             features.append(jax.nn.one_hot(inputs.prev_action, self.num_actions) * not_first)
             features.append(inputs.prev_reward.astype(jnp.float32)[..., None] * not_first)
         x = jnp.concatenate(features, axis=-1)
-        return nn.relu(nn.Dense(self.width, **dense_options(self.dtype, jnp.float32))(x))
+        return nn.relu(nn.Dense(self.width, **dense_options(self.dtype))(x))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,12 +22,6 @@ import jax.numpy as jnp
 from gtrxl_jax.nn.config import check_positive_int
 from gtrxl_jax.nn.precision import dense_options
 
-
-def _dense_options(dtype: Any) -> dict:
-    """Dense options of the heads: compute in `dtype`, accumulate in float32, float32 params."""
-    return dense_options(dtype, jnp.float32)
-
-
 VALUE_LAYER = "value"  # the name of the value output layer in the head's parameters
 
 
@@ -92,18 +86,18 @@ class PolicyValueHead(nn.Module):
         x = features
         for i, size in enumerate(self.hidden_sizes):
             x = nn.relu(
-                nn.Dense(size, name=f"hidden_{i}", **_dense_options(self.dtype))(x)
+                nn.Dense(size, name=f"hidden_{i}", **dense_options(self.dtype))(x)
             )
         logits = nn.Dense(
             self.num_actions,
-            **_dense_options(self.dtype),
+            **dense_options(self.dtype),
             kernel_init=nn.initializers.variance_scaling(
                 self.logits_init_scale**2, "fan_in", "truncated_normal"
             ),
             name="logits",
         )(x)
         values = nn.Dense(
-            self.num_tasks, name=VALUE_LAYER, **_dense_options(self.dtype))(x)
+            self.num_tasks, name=VALUE_LAYER, **dense_options(self.dtype))(x)
         return logits.astype(jnp.float32), values.astype(jnp.float32)
 
 
@@ -131,6 +125,6 @@ class ObservationDecoder(nn.Module):
         """Decode features [..., D] into observations [..., O] float32."""
         x = features
         for i, size in enumerate(self.hidden_sizes):
-            x = nn.relu(nn.Dense(size, name=f"hidden_{i}", **_dense_options(self.dtype))(x))
-        out = nn.Dense(self.observation_size, name="output", **_dense_options(self.dtype))(x)
+            x = nn.relu(nn.Dense(size, name=f"hidden_{i}", **dense_options(self.dtype))(x))
+        out = nn.Dense(self.observation_size, name="output", **dense_options(self.dtype))(x)
         return out.astype(jnp.float32)

@@ -81,6 +81,6 @@ def dot_general_f32(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision
     )
 
 
-def dense_options(dtype, param_dtype) -> dict:
+def dense_options(dtype, param_dtype=jnp.float32) -> dict:
     """Keyword arguments of a flax Dense/DenseGeneral computing in `dtype`, returning float32."""
     return dict(dtype=dtype, param_dtype=param_dtype, dot_general=dot_general_f32)

@@ -69,7 +69,7 @@ MINIGRID_CELL_ENCODINGS = ("embed", "one_hot")
 
 def _dense(features: int, dtype: Any, name: str | None = None) -> nn.Dense:
     """Make a Dense layer computing in `dtype` with float32 accumulation and float32 params."""
-    return nn.Dense(features, name=name, **dense_options(dtype, jnp.float32))
+    return nn.Dense(features, name=name, **dense_options(dtype))
 
 
 def _conv(
