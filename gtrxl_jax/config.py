@@ -161,8 +161,9 @@ class AgentConfig:
 
     Attributes:
       core: "gtrxl", "trxl_i", "trxl" (transformer variants, configured by `transformer`;
-        its `variant` is set from `core`), "lstm" (configured by `lstm`) or "feedforward"
-        (no memory; its width is `transformer.d_model`).
+        its `variant` is set from `core`, and another variant set there is an error),
+        "lstm" (configured by `lstm`) or "feedforward" (no memory; its width is
+        `transformer.d_model`).
       transformer: the GTrXL / TrXL / TrXL-I configuration.
       lstm: the LSTM configuration.
       use_prev_action_reward: feed the previous action and reward to the core.
@@ -182,6 +183,14 @@ class AgentConfig:
     def __post_init__(self):
         _check_types(self, "agent")
         _require(self.core in CORES, f"agent.core={self.core!r} is not one of {CORES}.")
+        default_variant = GTrXLConfig.variant
+        _require(
+            self.core not in VARIANTS
+            or self.transformer.variant in (self.core, default_variant),
+            f"agent.transformer.variant={self.transformer.variant!r} contradicts "
+            f"agent.core={self.core!r}: agent.core picks the transformer variant; set "
+            f"agent.core={self.transformer.variant} instead.",
+        )
         if self.core in VARIANTS and self.transformer.variant != self.core:
             object.__setattr__(
                 self, "transformer", dataclasses.replace(self.transformer, variant=self.core)

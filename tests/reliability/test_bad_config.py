@@ -46,6 +46,9 @@ def refused(tmp_path, capsys, *argv: str) -> str:
                          "'feedforward')"),
     ("agent.transformer.variant=gated", "variant='gated' is not one of ('trxl', 'trxl_i', "
                                         "'gtrxl')"),
+    ("agent.transformer.variant=trxl", "agent.transformer.variant='trxl' contradicts "
+                                       "agent.core='gtrxl': agent.core picks the transformer "
+                                       "variant; set agent.core=trxl instead."),
     ("loss.discount=1.5", "loss.discount must be in [0, 1], got 1.5"),
     ("optimizer.name=sgd",
      "optimizer.name='sgd' is not one of ('adam', 'amsgrad', 'rmsprop')"),
