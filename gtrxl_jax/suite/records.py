@@ -36,6 +36,7 @@ from gtrxl_jax.config import config_differences, to_dict
 from gtrxl_jax.strict_json import strict_json
 from gtrxl_jax.suite.results import (
     CURVE_KEYS,
+    Curve,
     is_finished,
     read_curve,
     read_run_config,
@@ -54,8 +55,6 @@ REPORTING_KEYS = ("run.log_dir", "run.resume", "run.progress", "run.wandb",
                   "run.wandb_project", "run.checkpoint_interval_updates",
                   "run.keep_checkpoints")
 
-Curve = dict[str, np.ndarray]  # {"env_steps": [N], "episode_return": [N], "success": [N]}
-
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
@@ -63,7 +62,8 @@ class RunOutcome:
 
     Attributes:
       summary: its summary.json (at least "eval", "env_steps", "wall_clock_s").
-      curves: task -> its learning curve (`gtrxl_jax.suite.results.read_curve`).
+      curves: task -> its learning curve (`gtrxl_jax.suite.results.read_curve`), thinned
+        (`thin_curve`) as its record keeps it, so a report reads the same from either.
       config: the config it trained with, as a dict; None for a record older than that.
     """
 
@@ -121,7 +121,8 @@ def run_outcome(spec: RunSpec, records: dict[str, dict[str, Any]]) -> RunOutcome
     """A run's outcome (its folder's, else its record's); None unless `has_finished`."""
     tasks = split_tasks(spec.task)
     if is_finished(spec.run_dir):
-        curves = {t: read_curve(spec.run_dir, t, multi_task=len(tasks) > 1) for t in tasks}
+        curves = {t: thin_curve(read_curve(spec.run_dir, t, multi_task=len(tasks) > 1))
+                  for t in tasks}
         outcome = RunOutcome(read_summary(spec.run_dir), curves, read_run_config(spec.run_dir))
     elif spec.run_id in records:
         record = records[spec.run_id]
@@ -169,13 +170,18 @@ def _record(spec: RunSpec, outcome: RunOutcome) -> dict[str, Any]:
         "variant": spec.variant,
         "seed": spec.seed,
         "summary": strict_json(summary),
-        "curves": {task: _thinned(curve) for task, curve in outcome.curves.items()},
+        "curves": {task: {key: strict_json(values.tolist()) for key, values in curve.items()}
+                   for task, curve in outcome.curves.items()},
         **({} if outcome.config is None else {"config": outcome.config}),
     }
 
 
-def _thinned(curve: Curve) -> dict[str, list]:
-    """At most MAX_CURVE_POINTS evenly spaced points of a curve (its last one kept)."""
+def thin_curve(curve: Curve) -> Curve:
+    """At most MAX_CURVE_POINTS evenly spaced points of a curve (its last one kept).
+
+    Thinning a thinned curve changes nothing, so a run's report is the same whether it reads
+    the run's folder or its record.
+    """
     n = len(curve["env_steps"])
     keep = np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).round().astype(int))
-    return {key: strict_json(curve[key][keep].tolist()) for key in ("env_steps", *CURVE_KEYS)}
+    return {key: curve[key][keep] for key in ("env_steps", *CURVE_KEYS)}

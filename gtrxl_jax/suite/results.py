@@ -54,6 +54,7 @@ class EvalResult:
 
 
 MISSING_EVAL = EvalResult(math.nan, math.nan, math.nan, 0)
+Curve = dict[str, np.ndarray]  # {"env_steps": [N], "episode_return": [N], "success": [N]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,7 @@ class TaskResult:
       evals: {"greedy": EvalResult, "sampled": EvalResult}.
       env_steps: environment steps of the whole run (all its tasks).
       wall_clock_s: training time of the run.
+      curve: its training curve on the task (`read_curve`, as the report keeps it).
     """
 
     task: str
@@ -77,6 +79,7 @@ class TaskResult:
     evals: dict[str, EvalResult]
     env_steps: float
     wall_clock_s: float
+    curve: Curve
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
@@ -165,8 +168,9 @@ def parse_eval(entry: dict[str, Any]) -> EvalResult:
     )
 
 
-def task_results(spec: RunSpec, summary: dict[str, Any]) -> list[TaskResult]:
-    """The final evaluation of each task of a finished run, from its summary."""
+def task_results(spec: RunSpec, summary: dict[str, Any],
+                 curves: dict[str, Curve]) -> list[TaskResult]:
+    """The final evaluation of each task of a finished run, from its summary, with its curve."""
     tasks = split_tasks(spec.task)
     results = []
     for task in tasks:
@@ -187,6 +191,7 @@ def task_results(spec: RunSpec, summary: dict[str, Any]) -> list[TaskResult]:
                 evals=evals,
                 env_steps=_number(summary.get("env_steps")),
                 wall_clock_s=_number(summary.get("wall_clock_s")),
+                curve=curves[task],
             )
         )
     return results

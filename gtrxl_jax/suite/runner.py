@@ -315,7 +315,8 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
     _warn_stale(specs, records)
     outcomes = {spec.run_id: run_outcome(spec, records) for spec in specs}
     results = [result for spec in specs if outcomes[spec.run_id] is not None
-               for result in task_results(spec, outcomes[spec.run_id].summary)]
+               for result in task_results(spec, outcomes[spec.run_id].summary,
+                                          outcomes[spec.run_id].curves)]
     spec_tasks = {t for spec in specs for t in split_tasks(spec.task)}
     tasks = tuple(t for t in suite.scored_tasks() if t in spec_tasks)
     variants = tuple(dict.fromkeys(spec.variant for spec in specs))

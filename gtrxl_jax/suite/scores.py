@@ -13,15 +13,23 @@ where the agent beats the reference can hide tasks it fails.
 A run *failed to learn* when its final normalised score is below FAILED_TO_LEARN_BELOW
 (10: it closed less than a tenth of the gap between random and reference) or is missing
 (the run crashed or its evaluation returned no finite value).
+
+A run's *steps to 90* (`steps_to_score`) measure how fast it learned: the env steps at
+which its training curve's score, smoothed over a few records, first reaches 90.
 """
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 CAP = 100.0
 FAILED_TO_LEARN_BELOW = 10.0
+# Sample efficiency: the training curve's score to reach (90: 90% of the way from a random
+# policy to the reference, e.g. success 0.95 where random is 0.5), averaged over this many
+# records of the curve.
+TRAINING_THRESHOLD = 90.0
+SMOOTHING_RECORDS = 5
 
 
 def normalized_score(value: float, random: float, reference: float) -> float:
@@ -43,6 +51,35 @@ def normalized_score(value: float, random: float, reference: float) -> float:
     if value is None or not math.isfinite(value):
         return math.nan
     return 100.0 * (value - random) / (reference - random)
+
+
+def steps_to_score(
+    env_steps: Sequence[float], scores: Sequence[float], threshold: float = TRAINING_THRESHOLD,
+    window: int = SMOOTHING_RECORDS,
+) -> float:
+    """The env steps at which a training curve's smoothed score first reaches `threshold`.
+
+    The curve's score at a record is the mean over that record and the `window - 1` before it
+    (records without a score, NaN, left out first), so one lucky interval does not count.
+
+    Args:
+      env_steps: [N] env steps of each record.
+      scores: [N] normalised training score of each record (NaN: no episode ended).
+      threshold: the score to reach.
+      window: records averaged.
+
+    Returns:
+      The env steps of the first record whose smoothed score is >= threshold; NaN if none.
+    """
+    steps = np.asarray(env_steps, np.float64)
+    values = np.asarray(scores, np.float64)
+    scored = np.isfinite(values)
+    steps, values = steps[scored], values[scored]
+    if values.size < window:
+        return math.nan
+    smoothed = np.convolve(values, np.ones(window) / window, mode="valid")
+    reached = np.flatnonzero(smoothed >= threshold)
+    return float(steps[reached[0] + window - 1]) if reached.size else math.nan
 
 
 def aggregate(scores: Iterable[float]) -> dict[str, float]:

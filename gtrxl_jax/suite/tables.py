@@ -1,7 +1,8 @@
 """Results tables (Markdown and CSV): per task and core, aggregates per core, the ablation.
 
 - results.md / results.csv: one row per (task, core): seeds, greedy and sampled return and
-  success (mean ± std over seeds), and the normalised score of each evaluation mode.
+  success (mean ± std over seeds), the normalised score of each evaluation mode, and the
+  env steps its training score took to reach TRAINING_THRESHOLD (`scores.steps_to_score`).
 - aggregates.csv (and a section of results.md): per core, the mean, median and capped mean
   over tasks of the seed-averaged normalised score (the suite's headline mode), and over
   all runs the interquartile mean and the optimality gap with 95% stratified bootstrap
@@ -20,18 +21,24 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
+
 from gtrxl_jax.suite.intervals import CONFIDENCE, STATISTICS, interval_estimates
 from gtrxl_jax.suite.references import References
 from gtrxl_jax.suite.results import MODES, TaskResult
 from gtrxl_jax.suite.scores import (
     FAILED_TO_LEARN_BELOW,
+    TRAINING_THRESHOLD,
     aggregate,
     failure_share,
     mean_std,
+    steps_to_score,
 )
 from gtrxl_jax.suite.suites import cue_distance, split_variant, variant_label
 
 _STATS = ("episode_return", "success")
+_REACHED_STEPS = f"steps_to_{TRAINING_THRESHOLD:g}_median"
+_REACHED_SEEDS = f"seeds_reaching_{TRAINING_THRESHOLD:g}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +54,8 @@ class ResultRow:
       scores: {mode: [normalised score of each seed]}.
       env_steps: mean environment steps per run.
       wall_clock_s: mean training seconds per run.
+      steps_to_threshold: [per seed] env steps at which its training score first reached
+        TRAINING_THRESHOLD (`scores.steps_to_score`); NaN where it never did.
     """
 
     task: str
@@ -57,10 +66,16 @@ class ResultRow:
     scores: dict[str, list[float]]
     env_steps: float
     wall_clock_s: float
+    steps_to_threshold: list[float]
 
     def score(self, mode: str) -> tuple[float, float]:
         """Mean and std over seeds of the normalised score in one mode."""
         return mean_std(self.scores[mode])
+
+    def median_steps_to_threshold(self) -> tuple[float, int]:
+        """The median over the seeds that reached TRAINING_THRESHOLD, and how many did."""
+        reached = [steps for steps in self.steps_to_threshold if math.isfinite(steps)]
+        return (float(np.median(reached)) if reached else math.nan), len(reached)
 
 
 def result_rows(
@@ -109,6 +124,11 @@ def result_rows(
                     scores=scores,
                     env_steps=mean_std(r.env_steps for r in group)[0],
                     wall_clock_s=mean_std(r.wall_clock_s for r in group)[0],
+                    steps_to_threshold=[
+                        steps_to_score(r.curve["env_steps"],
+                                       [ref.normalize(v) for v in r.curve[ref.metric]])
+                        for r in group
+                    ],
                 )
             )
     return rows
@@ -177,7 +197,7 @@ def write_results(
             header += [f"{mode_}_{stat}_mean", f"{mode_}_{stat}_std"]
     for mode_ in MODES:
         header += [f"{mode_}_score_mean", f"{mode_}_score_std"]
-    header += ["env_steps", "wall_clock_s", "seed_list"]
+    header += ["env_steps", "wall_clock_s", "seed_list", _REACHED_STEPS, _REACHED_SEEDS]
     with open(out_dir / "results.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(header)
@@ -188,7 +208,8 @@ def write_results(
                     line += list(row.values[f"{mode_}_{stat}"])
             for mode_ in MODES:
                 line += list(row.score(mode_))
-            line += [row.env_steps, row.wall_clock_s, " ".join(map(str, row.seeds))]
+            line += [row.env_steps, row.wall_clock_s, " ".join(map(str, row.seeds)),
+                     *row.median_steps_to_threshold()]
             writer.writerow([_csv(v) for v in line])
 
     summary = aggregates(rows, mode)
@@ -213,16 +234,20 @@ def write_results(
         f"# {title}",
         "",
         "Mean ± std over seeds. Score: 100 × (agent − random) / (reference − random) on the "
-        "task's metric (see gtrxl_jax/suite/references.json).",
+        "task's metric (see gtrxl_jax/suite/references.json). Steps to "
+        f"{TRAINING_THRESHOLD:g}: the env steps at which a run's training score (its learning "
+        "curve, smoothed over 5 records) first reached "
+        f"{TRAINING_THRESHOLD:g}, the median over the seeds that reached it, and how many did.",
         "",
         "| task | core | seeds | greedy return | greedy success | sampled return | "
-        "sampled success | score (greedy) | score (sampled) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"sampled success | score (greedy) | score (sampled) | steps to {TRAINING_THRESHOLD:g} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         cells = [row.task, row.variant, str(len(row.seeds))]
         cells += [_pm(*row.values[f"{m}_{s}"]) for m in MODES for s in _STATS]
         cells += [_pm(*row.score(m)) for m in MODES]
+        cells.append(_steps_reached(row))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -246,6 +271,16 @@ def write_results(
     lines += _published_section(rows, references)
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def _steps_reached(row: ResultRow) -> str:
+    """A results.md cell: the median steps to the threshold and the seeds that reached it.
+
+    E.g. "1.2M (2/3)", or "— (0/3)" where no seed reached it.
+    """
+    steps, reached = row.median_steps_to_threshold()
+    figure = f"{steps / 1e6:.2g}M" if reached else "—"
+    return f"{figure} ({reached}/{len(row.seeds)})"
 
 
 def _published_section(rows: list[ResultRow], references: References) -> list[str]:

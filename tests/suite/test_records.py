@@ -1,3 +1,4 @@
+import csv
 import json
 import math
 import shutil
@@ -7,6 +8,7 @@ import time
 
 import numpy as np
 
+from gtrxl_jax.config import to_dict
 from gtrxl_jax.suite.records import (
     MAX_CURVE_POINTS,
     RECORDS_FILE,
@@ -88,6 +90,36 @@ def test_a_record_keeps_a_thinned_curve_with_its_last_point_and_its_nans(tmp_pat
     assert np.isnan(curve["success"][odd]).all() and np.isfinite(curve["success"][~odd]).all()
     assert math.isnan(outcome.summary["eval"]["greedy"]["success"] or math.nan)
     assert outcome.summary["env_steps"] == n and "sps" not in outcome.summary
+
+
+def test_steps_to_90_read_the_same_from_a_run_folder_and_from_its_record(tmp_path):
+    spec = _specs(tmp_path, (0,), ("TMaze-L4",))[0]
+    spec.run_dir.mkdir(parents=True)
+    (spec.run_dir / "config.json").write_text(json.dumps(to_dict(spec.config)))
+    n = 1000  # return 0.5 (score 0) before step 600, 1.0 (score 100) from it; odd: no episode
+    with open(spec.run_dir / "metrics.jsonl", "w") as file:
+        for i in range(n):
+            value = None if i % 2 else (1.0 if i >= 600 else 0.5)
+            file.write(json.dumps({"env_steps": i, "episode_return": value, "success": value})
+                       + "\n")
+    (spec.run_dir / "summary.json").write_text(json.dumps(
+        {"eval": {mode: {"episode_return": 1.0, "success": 1.0}
+                  for mode in ("greedy", "sampled")}, "env_steps": n, "wall_clock_s": 2.0}))
+
+    def reached():
+        write_report(SUITES["fast"], tmp_path, [spec])
+        with open(tmp_path / "results.csv") as file:
+            row = next(csv.DictReader(file))
+        return float(row["steps_to_90_median"]), int(row["seeds_reaching_90"])
+
+    from_folder = reached()
+    shutil.rmtree(spec.run_dir)
+    assert reached() == from_folder
+    steps, seeds = from_folder
+    # The fifth scored record from step 600 of the thinned curve (256 of the 1000 records).
+    assert 600 < steps < 700 and seeds == 1
+    assert "| TMaze-L4 | gtrxl_gru | 1 |" in (tmp_path / "results.md").read_text()
+    assert "(1/1) |" in (tmp_path / "results.md").read_text()
 
 
 def test_an_unfinished_run_without_a_record_has_no_outcome(tmp_path):

@@ -8,6 +8,7 @@ from gtrxl_jax.suite.scores import (
     failure_share,
     mean_std,
     normalized_score,
+    steps_to_score,
 )
 
 
@@ -66,3 +67,26 @@ def test_mean_std_ignores_missing():
     assert mean_std([1.0, 3.0, math.nan, None]) == (2.0, 1.0)
     mean, std = mean_std([])
     assert math.isnan(mean) and math.isnan(std)
+
+
+def test_steps_to_score_is_where_the_smoothed_curve_first_reaches_the_threshold():
+    steps = [10, 20, 30, 40, 50, 60, 70]
+    scores = [0, 100, 100, 100, 100, 100, 100]
+    # Windows of 3: 66.7 at 30, then 100 from 40 on.
+    assert steps_to_score(steps, scores, threshold=90, window=3) == 40
+    assert steps_to_score(steps, scores, threshold=60, window=3) == 30
+    assert steps_to_score(steps, scores, threshold=60, window=1) == 20
+
+
+def test_steps_to_score_skips_one_lucky_record_and_records_without_a_score():
+    steps = [1, 2, 3, 4, 5, 6]
+    lucky = [0, 100, 0, 0, 0, 0]
+    assert math.isnan(steps_to_score(steps, lucky, threshold=90, window=3))
+    gaps = [100, math.nan, 100, math.nan, 100, 0]
+    assert steps_to_score(steps, gaps, threshold=90, window=3) == 5
+
+
+def test_steps_to_score_is_nan_for_a_curve_shorter_than_its_window_or_never_there():
+    assert math.isnan(steps_to_score([1, 2], [100, 100], threshold=90, window=5))
+    assert math.isnan(steps_to_score([], [], threshold=90, window=5))
+    assert math.isnan(steps_to_score([1, 2, 3], [80, 85, 89], threshold=90, window=1))
