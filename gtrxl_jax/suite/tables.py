@@ -28,6 +28,7 @@ from gtrxl_jax.suite.references import References
 from gtrxl_jax.suite.results import MODES, TaskResult
 from gtrxl_jax.suite.scores import (
     FAILED_TO_LEARN_BELOW,
+    SMOOTHING_RECORDS,
     TRAINING_THRESHOLD,
     aggregate,
     failure_share,
@@ -236,7 +237,7 @@ def write_results(
         "Mean ± std over seeds. Score: 100 × (agent − random) / (reference − random) on the "
         "task's metric (see gtrxl_jax/suite/references.json). Steps to "
         f"{TRAINING_THRESHOLD:g}: the env steps at which a run's training score (its learning "
-        "curve, smoothed over 5 records) first reached "
+        f"curve, smoothed over {SMOOTHING_RECORDS} records) first reached "
         f"{TRAINING_THRESHOLD:g}, the median over the seeds that reached it, and how many did.",
         "",
         "| task | core | seeds | greedy return | greedy success | sampled return | "
