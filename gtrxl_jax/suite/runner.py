@@ -53,7 +53,13 @@ from gtrxl_jax.suite.records import (
     write_records,
 )
 from gtrxl_jax.suite.references import References, load_references
-from gtrxl_jax.suite.results import CURVE_KEYS, read_run_config, run_status, task_results
+from gtrxl_jax.suite.results import (
+    CURVE_KEYS,
+    TaskResult,
+    read_run_config,
+    run_status,
+    task_results,
+)
 from gtrxl_jax.suite.suites import RunSpec, Suite, expand, split_tasks
 from gtrxl_jax.suite.tables import (
     horizon_points,
@@ -344,7 +350,7 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
         _list_or_remove(plot_horizon(points, path, f"Suite {suite.name!r}", trajectory_len),
                         path, files)
     for metric in CURVE_KEYS:
-        curves = _curves(specs, outcomes, tasks, metric)
+        curves = _curves(results, tasks, metric)
         path = output_dir / CURVE_FILES[metric]
         _list_or_remove(plot_learning_curves(curves, metric, path, f"Suite {suite.name!r}"),
                         path, files)
@@ -382,16 +388,13 @@ def _warn_dropped(dropped: set[tuple[str, str, int]]) -> None:
             "\n  ".join(f"{task}/{core}/seed{seed}" for task, core, seed in sorted(dropped)))
 
 
-def _curves(specs: list[RunSpec], outcomes: dict, tasks: tuple[str, ...], metric: str) -> dict:
+def _curves(results: list[TaskResult], tasks: tuple[str, ...], metric: str) -> dict:
+    """{task: {variant: [(env_steps [N], metric [N]) of each run]}} for the plotted tasks."""
     curves: dict[str, dict[str, list]] = {task: {} for task in tasks}
-    for spec in specs:
-        outcome = outcomes[spec.run_id]
-        if outcome is None:
-            continue
-        for task, curve in outcome.curves.items():
-            if task in curves:
-                curves[task].setdefault(spec.variant, []).append(
-                    (curve["env_steps"], curve[metric]))
+    for result in results:
+        if result.task in curves:
+            curves[result.task].setdefault(result.variant, []).append(
+                (result.curve["env_steps"], result.curve[metric]))
     return curves
 
 
