@@ -220,7 +220,10 @@ class LossConfig:
       baseline_cost: weight of the value loss.
       entropy_cost: weight of the entropy bonus.
       popart: normalise values per task with PopArt (Hessel et al. 2018): each task's value
-        output learns normalised targets under that task's own statistics (V-trace only).
+        output learns normalised targets under that task's own statistics, and the policy's
+        advantages are divided by its scale sigma. With PPO and `ppo_normalise_advantages`
+        false, this puts the advantages of tasks with small rewards on a unit scale that,
+        unlike standardising, does not grow back once a task is solved.
       ppo_clip: PPO's epsilon: the probability ratio is clipped to [1 - eps, 1 + eps].
       ppo_epochs: passes over each batch.
       ppo_minibatches: minibatches per pass, each a shuffled share of every learner
@@ -269,8 +272,6 @@ class LossConfig:
         _require_positive("loss.ppo_minibatches", self.ppo_minibatches)
         _require(0.0 <= self.gae_lambda <= 1.0,
                  f"loss.gae_lambda must be in [0, 1], got {self.gae_lambda}.")
-        _require(not (self.popart and self.name == "ppo"),
-                 "loss.popart=true goes with loss.name=vtrace only; PPO here has no PopArt.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -208,6 +208,21 @@ def to_return_units(
     return popart_unnormalize(popart, values, task_ids)
 
 
+def popart_targets(
+    targets: VTraceTargets, popart: PopArtState | None, task_ids: jax.Array | None
+) -> VTraceTargets:
+    """Targets in return units [T, B] as a loss on PopArt's normalised values takes them.
+
+    The value targets are normalised, (v_s - mu) / sigma, and the advantages divided by
+    sigma, with each environment's task's statistics (Hessel et al. 2018, section 3);
+    without `popart` the targets are returned as they are.
+    """
+    if popart is None:
+        return targets
+    return VTraceTargets(vs=popart_normalize(popart, targets.vs, task_ids),
+                         pg_advantages=targets.pg_advantages / popart.scale[task_ids])
+
+
 def vtrace_actor_critic_loss(
     target_logits: jax.Array,
     values: jax.Array,
@@ -249,10 +264,7 @@ def vtrace_actor_critic_loss(
     chex.assert_rank([target_logits, values, actions], [3, 2, 2])
     if unnormalised_values is None:
         unnormalised_values = to_return_units(values, popart, task_ids)
-    value_targets, pg_advantages = targets.vs, targets.pg_advantages
-    if popart is not None:
-        value_targets = popart_normalize(popart, value_targets, task_ids)
-        pg_advantages = pg_advantages / popart.scale[task_ids]
+    value_targets, pg_advantages = popart_targets(targets, popart, task_ids)
 
     pg_loss = _masked_mean(-pg_advantages * _log_prob(target_logits, actions), mask)
     loss, baseline_loss, entropy = _actor_critic_total(

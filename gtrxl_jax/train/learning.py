@@ -213,9 +213,8 @@ class Learning:
         metrics = _weighted_pmean(metrics, weight, axis_name)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        popart = state.popart
-        if popart is not None:
-            params, popart = self._popart_step(params, popart, value_targets, batch, axis_name)
+        params, popart = self._popart_step(params, state.popart, value_targets, batch,
+                                           axis_name)
         return Stepped(params=params, opt_state=opt_state, popart=popart, metrics=metrics,
                        grad_norm=optax.global_norm(grads),
                        loss_finite=jnp.isfinite(metrics["loss"]),
@@ -223,11 +222,12 @@ class Learning:
 
     def _ppo_steps(self, state: LearnerState, batch: Trajectory,
                    axis_name: str | None) -> "Stepped":
-        """PPO: `ppo_epochs` passes of `ppo_minibatches` minibatch steps.
+        """PPO: `ppo_epochs` passes of `ppo_minibatches` minibatch steps, then PopArt's.
 
-        GAE targets come from the parameters before the update, the advantages standardised
-        over the whole batch (unless `ppo_normalise_advantages` is false); each pass
-        shuffles the environments into minibatches.
+        GAE targets come from the parameters before the update (see `_ppo_targets`); each
+        pass shuffles the environments into minibatches. With PopArt its statistics move
+        once per update, after the last step, toward the GAE value targets, as after
+        V-trace's one step.
         """
         cfg = self.loss_config
         B, M = batch.batch_size, cfg.ppo_minibatches
@@ -235,7 +235,7 @@ class Learning:
             raise ValueError(
                 f"loss.ppo_minibatches={M} must divide the {B} environments of each learner "
                 "device's batch; choose it (or learner.batch_size) to fit.")
-        targets = self._ppo_targets(state.params, batch, axis_name)
+        targets, value_targets = self._ppo_targets(state.params, state.popart, batch, axis_name)
 
         def minibatch_step(carry, rows):
             params, opt_state = carry
@@ -268,29 +268,40 @@ class Learning:
         first_bad_loss = jnp.min(jnp.where(jnp.isfinite(per_step["loss"]), steps.size, steps))
         first_bad_grads = jnp.min(jnp.where(per_step["grads_finite"] == 1.0, steps.size, steps))
         loss_finite = (first_bad_loss == steps.size) | (first_bad_loss > first_bad_grads)
-        return Stepped(params=params, opt_state=opt_state, popart=state.popart, metrics=metrics,
+        params, popart = self._popart_step(params, state.popart, value_targets, batch,
+                                           axis_name)
+        return Stepped(params=params, opt_state=opt_state, popart=popart, metrics=metrics,
                        grad_norm=grad_norm, loss_finite=loss_finite,
                        grads_finite=first_bad_grads == steps.size)
 
-    def _ppo_targets(self, params: Any, batch: Trajectory,
-                     axis_name: str | None) -> losses.VTraceTargets:
-        """GAE targets of a batch [T+1, B] under `params`.
+    def _ppo_targets(self, params: Any, popart: Any, batch: Trajectory,
+                     axis_name: str | None) -> tuple[losses.VTraceTargets, jax.Array]:
+        """GAE targets of a batch [T+1, B] under `params`, as PPO's loss takes them.
 
-        The advantages are standardised over the whole batch (over `axis_name` too) unless
-        `ppo_normalise_advantages` is false.
+        Without PopArt the advantages are standardised over the whole batch (over
+        `axis_name` too) unless `ppo_normalise_advantages` is false. With PopArt, GAE runs
+        on the values in return units and the loss takes normalised value targets and
+        advantages divided by each task's sigma (`losses.popart_targets`): a scale that
+        follows the returns, not the advantages, so steps shrink once a task is solved.
+
+        Returns:
+          The loss's targets [T, B] and the value targets in return units [T, B] (PopArt's
+          statistics move toward them).
         """
         cfg = self.loss_config
         outputs, _ = self.agent.unroll(params, batch.inputs, batch.core_state,
                                        segment_len=self.segment_len)
         transition = transitions(batch, cfg.discount)
-        values = losses.select_task_values(jax.lax.stop_gradient(outputs.values),
-                                           batch.task_id)
+        task_ids = batch.task_id if popart is not None else None
+        values = losses.to_return_units(losses.select_task_values(
+            jax.lax.stop_gradient(outputs.values), batch.task_id), popart, task_ids)
         targets = losses.gae_targets(values, transition["rewards"], transition["discounts"],
                                      transition["mask"], lambda_=cfg.gae_lambda)
+        loss_targets = losses.popart_targets(targets, popart, task_ids)
         if cfg.ppo_normalise_advantages:
-            targets = targets._replace(pg_advantages=_normalise(
-                targets.pg_advantages, transition["mask"], axis_name))
-        return targets
+            loss_targets = loss_targets._replace(pg_advantages=_normalise(
+                loss_targets.pg_advantages, transition["mask"], axis_name))
+        return loss_targets, targets.vs
 
     def _ppo_loss(self, params: Any, batch: Trajectory, targets: losses.VTraceTargets):
         """PPO's loss of a minibatch [T+1, B'] under `params` (see `losses.ppo_loss`)."""
@@ -307,12 +318,15 @@ class Learning:
 
     def _popart_step(self, params: Any, popart: Any, value_targets: jax.Array,
                      batch: Trajectory, axis_name: str | None):
-        """PopArt after the gradient step: move the statistics (ART), then rescale (POP).
+        """PopArt after the gradient steps: move the statistics (ART), then rescale (POP).
 
-        Follows the recipe of `losses.popart_init`: the targets are the V-trace targets in
-        return units that the gradient step used. Each task's statistics move with its own
+        Follows the recipe of `losses.popart_init`: the targets are the value targets in
+        return units that the gradient steps used. Each task's statistics move with its own
         rows' targets, and POP rescales each task's value output with its own statistics.
+        Without PopArt (`popart` None) the parameters come back as they are.
         """
+        if popart is None:
+            return params, None
         mask = transitions(batch, self.loss_config.discount)["mask"]
         new_popart = losses.popart_update(popart, value_targets, batch.task_id, mask,
                                           axis_name=axis_name)
@@ -333,8 +347,8 @@ class Learning:
         """
         if self.loss_config.name == "ppo":
             def loss(p, popart, batch):
-                del popart
-                return self._ppo_loss(p, batch, self._ppo_targets(params, batch, None))
+                targets, _ = self._ppo_targets(params, popart, batch, None)
+                return self._ppo_loss(p, batch, targets)
         else:
             loss = self.loss
         grads, _ = jax.jit(jax.grad(loss, has_aux=True))(params, popart, batch)

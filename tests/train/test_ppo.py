@@ -84,11 +84,12 @@ def ppo_learner(num_devices, loss=PPO):
 
 @pytest.mark.needs_devices(2)
 def test_a_ppo_update_of_whole_batch_steps_is_the_same_on_one_or_two_devices():
-    """Advantages are normalised over the whole batch and each step's loss is its mean, so
-    the split over devices changes nothing but round-off. (With several minibatches each
-    device draws them from its own environments, so their membership depends on the split.)
+    """Advantages are normalised over the whole batch, each step's loss is its mean and
+    PopArt's statistics average over the devices, so the split over devices changes nothing
+    but round-off. (With several minibatches each device draws them from its own
+    environments, so their membership depends on the split.)
     """
-    loss = LossConfig(name="ppo", ppo_epochs=2, ppo_minibatches=1)
+    loss = LossConfig(name="ppo", ppo_epochs=2, ppo_minibatches=1, popart=True)
     one, two = ppo_learner(1, loss), ppo_learner(2, loss)
     state = one.init_state(jax.random.PRNGKey(0))
     batch = random_trajectory(AGENT, T, B, seed=3)
@@ -123,6 +124,40 @@ def test_ppo_standardises_advantages_over_the_batch_unless_told_not_to(normalise
     raw_mean = float(np.asarray(gae)[mask].mean())
     assert abs(raw_mean) > 1e-2  # the check below can tell the two apart
     assert seen == pytest.approx(0.0 if normalise else raw_mean, abs=1e-5)
+
+
+def test_ppo_with_popart_divides_advantages_in_return_units_by_sigma():
+    """With PopArt, GAE runs on the values in return units, sigma n(x) + mu, the policy
+    sees those advantages divided by sigma, and the statistics then move toward the GAE
+    value targets, POP keeping the value outputs in return units."""
+    loss = LossConfig(name="ppo", ppo_epochs=1, ppo_minibatches=1, popart=True,
+                      ppo_normalise_advantages=False)
+    learner = ppo_learner(1, loss)
+    state = learner.init_state(jax.random.PRNGKey(0))
+    mu, sigma = 0.5, 0.25
+
+    def popart():  # fresh arrays each time: the update donates its state's buffers
+        return losses.PopArtState(shift=jnp.full([1], mu), scale=jnp.full([1], sigma),
+                                  second_moment=jnp.full([1], mu**2 + sigma**2))
+
+    state = state.replace(popart=popart())
+    batch = random_trajectory(AGENT, T, B, seed=4)
+    new_state, metrics = learner.update(learner.replicate(state), batch)
+    new_state = learner.unreplicate(new_state)
+    seen = float(first_replica(metrics)["pg_advantage_mean"])
+
+    outputs, _ = AGENT.unroll(state.params, batch.inputs, batch.core_state, segment_len=3)
+    transition = transitions(batch, loss.discount)
+    values = sigma * losses.select_task_values(outputs.values, batch.task_id) + mu
+    gae = losses.gae_targets(values, transition["rewards"], transition["discounts"],
+                             transition["mask"], lambda_=loss.gae_lambda)
+    mask = np.asarray(transition["mask"])
+    assert seen == pytest.approx(float(np.asarray(gae.pg_advantages)[mask].mean()) / sigma,
+                                 rel=1e-4)
+    moved = losses.popart_update(popart(), gae.vs, batch.task_id, jnp.asarray(mask))
+    np.testing.assert_allclose(new_state.popart.shift, moved.shift, rtol=1e-5)
+    np.testing.assert_allclose(new_state.popart.scale, moved.scale, rtol=1e-5)
+    assert float(new_state.popart.scale[0]) != sigma
 
 
 def test_ppo_minibatches_must_divide_the_batch():
