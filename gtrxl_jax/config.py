@@ -222,8 +222,10 @@ class LossConfig:
       popart: normalise values per task with PopArt (Hessel et al. 2018): each task's value
         output learns normalised targets under that task's own statistics, and the policy's
         advantages are divided by its scale sigma. With PPO and `ppo_normalise_advantages`
-        false, this puts the advantages of tasks with small rewards on a unit scale that,
-        unlike standardising, does not grow back once a task is solved.
+        false, the advantages are so measured against the returns' spread, which, unlike
+        standardising, does not scale a solved task's advantage noise back up to unit size
+        (on the card games it learned less than standardised advantages at a lower
+        learning rate: docs/suites.md).
       ppo_clip: PPO's epsilon: the probability ratio is clipped to [1 - eps, 1 + eps].
       ppo_epochs: passes over each batch.
       ppo_minibatches: minibatches per pass, each a shuffled share of every learner

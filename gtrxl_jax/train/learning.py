@@ -282,7 +282,7 @@ class Learning:
         `axis_name` too) unless `ppo_normalise_advantages` is false. With PopArt, GAE runs
         on the values in return units and the loss takes normalised value targets and
         advantages divided by each task's sigma (`losses.popart_targets`): a scale that
-        follows the returns, not the advantages, so steps shrink once a task is solved.
+        follows the returns, not the advantages themselves.
 
         Returns:
           The loss's targets [T, B] and the value targets in return units [T, B] (PopArt's
