@@ -129,7 +129,7 @@ def test_ppo_standardises_advantages_over_the_batch_unless_told_not_to(normalise
 def test_ppo_with_popart_divides_advantages_in_return_units_by_sigma():
     """With PopArt, GAE runs on the values in return units, sigma n(x) + mu, the policy
     sees those advantages divided by sigma, and the statistics then move toward the GAE
-    value targets, POP keeping the value outputs in return units."""
+    value targets."""
     loss = LossConfig(name="ppo", ppo_epochs=1, ppo_minibatches=1, popart=True,
                       ppo_normalise_advantages=False)
     learner = ppo_learner(1, loss)
