@@ -165,7 +165,9 @@ class Learning:
           the whole update; PPO blames the loss or the gradients of the first of its steps
           that failed; the parameters are checked so that no checkpoint ever holds
           non-finite ones), policy_lag_mean / policy_lag_max (learner version minus acting
-          version).
+          version); with PopArt, each task's statistics after the update: popart_mu and
+          popart_sigma (the returns' mean and spread; with several tasks popart_mu/<i> and
+          popart_sigma/<i>, i the task id).
         """
         chex.assert_rank(batch.actions, 2)
         steps = self._ppo_steps if self.loss_config.name == "ppo" else self._vtrace_step
@@ -189,6 +191,8 @@ class Learning:
             policy_lag_mean=_pmean(lag.mean(), axis_name),
             policy_lag_max=lag.max() if axis_name is None else jax.lax.pmax(lag.max(), axis_name),
         )
+        if popart is not None:
+            metrics.update(_popart_metrics(popart))
         new_state = LearnerState(
             params=params,
             opt_state=opt_state,
@@ -375,6 +379,15 @@ def _weighted_pmean(metrics: dict, weight: jax.Array, axis_name: str | None) -> 
     """Metrics averaged over devices, each device weighted by its valid transitions."""
     return {name: _pmean(value if name == "valid_fraction" else value * weight, axis_name)
             for name, value in metrics.items()}
+
+
+def _popart_metrics(popart: losses.PopArtState) -> dict[str, jax.Array]:
+    """Each task's PopArt mean and spread as scalars (keys suffixed /<task id> if N > 1)."""
+    num_tasks = popart.shift.shape[0]
+    suffixes = [""] if num_tasks == 1 else [f"/{i}" for i in range(num_tasks)]
+    return {f"popart_{name}{suffix}": values[i]
+            for name, values in (("mu", popart.shift), ("sigma", popart.scale))
+            for i, suffix in enumerate(suffixes)}
 
 
 def _normalise(advantages: jax.Array, mask: jax.Array, axis_name: str | None) -> jax.Array:

@@ -1,6 +1,8 @@
 """Multi-task training with PopArt per task (Hessel et al. 2018): one value output per task,
 selected by each environment's task id, with its own statistics."""
 
+import json
+
 import jax
 import numpy as np
 import optax
@@ -65,6 +67,9 @@ def test_the_learners_popart_step_moves_each_tasks_statistics_and_preserves_ever
     assert new.scale[1] - old.scale[1] > 100.0 * abs(new.scale[0] - old.scale[0])
     for field in ("shift", "scale", "second_moment"):  # the absent task's do not move
         assert getattr(new, field)[2] == getattr(old, field)[2], field
+    for i in range(N):  # each task's statistics are logged under its task id
+        assert (metrics[f"popart_mu/{i}"], metrics[f"popart_sigma/{i}"]) == (
+            new.shift[i], new.scale[i])
     before = unnormalised_values(state.params, old, batch)
     after = unnormalised_values(new_state.params, new, batch)
     scale = np.abs(before).max(axis=(0, 1))
@@ -110,6 +115,8 @@ def test_a_multitask_run_with_popart_trains_one_agent_and_scores_each_task(multi
     assert state["popart"]["shift"].shape == (2,)
     assert np.all(state["popart"]["shift"] != 0.0)  # both tasks' statistics moved
     assert state["popart"]["shift"][0] != state["popart"]["shift"][1]  # each its own way
+    last = json.loads((log_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["popart_sigma/0"] > 0.0 and last["popart_sigma/1"] > 0.0  # watched per task
 
 
 def test_a_checkpoint_of_another_task_list_is_refused_naming_the_tasks(multitask_run):

@@ -158,6 +158,9 @@ def test_ppo_with_popart_divides_advantages_in_return_units_by_sigma():
     np.testing.assert_allclose(new_state.popart.shift, moved.shift, rtol=1e-5)
     np.testing.assert_allclose(new_state.popart.scale, moved.scale, rtol=1e-5)
     assert float(new_state.popart.scale[0]) != sigma
+    logged = first_replica(metrics)  # one task: the statistics logged without a task suffix
+    assert (float(logged["popart_mu"]), float(logged["popart_sigma"])) == (
+        float(new_state.popart.shift[0]), float(new_state.popart.scale[0]))
 
 
 def test_ppo_minibatches_must_divide_the_batch():
