@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from gtrxl_jax.nn.config import check_positive_int
+from gtrxl_jax.nn.mlp import relu_layers
 from gtrxl_jax.nn.precision import dense_options
 
 VALUE_LAYER = "value"  # the name of the value output layer in the head's parameters
@@ -83,11 +84,7 @@ class PolicyValueHead(nn.Module):
                 "PolicyValueHead takes floating features; encode observations with a torso first."
             ),
         )
-        x = features
-        for i, size in enumerate(self.hidden_sizes):
-            x = nn.relu(
-                nn.Dense(size, name=f"hidden_{i}", **dense_options(self.dtype))(x)
-            )
+        x = relu_layers(features, self.hidden_sizes, self.dtype, prefix="hidden")
         logits = nn.Dense(
             self.num_actions,
             **dense_options(self.dtype),
@@ -123,8 +120,6 @@ class ObservationDecoder(nn.Module):
     @nn.compact
     def __call__(self, features: jax.Array) -> jax.Array:
         """Decode features [..., D] into observations [..., O] float32."""
-        x = features
-        for i, size in enumerate(self.hidden_sizes):
-            x = nn.relu(nn.Dense(size, name=f"hidden_{i}", **dense_options(self.dtype))(x))
+        x = relu_layers(features, self.hidden_sizes, self.dtype, prefix="hidden")
         out = nn.Dense(self.observation_size, name="output", **dense_options(self.dtype))(x)
         return out.astype(jnp.float32)

@@ -40,6 +40,7 @@ import numpy as np
 
 from gtrxl_jax.nn import pooling
 from gtrxl_jax.nn.conv import conv_general_dilated_matmul_grad, matmul_kernel_grad_by_default
+from gtrxl_jax.nn.mlp import relu_layers
 from gtrxl_jax.nn.precision import dense_options
 
 ObservationSpec: TypeAlias = jax.ShapeDtypeStruct | Mapping[str, jax.ShapeDtypeStruct]
@@ -247,9 +248,8 @@ class MLPTorso(nn.Module):
                 "(reshape [T, B, D] to [T * B, D]) before the torso."
             ),
         )
-        x = observation.astype(jnp.float32)
-        for i, size in enumerate(self.hidden_sizes):
-            x = nn.relu(_dense(size, self.dtype, name=f"dense_{i}")(x))
+        x = relu_layers(observation.astype(jnp.float32), self.hidden_sizes, self.dtype,
+                        prefix="dense")
         return x.astype(jnp.float32)
 
 
