@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gtrxl_jax as gx
-from gtrxl_jax.nn.precision import dense_matmul
+from gtrxl_jax.nn.precision import dense_matmul, dot_general_f32
 from tests.nn.helpers import init_core
 
 
@@ -25,6 +25,19 @@ def test_dense_matmul_gradients_match_einsum(x_shape, kernel_shape, k, spec):
     ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(jnp.einsum(spec, x, w))), (0, 1))(x, kernel)
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_dot_general_f32_takes_any_contraction_and_returns_float32():
+    """Contractions that are not a Dense layer's (batch axes, a leading axis of the inputs)
+    go through lax.dot_general, still accumulating and returning float32."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 5)).astype(jnp.bfloat16)
+    w = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2)).astype(jnp.bfloat16)
+    batched = dot_general_f32(x, w, (((2,), (1,)), ((0,), (0,))))
+    leading = dot_general_f32(x, w, (((0,), (0,)), ((), ())))
+    assert (batched.dtype, leading.dtype) == (jnp.float32, jnp.float32)
+    x32, w32 = x.astype(jnp.float32), w.astype(jnp.float32)
+    np.testing.assert_allclose(batched, jnp.einsum("bik,bkn->bin", x32, w32), rtol=1e-6)
+    np.testing.assert_allclose(leading, jnp.einsum("aij,akn->ijkn", x32, w32), rtol=1e-6)
 
 
 @pytest.mark.parametrize("T,B", [(5, 3), (1, 1), (1, 4)])
