@@ -3,7 +3,9 @@
 Two precisions: float32, and bfloat16 inputs accumulated in float32
 (`jnp.matmul(a, b, preferred_element_type=jnp.float32)`, what AMX and tensor cores run fast).
 Shapes: one large square matmul (the ceiling proper), and the shapes of the model's own
-projections at the learner's batch of N = T * B rows.
+projections at the learner's batch of N = T * B rows. An acting step's projections have only
+B rows, where XLA's kernels run well below that ceiling: `matmul_floor` times each of them at
+its own shape, the least time a step made of those matmuls can take.
 """
 
 from collections.abc import Iterator
@@ -11,8 +13,10 @@ from collections.abc import Iterator
 import jax
 import jax.numpy as jnp
 
+from gtrxl_jax.bench import flops
 from gtrxl_jax.bench.registry import Record, Session, register
 from gtrxl_jax.bench.timing import compile_jit, time_calls
+from gtrxl_jax.nn.config import GTrXLConfig
 
 PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -66,3 +70,47 @@ def ceiling_gflops(session: Session, dtype: str) -> float | None:
     """The square-matmul GFLOP/s measured for `dtype` in this session, if measured."""
     record = session.find(measurement="ceiling", shape="square", dtype=dtype)
     return record["gflop_per_s"] if record else None
+
+
+def chained_matmul_s(session: Session, m: int, k: int, n: int, dtype: str,
+                     chain: int = 16) -> float:
+    """Seconds per [m, k] @ [k, n] matmul (`dtype` inputs, float32 out) when run back to back.
+
+    `chain` dependent matmuls run in one program, so the figure leaves out the per-call
+    dispatch that a single small matmul's own timing would carry, as a matmul inside a
+    compiled step does.
+    """
+    key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
+    a = jax.random.normal(key_a, (m, k), PRECISIONS[dtype])
+    b = jax.random.normal(key_b, (k, n), PRECISIONS[dtype])
+
+    def chained(a, b):
+        def body(i, total):  # scaling a by the step keeps XLA from hoisting the matmul
+            scaled = (a * (1 + i).astype(a.dtype)).astype(a.dtype)
+            return total + jnp.matmul(scaled, b, preferred_element_type=jnp.float32)
+        return jax.lax.fori_loop(0, chain, body, jnp.zeros((m, n), jnp.float32))
+
+    compiled, _ = compile_jit(chained, (a, b))
+    return time_calls(lambda: compiled(a, b), session.repeats, session.warmup).median_s / chain
+
+
+def matmul_floor(session: Session, config: GTrXLConfig, T: int, B: int,
+                 cached: bool) -> dict[str, float]:
+    """The seconds a forward call's dense projections alone take, each timed at its shape.
+
+    Sums `chained_matmul_s` over the projections of `flops.projection_shapes` and the L
+    layers (the attention's score and value products, a few percent of the FLOPs, are left
+    out). A step cannot be faster than this with these kernels; over the step's own time it
+    says how much of the step is matmuls and how much everything else.
+
+    Returns:
+      {"matmul_floor_s": the sum, "matmul_floor_parts_s": {projection name: seconds}}.
+    """
+    seconds = {}
+    parts = {}
+    for name, shapes in flops.projection_shapes(config, T, B, cached).items():
+        for shape in shapes:
+            if shape not in seconds:
+                seconds[shape] = chained_matmul_s(session, *shape, config.dtype)
+        parts[name] = config.num_layers * sum(seconds[shape] for shape in shapes)
+    return {"matmul_floor_s": sum(parts.values()), "matmul_floor_parts_s": parts}

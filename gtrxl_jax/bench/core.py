@@ -10,7 +10,9 @@ act: one jitted step (T = 1) of B sequences carrying a full memory, as an actor 
   Acting streams more bytes than it computes on, so it is also given against the machine's
   read bandwidth: the least it must read (the parameters, and the memory's cached keys and
   values, or its states without the cache) over this run's measured read ceiling is the
-  fastest the step could be.
+  fastest the step could be. Its dense projections alone, each timed at its own B-row
+  shape (`ceiling.matmul_floor`), give a second floor: the share of the step that is
+  matmuls, and what is left for everything else.
 scaling: act (cached and not) and learn at each memory length of the workload's sweep.
 """
 
@@ -22,7 +24,7 @@ import jax.numpy as jnp
 
 from gtrxl_jax.bench import flops
 from gtrxl_jax.bench.bandwidth import bandwidth_gbs
-from gtrxl_jax.bench.ceiling import ceiling_gflops
+from gtrxl_jax.bench.ceiling import ceiling_gflops, matmul_floor
 from gtrxl_jax.bench.machine import available_memory_bytes
 from gtrxl_jax.bench.peaks import peak_flops
 from gtrxl_jax.bench.registry import Record, Session, register
@@ -220,6 +222,7 @@ def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
     read_bytes = sum(x.nbytes for x in jax.tree.leaves((params, streamed)))
     timing = time_calls(act, session.act_repeats, session.warmup)
     analytic = flops.forward_flops(config, 1, B, cached=cached)
+    floor = matmul_floor(session, config, 1, B, cached)
     return {
         **record,
         **timing.fields(),
@@ -228,6 +231,8 @@ def measure_act(session: Session, workload: Workload, cached: bool) -> Record:
         "flops_source": "analytic (gtrxl_jax.bench.flops)",
         **_rates(session, config, analytic, timing.median_s),
         **_read_rates(session, read_bytes, timing.median_s),
+        **floor,
+        "fraction_of_matmul_floor": floor["matmul_floor_s"] / timing.median_s,
     }
 
 

@@ -16,6 +16,7 @@ FIGURES = {
     "gb_per_s": "{:,.1f} GB/s",
     "fraction_of_read_ceiling": "{:.0%} of the speed the read bandwidth allows",
     "fraction_of_traffic_floor": "its memory traffic alone {:.0%} of that time",
+    "fraction_of_matmul_floor": "its projections alone {:.0%} of that time",
     "sps": "{:,.1f} env steps/s",
     "learner_wait_share": "learner waits {:.1%}",
     "learner_s_per_1k_frames": "learner {:.3g} s per 1,000 frames",

@@ -3,9 +3,10 @@
 Each gate combines the residual stream x with a submodule's output y. They share one
 signature, `gate(x, y, b_g, project) -> g`, where `project(name, inputs, n)` is one fused
 bias-free matmul that returns n D-wide projections of `inputs` (float32). `GATES` is the one
-table of gates: each one's function, the paper's b_g, its label in tables and plots, and its
-number of D x D projections (for FLOP counts). Adding a gate means adding its function and
-its row here; the configs, suites and benchmarks read the table.
+table of gates: each one's function, the paper's b_g, its label in tables and plots, and the
+fused matmuls it makes (for FLOP counts and the acting step's matmul floor). Adding a gate
+means adding its function and its row here; the configs, suites and benchmarks read the
+table.
 """
 
 import dataclasses
@@ -70,24 +71,25 @@ class GateSpec:
       function: the gate, `function(x, y, b_g, project) -> g`.
       paper_bias: the paper's b_g for this gate (section 3.2), None for a gate without one.
       label: its name in tables and plots ("GRU", "sigmoid-tanh", ...).
-      projections: how many D x D projections one application makes (its FLOPs count).
+      matmuls: the fused matmuls one application makes, in order, each's width in units of
+        D (the GRU gate's (3, 2, 1): W_r W_z W_g of y, U_r U_z of x, U_g of r * x).
     """
 
     function: GateFunction
     paper_bias: float | None
     label: str
-    projections: int
+    matmuls: tuple[int, ...]
 
 
 # The paper uses b_g = 2 for the GRU gate and 1 for the other gates that have a bias.
 GATES: dict[str, GateSpec] = {
-    "input": GateSpec(input_gate, paper_bias=None, label="input", projections=1),
-    "output": GateSpec(output_gate, paper_bias=1.0, label="output", projections=1),
-    "highway": GateSpec(highway_gate, paper_bias=1.0, label="highway", projections=1),
+    "input": GateSpec(input_gate, paper_bias=None, label="input", matmuls=(1,)),
+    "output": GateSpec(output_gate, paper_bias=1.0, label="output", matmuls=(1,)),
+    "highway": GateSpec(highway_gate, paper_bias=1.0, label="highway", matmuls=(1,)),
     "sigmoid_tanh": GateSpec(
-        sigmoid_tanh_gate, paper_bias=1.0, label="sigmoid-tanh", projections=2
+        sigmoid_tanh_gate, paper_bias=1.0, label="sigmoid-tanh", matmuls=(2,)
     ),
-    "gru": GateSpec(gru_gate, paper_bias=2.0, label="GRU", projections=6),
+    "gru": GateSpec(gru_gate, paper_bias=2.0, label="GRU", matmuls=(3, 2, 1)),
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, register, run_measurements
 from gtrxl_jax.bench import learner as bench_learner
 from gtrxl_jax.bench.cli import main
-from gtrxl_jax.bench.flops import forward_flops, forward_terms, learn_flops
+from gtrxl_jax.bench.flops import forward_flops, forward_terms, learn_flops, projection_shapes
 from gtrxl_jax.bench.peaks import peak_flops
 from tests.environment import REPO, child_env
 
@@ -60,6 +60,14 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
         else:
             assert r["peak_gflop_per_s"] == pytest.approx(peak / 1e9) and positive(r, "mfu")
     for act in scaling[:2]:
+        # The step's projections, each timed at its own shape: a floor below the step.
+        parts = act["matmul_floor_parts_s"]
+        assert set(parts) == set(projection_shapes(WORKLOADS["tiny"].core, 1, 2, True))
+        assert act["matmul_floor_s"] == pytest.approx(sum(parts.values()))
+        assert act["fraction_of_matmul_floor"] == pytest.approx(
+            act["matmul_floor_s"] / act["median_s"])
+        assert (parts["memory_keys_values"] > 0) == (not act["cached"])
+        assert all(parts[name] > 0 for name in ("query", "positions", "mlp", "gates"))
         assert act["ceiling_read_gb_per_s"] == bandwidth["gb_per_s"]
         floor_s = act["read_bytes_min"] / (bandwidth["gb_per_s"] * 1e9)
         assert act["read_floor_s"] == pytest.approx(floor_s)
@@ -144,6 +152,9 @@ def test_flop_counts():
     terms = forward_terms(cfg, T, B, cached=False)
     assert terms["mlp"] == L * 2 * 2 * T * B * D * F
     assert terms["gates"] == L * 2 * 2 * T * B * D * D * 6  # two GRU gates of 6 projections
+    # Each of the two GRU gates makes three fused matmuls: W_r W_z W_g, U_r U_z, U_g.
+    gate_matmuls = [(T * B, D, 3 * D), (T * B, D, 2 * D), (T * B, D, D)]
+    assert projection_shapes(cfg, T, B, cached=False)["gates"] == gate_matmuls * 2
     # Backward: 2x forward, but no input gradient into the memory and the sinusoids.
     no_input_grad = terms["memory_keys_values"] + terms["positions"]
     assert learn_flops(cfg, T, B) == 3 * sum(terms.values()) - no_input_grad

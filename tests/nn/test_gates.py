@@ -67,8 +67,8 @@ def test_unknown_gate_is_rejected():
 
 
 @pytest.mark.parametrize("kind", sorted(GATES))
-def test_gate_table_counts_the_projections_each_gate_makes(kind):
-    """GATES[kind].projections (the FLOP count's) is the number of D x D projections made."""
+def test_gate_table_lists_the_matmuls_each_gate_makes(kind):
+    """GATES[kind].matmuls (the FLOP count's and the matmul floor's) are the fused matmuls made."""
     made = []
 
     def project(name, inputs, n):
@@ -77,7 +77,7 @@ def test_gate_table_counts_the_projections_each_gate_makes(kind):
 
     x = np.ones((2, 3), np.float32)
     GATES[kind].function(x, x, 1.0, project)
-    assert sum(made) == GATES[kind].projections
+    assert tuple(made) == GATES[kind].matmuls
 
 
 def test_gate_table_holds_the_papers_biases():
