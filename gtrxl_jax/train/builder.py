@@ -148,7 +148,7 @@ def make_learning(config: TrainConfig, agent: Agent, layout: Layout) -> Learning
         total_updates=layout.total_updates, eps=config.optimizer.eps, b2=config.optimizer.b2,
         recent_norm_clip=config.optimizer.recent_norm_clip)
     return Learning(agent, config.loss, optimizer, segment_len=config.learner.segment_len,
-                    num_tasks=len(layout.tasks))
+                    num_tasks=len(layout.tasks), task_names=layout.tasks)
 
 
 def make_learner(config: TrainConfig, agent: Agent, layout: Layout, devices: list) -> Learner:

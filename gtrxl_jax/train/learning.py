@@ -70,6 +70,8 @@ class Learning:
         the unroll scans the trajectory's full segments and runs the bootstrap step apart.
       num_tasks: N, the number of tasks (batches' task ids are in [0, N)); the agent needs
         one value output per task, and PopArt keeps statistics per task.
+      task_names: the N tasks' names in task-id order, which name their PopArt metrics as
+        the episode metrics name them (None: by task id).
     """
 
     agent: Agent
@@ -77,8 +79,12 @@ class Learning:
     optimizer: optax.GradientTransformation
     segment_len: int | None = None
     num_tasks: int = 1
+    task_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        if self.task_names is not None and len(self.task_names) != self.num_tasks:
+            raise ValueError(f"task_names {self.task_names} must name each of the "
+                             f"num_tasks={self.num_tasks} tasks once.")
         if self.agent.num_tasks != self.num_tasks:
             raise ValueError(
                 f"The learner trains on {self.num_tasks} task(s), but the agent has "
@@ -166,8 +172,8 @@ class Learning:
           that failed; the parameters are checked so that no checkpoint ever holds
           non-finite ones), policy_lag_mean / policy_lag_max (learner version minus acting
           version); with PopArt, each task's statistics after the update: popart_mu and
-          popart_sigma (the returns' mean and spread; with several tasks popart_mu/<i> and
-          popart_sigma/<i>, i the task id).
+          popart_sigma (the returns' mean and spread; with several tasks popart_mu/<task>
+          and popart_sigma/<task>, by `task_names`, else by task id).
         """
         chex.assert_rank(batch.actions, 2)
         steps = self._ppo_steps if self.loss_config.name == "ppo" else self._vtrace_step
@@ -192,7 +198,7 @@ class Learning:
             policy_lag_max=lag.max() if axis_name is None else jax.lax.pmax(lag.max(), axis_name),
         )
         if popart is not None:
-            metrics.update(_popart_metrics(popart))
+            metrics.update(_popart_metrics(popart, self.task_names))
         new_state = LearnerState(
             params=params,
             opt_state=opt_state,
@@ -381,10 +387,15 @@ def _weighted_pmean(metrics: dict, weight: jax.Array, axis_name: str | None) -> 
             for name, value in metrics.items()}
 
 
-def _popart_metrics(popart: losses.PopArtState) -> dict[str, jax.Array]:
-    """Each task's PopArt mean and spread as scalars (keys suffixed /<task id> if N > 1)."""
+def _popart_metrics(popart: losses.PopArtState,
+                    task_names: tuple[str, ...] | None) -> dict[str, jax.Array]:
+    """Each task's PopArt mean and spread as scalars (keys suffixed /<task> if N > 1).
+
+    A task is named by `task_names`, or by its id where there are none.
+    """
     num_tasks = popart.shift.shape[0]
-    suffixes = [""] if num_tasks == 1 else [f"/{i}" for i in range(num_tasks)]
+    names = task_names or tuple(map(str, range(num_tasks)))
+    suffixes = [""] if num_tasks == 1 else [f"/{name}" for name in names]
     return {f"popart_{name}{suffix}": values[i]
             for name, values in (("mu", popart.shift), ("sigma", popart.scale))
             for i, suffix in enumerate(suffixes)}

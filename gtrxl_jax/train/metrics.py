@@ -6,8 +6,8 @@ Files in the run's log_dir:
                   episode_length, episodes, success (tasks that report it; per task too when
                   there are several), the learner's losses, entropy, grad_norm,
                   update_norm, param_norm, policy_lag_mean/max (updates), popart_mu and
-                  popart_sigma (with loss.popart; popart_mu/<i> and popart_sigma/<i> per
-                  task id i when there are several tasks), learner_wait_s
+                  popart_sigma (with loss.popart; popart_mu/<task> and popart_sigma/<task>
+                  per task when there are several), learner_wait_s
                   (mean seconds per update the learner waited for trajectories),
                   actor_wait_s (seconds the actors waited for parameters or queue space in
                   the interval, summed over actor threads), actor_params_wait_s (the part

@@ -115,6 +115,12 @@ def test_an_agent_without_a_value_output_per_task_is_refused():
         Learning(AGENT, LossConfig(popart=True), optax.sgd(0.1), num_tasks=2)
 
 
+def test_task_names_must_name_each_task_once():
+    with pytest.raises(ValueError, match=r"task_names \('a', 'b'\) must name each of the "
+                                         "num_tasks=1 tasks"):
+        Learning(AGENT, LossConfig(popart=True), optax.sgd(0.1), task_names=("a", "b"))
+
+
 @pytest.mark.needs_devices(2)
 def test_a_batch_splits_its_rows_over_the_devices_and_must_split_evenly(two_devices):
     batch = random_trajectory(AGENT, T, B)

@@ -116,7 +116,9 @@ def test_a_multitask_run_with_popart_trains_one_agent_and_scores_each_task(multi
     assert np.all(state["popart"]["shift"] != 0.0)  # both tasks' statistics moved
     assert state["popart"]["shift"][0] != state["popart"]["shift"][1]  # each its own way
     last = json.loads((log_dir / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["popart_sigma/0"] > 0.0 and last["popart_sigma/1"] > 0.0  # watched per task
+    # Watched per task, named as the episode metrics name it.
+    assert last["popart_sigma/TMaze-L2"] > 0.0 and last["popart_sigma/TMaze-L5"] > 0.0
+    assert {"episode_return/TMaze-L2", "episode_return/TMaze-L5"} <= last.keys()
 
 
 def test_a_checkpoint_of_another_task_list_is_refused_naming_the_tasks(multitask_run):
