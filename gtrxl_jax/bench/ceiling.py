@@ -5,7 +5,7 @@ Two precisions: float32, and bfloat16 inputs accumulated in float32
 Shapes: one large square matmul (the ceiling proper), and the shapes of the model's own
 projections at the learner's batch of N = T * B rows. An acting step's projections have only
 B rows, where XLA's kernels run well below that ceiling: `matmul_floor` times each of them at
-its own shape, the least time a step made of those matmuls can take.
+its own shape, what a step's matmuls alone cost.
 """
 
 from collections.abc import Iterator
@@ -100,8 +100,9 @@ def matmul_floor(session: Session, config: GTrXLConfig, T: int, B: int,
 
     Sums `chained_matmul_s` over the projections of `flops.projection_shapes` and the L
     layers (the attention's score and value products, a few percent of the FLOPs, are left
-    out). A step cannot be faster than this with these kernels; over the step's own time it
-    says how much of the step is matmuls and how much everything else.
+    out). Over the step's own time it estimates the share of the step that is matmuls, the
+    rest being its other operations; an estimate, not a bound, since XLA may overlap
+    independent operations on several cores.
 
     Returns:
       {"matmul_floor_s": the sum, "matmul_floor_parts_s": {projection name: seconds}}.

@@ -11,8 +11,8 @@ act: one jitted step (T = 1) of B sequences carrying a full memory, as an actor 
   read bandwidth: the least it must read (the parameters, and the memory's cached keys and
   values, or its states without the cache) over this run's measured read ceiling is the
   fastest the step could be. Its dense projections alone, each timed at its own B-row
-  shape (`ceiling.matmul_floor`), give a second floor: the share of the step that is
-  matmuls, and what is left for everything else.
+  shape (`ceiling.matmul_floor`), estimate the share of the step that is matmuls, and what
+  is left for its other operations.
 scaling: act (cached and not) and learn at each memory length of the workload's sweep.
 """
 
