@@ -60,7 +60,7 @@ def test_cli_writes_one_json_record_per_figure(tmp_path, capsys):
         else:
             assert r["peak_gflop_per_s"] == pytest.approx(peak / 1e9) and positive(r, "mfu")
     for act in scaling[:2]:
-        # The step's projections, each timed at its own shape: a floor below the step.
+        # The step's projections, each timed at its own shape, and their share of the step.
         parts = act["matmul_floor_parts_s"]
         assert set(parts) == set(projection_shapes(WORKLOADS["tiny"].core, 1, 2, True))
         assert act["matmul_floor_s"] == pytest.approx(sum(parts.values()))
