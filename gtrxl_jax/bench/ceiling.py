@@ -36,11 +36,16 @@ def matmul_shapes(session: Session) -> dict[str, tuple[int, int, int]]:
     }
 
 
+def _operands(m: int, k: int, n: int, dtype: str) -> tuple[jax.Array, jax.Array]:
+    """Standard normal [m, k] and [k, n] matmul operands in `dtype`, the same every call."""
+    key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
+    return (jax.random.normal(key_a, (m, k), PRECISIONS[dtype]),
+            jax.random.normal(key_b, (k, n), PRECISIONS[dtype]))
+
+
 def measure_matmul(session: Session, m: int, k: int, n: int, dtype: str) -> Record:
     """Times [m, k] @ [k, n] with `dtype` inputs and float32 accumulation and output."""
-    key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
-    a = jax.random.normal(key_a, (m, k), PRECISIONS[dtype])
-    b = jax.random.normal(key_b, (k, n), PRECISIONS[dtype])
+    a, b = _operands(m, k, n, dtype)
     compiled, _ = compile_jit(
         lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32), (a, b)
     )
@@ -80,9 +85,7 @@ def chained_matmul_s(session: Session, m: int, k: int, n: int, dtype: str,
     dispatch that a single small matmul's own timing would carry, as a matmul inside a
     compiled step does.
     """
-    key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
-    a = jax.random.normal(key_a, (m, k), PRECISIONS[dtype])
-    b = jax.random.normal(key_b, (k, n), PRECISIONS[dtype])
+    a, b = _operands(m, k, n, dtype)
 
     def chained(a, b):
         def body(i, total):  # scaling a by the step keeps XLA from hoisting the matmul
