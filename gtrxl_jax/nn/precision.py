@@ -54,8 +54,25 @@ def _dense_matmul_bwd(num_contracted, residuals, output_grad):
         # XLA:CPU has no fast (and, for some shapes, no) bfloat16 kernel for a matmul that
         # sums over a single leading axis of both operands; such inputs are small here.
         operands = tuple(a.astype(jnp.float32) for a in operands)
-    kernel_grad = _contract(*operands, range(num_batch), range(num_batch))
+    kernel_grad = _kernel_grad(*operands, num_batch)
     return x_grad.astype(x.dtype), kernel_grad.astype(kernel.dtype)
+
+
+def _kernel_grad(x: jax.Array, output_grad: jax.Array, num_batch: int) -> jax.Array:
+    """x^T g summed over the batch axes: [*batch, *K] and [*batch, *N] give [*K, *N] float32.
+
+    XLA:CPU's fast matmul wants the summed axis last in its left operand, so it copies the
+    left operand transposed, a slow strided pass. On the CPU the smaller of x and g goes on
+    the left: with g there, the result comes out [*N, *K] and is transposed, a pass over the
+    kernel's size only; the barrier keeps XLA from folding that transpose back into the
+    matmul, which would put x on the left again.
+    """
+    batch = range(num_batch)
+    if jax.default_backend() != "cpu" or x.size <= output_grad.size:
+        return _contract(x, output_grad, batch, batch)
+    n_axes = output_grad.ndim - num_batch
+    transposed = lax.optimization_barrier(_contract(output_grad, x, batch, batch))
+    return jnp.moveaxis(transposed, range(n_axes), range(-n_axes, 0))
 
 
 dense_matmul.defvjp(_dense_matmul_fwd, _dense_matmul_bwd)

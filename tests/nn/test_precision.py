@@ -16,6 +16,8 @@ from tests.nn.helpers import init_core
         ((3, 4, 5), (5, 2, 3), 1, "abk,knm->abnm"),  # Dense / DenseGeneral into heads
         ((3, 4, 5), (4, 5, 6), 2, "akl,kln->an"),  # DenseGeneral out of heads
         ((7, 5), (5, 2, 3), 1, "ak,knm->anm"),  # one batch axis (the position projection)
+        ((3, 4, 9), (9, 2, 3), 1, "abk,knm->abnm"),  # wider inputs than outputs: g on the left
+        ((7, 9), (9, 2), 1, "ak,kn->an"),
     ],
 )
 def test_dense_matmul_gradients_match_einsum(x_shape, kernel_shape, k, spec):
@@ -25,6 +27,26 @@ def test_dense_matmul_gradients_match_einsum(x_shape, kernel_shape, k, spec):
     ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(jnp.einsum(spec, x, w))), (0, 1))(x, kernel)
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_kernel_gradient_copies_neither_operand_transposed_when_the_inputs_are_wider():
+    """An MLP's backward on the CPU: the output layer's kernel gradient reads the hidden
+    activations [B, T, hidden] as they are; XLA:CPU used to copy them transposed
+    ([hidden, B, T], a slow strided pass), where the narrower output gradient suffices."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the orientation is chosen for XLA:CPU's matmul")
+    B, T, width, hidden = 4, 16, 16, 64
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(keys[0], (B, T, width))
+    w_in = jax.random.normal(keys[1], (width, hidden))
+    w_out = jax.random.normal(keys[2], (hidden, width))
+
+    def loss(w_in, w_out):
+        hidden_units = jax.nn.relu(dense_matmul(x, w_in, 1))
+        return jnp.sum(jnp.tanh(dense_matmul(hidden_units, w_out, 1)))
+
+    hlo = jax.jit(jax.grad(loss, (0, 1))).lower(w_in, w_out).compile().as_text()
+    assert f"f32[{hidden},{B},{T}]" not in hlo
 
 
 def test_dot_general_f32_takes_any_contraction_and_returns_float32():
