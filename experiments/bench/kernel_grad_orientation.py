@@ -1,72 +1,97 @@
-"""A relu MLP's forward and backward through `dense_matmul` against JAX's own matmul gradient.
+"""Which operand of a Dense kernel's gradient goes on the left: x always, or the narrower.
 
 `precision.dense_matmul` computes a kernel's gradient x^T g with the narrower of x and g on
-the left on the CPU (XLA:CPU's fast matmul copies its left operand transposed); JAX's own
-transpose rule always puts x there, so the MLP's [B, T, d_ff] hidden activations are copied
-transposed on every backward pass. This times the block's MLP (B 32, T 32, d_model 256,
-d_ff 1024: the reference core's), forward and backward, both ways in one process,
-alternating, and prints one JSON line with each way's seconds and whether its compiled
-backward holds the transposed [d_ff, B, T] copy:
+the left on the CPU (`precision._kernel_grad`; XLA:CPU's fast matmul copies its left
+operand transposed); before, x was always there, so the block MLP's [B, T, d_ff] hidden
+activations were copied transposed on every backward pass. This compiles a step both ways
+in one process (the old way patched in while it compiles), times them alternating, and
+prints one JSON line with each way's median and minimum seconds and, for the MLP, whether
+the compiled backward holds the transposed [d_ff, B, T] copy:
 
-    python experiments/bench/kernel_grad_orientation.py --calls 100
+    python experiments/bench/kernel_grad_orientation.py --step mlp --calls 100
+    python experiments/bench/kernel_grad_orientation.py --step learn --calls 20
+
+mlp: the reference core's block MLP alone (B 32, T 32, 256 -> 1,024 -> 256), forward and
+backward; learn: the reference core's forward and backward (`gtrxl-bench`'s learn).
 """
 
 import argparse
 import json
 import statistics
 import time
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
 
+from gtrxl_jax.bench import WORKLOADS
+from gtrxl_jax.bench.core import make_problem
+from gtrxl_jax.nn import precision
 from gtrxl_jax.nn.precision import dense_matmul
 
 
-def jax_matmul(x: jax.Array, kernel: jax.Array, num_contracted: int) -> jax.Array:
-    """Inputs x [..., K] times kernel [K, N], with JAX's own gradient."""
-    return jnp.tensordot(x, kernel, num_contracted)
+def x_on_the_left(x: jax.Array, output_grad: jax.Array, num_batch: int) -> jax.Array:
+    """The kernel gradient as computed before: x^T g with x always on the left."""
+    batch = range(num_batch)
+    return precision._contract(x, output_grad, batch, batch)
 
 
-def mlp_loss(params, x, matmul) -> jax.Array:
-    """sum(tanh(relu(x W_in + b) W_out + x)) for x [B, T, D]."""
-    w_in, b_in, w_out = params
-    hidden = jax.nn.relu(matmul(x, w_in, 1) + b_in)
-    return jnp.sum(jnp.tanh(matmul(hidden, w_out, 1) + x))
+def mlp_step(batch: int, unroll: int, d_model: int, d_ff: int):
+    """The block MLP's gradient function and its arguments."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(keys[0], (batch, unroll, d_model))
+    params = (jax.random.normal(keys[1], (d_model, d_ff)) / d_model**0.5, jnp.zeros(d_ff),
+              jax.random.normal(keys[2], (d_ff, d_model)) / d_ff**0.5)
+
+    def loss(params):
+        w_in, b_in, w_out = params
+        hidden = jax.nn.relu(dense_matmul(x, w_in, 1) + b_in)
+        return jnp.sum(jnp.tanh(dense_matmul(hidden, w_out, 1) + x))
+
+    return jax.grad(loss), (params,)
+
+
+def learn_step():
+    """The reference core's gradient function (mean squared output) and its arguments."""
+    workload = WORKLOADS["reference"]
+    problem = make_problem(workload.core, workload.unroll, workload.batch)
+
+    def loss(params):
+        outputs, _ = problem.core.apply(params, problem.inputs, problem.first, problem.memory)
+        return jnp.mean(jnp.square(outputs))
+
+    return jax.grad(loss), (problem.params,)
 
 
 def main():
-    """Times both ways, alternating, and prints one JSON line."""
+    """Compiles the step both ways, times them alternating and prints one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--step", choices=("mlp", "learn"), default="mlp")
     parser.add_argument("--calls", type=int, default=100, help="timed calls of each way")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--unroll", type=int, default=32)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--d-ff", type=int, default=1024)
     args = parser.parse_args()
-    B, T, D, F = args.batch, args.unroll, args.d_model, args.d_ff
-    keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    x = jax.random.normal(keys[0], (B, T, D))
-    params = (jax.random.normal(keys[1], (D, F)) / D**0.5, jnp.zeros(F),
-              jax.random.normal(keys[2], (F, D)) / F**0.5)
-    ways = {"dense_matmul": dense_matmul, "jax_gradient": jax_matmul}
-    steps, transposed_copy = {}, {}
-    for name, matmul in ways.items():
-        step = jax.jit(jax.grad(lambda p, x, matmul=matmul: mlp_loss(p, x, matmul)))
-        hlo = step.lower(params, x).compile().as_text()
-        transposed_copy[name] = f"f32[{F},{B},{T}]" in hlo
-        jax.block_until_ready(step(params, x))
-        steps[name] = step
+    B, T, D, F = 32, 32, 256, 1024
+    step, step_args = mlp_step(B, T, D, F) if args.step == "mlp" else learn_step()
+    ways = {"x_left": x_on_the_left, "narrower_left": precision._kernel_grad}
+    compiled, transposed_copy = {}, {}
+    for name, kernel_grad in ways.items():
+        with mock.patch.object(precision, "_kernel_grad", kernel_grad):
+            # A new function each time: jit would otherwise reuse the first way's trace.
+            fresh = lambda *a: step(*a)  # noqa: E731
+            compiled[name] = jax.jit(fresh).lower(*step_args).compile()
+        transposed_copy[name] = f"f32[{F},{B},{T}]" in compiled[name].as_text()
+        jax.block_until_ready(compiled[name](*step_args))
     seconds = {name: [] for name in ways}
     for _ in range(args.calls):
-        for name, step in steps.items():
+        for name, call in compiled.items():
             start = time.perf_counter()
-            jax.block_until_ready(step(params, x))
+            jax.block_until_ready(call(*step_args))
             seconds[name].append(time.perf_counter() - start)
     print(json.dumps({
-        "backend": jax.default_backend(), "B": B, "T": T, "d_model": D, "d_ff": F,
+        "step": args.step, "backend": jax.default_backend(), "calls": args.calls,
         **{f"{name}_median_s": statistics.median(s) for name, s in seconds.items()},
         **{f"{name}_min_s": min(s) for name, s in seconds.items()},
-        **{f"{name}_transposed_hidden_copy": copy for name, copy in transposed_copy.items()},
+        **({f"{name}_transposed_hidden_copy": c for name, c in transposed_copy.items()}
+           if args.step == "mlp" else {}),
     }))
 
 
