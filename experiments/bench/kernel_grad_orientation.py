@@ -9,7 +9,7 @@ prints one JSON line with each way's median and minimum seconds and, for the MLP
 the compiled backward holds the transposed [d_ff, B, T] copy:
 
     python experiments/bench/kernel_grad_orientation.py --step mlp --calls 100
-    python experiments/bench/kernel_grad_orientation.py --step learn --calls 20
+    python experiments/bench/kernel_grad_orientation.py --step learn --calls 20 [--dtype bfloat16]
 
 mlp: the reference core's block MLP alone (B 32, T 32, 256 -> 1,024 -> 256), forward and
 backward; learn: the reference core's forward and backward (`gtrxl-bench`'s learn).
@@ -51,9 +51,9 @@ def mlp_step(batch: int, unroll: int, d_model: int, d_ff: int):
     return jax.grad(loss), (params,)
 
 
-def learn_step():
+def learn_step(dtype: str):
     """The reference core's gradient function (mean squared output) and its arguments."""
-    workload = WORKLOADS["reference"]
+    workload = WORKLOADS["reference"].with_dtype(dtype)
     problem = make_problem(workload.core, workload.unroll, workload.batch)
 
     def loss(params):
@@ -68,9 +68,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step", choices=("mlp", "learn"), default="mlp")
     parser.add_argument("--calls", type=int, default=100, help="timed calls of each way")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="the learn's compute dtype")
     args = parser.parse_args()
     B, T, D, F = 32, 32, 256, 1024
-    step, step_args = mlp_step(B, T, D, F) if args.step == "mlp" else learn_step()
+    step, step_args = mlp_step(B, T, D, F) if args.step == "mlp" else learn_step(args.dtype)
     ways = {"x_left": x_on_the_left, "narrower_left": precision._kernel_grad}
     compiled, transposed_copy = {}, {}
     for name, kernel_grad in ways.items():
@@ -87,7 +89,8 @@ def main():
             jax.block_until_ready(call(*step_args))
             seconds[name].append(time.perf_counter() - start)
     print(json.dumps({
-        "step": args.step, "backend": jax.default_backend(), "calls": args.calls,
+        "step": args.step, "dtype": args.dtype if args.step == "learn" else "float32",
+        "backend": jax.default_backend(), "calls": args.calls,
         **{f"{name}_median_s": statistics.median(s) for name, s in seconds.items()},
         **{f"{name}_min_s": min(s) for name, s in seconds.items()},
         **({f"{name}_transposed_hidden_copy": c for name, c in transposed_copy.items()}
