@@ -58,20 +58,27 @@ def _dense_matmul_bwd(num_contracted, residuals, output_grad):
     return x_grad.astype(x.dtype), kernel_grad.astype(kernel.dtype)
 
 
+def _output_grad_on_the_left(x: jax.Array, output_grad: jax.Array) -> bool:
+    """Whether a kernel gradient x^T g is computed as (g^T x)^T.
+
+    XLA:CPU's fast matmul wants the summed axis last in its left operand, so it copies the
+    left operand transposed, a slow strided pass: on the CPU, in float32, the smaller of x
+    and g goes on the left. (In bfloat16 the copies are half the bytes, and g on the left
+    measured slower: docs/performance.md.)
+    """
+    return (jax.default_backend() == "cpu" and x.dtype == jnp.float32
+            and x.size > output_grad.size)
+
+
 def _kernel_grad(x: jax.Array, output_grad: jax.Array, num_batch: int) -> jax.Array:
     """x^T g summed over the batch axes: [*batch, *K] and [*batch, *N] give [*K, *N] float32.
 
-    XLA:CPU's fast matmul wants the summed axis last in its left operand, so it copies the
-    left operand transposed, a slow strided pass. On the CPU, in float32, the smaller of x
-    and g goes on the left: with g there, the result comes out [*N, *K] and is transposed, a
-    pass over the kernel's size only; the barrier keeps XLA from folding that transpose back
-    into the matmul, which would put x on the left again. (In bfloat16 the copies are half
-    the bytes, and g on the left measured slower: docs/performance.md.)
+    With g on the left (`_output_grad_on_the_left`), the result comes out [*N, *K] and is
+    transposed, a pass over the kernel's size only; the barrier keeps XLA from folding that
+    transpose back into the matmul, which would put x on the left again.
     """
     batch = range(num_batch)
-    x_on_the_left = (jax.default_backend() != "cpu" or x.dtype != jnp.float32
-                     or x.size <= output_grad.size)
-    if x_on_the_left:
+    if not _output_grad_on_the_left(x, output_grad):
         return _contract(x, output_grad, batch, batch)
     n_axes = output_grad.ndim - num_batch
     transposed = lax.optimization_barrier(_contract(output_grad, x, batch, batch))
