@@ -27,6 +27,7 @@ import dataclasses
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,21 +139,24 @@ def run_outcome(spec: RunSpec, records: dict[str, dict[str, Any]]) -> RunOutcome
 
 
 def write_records(
-    output_dir: str | Path, specs: list[RunSpec], records: dict[str, dict[str, Any]]
+    output_dir: str | Path,
+    outcomes: Sequence[tuple[RunSpec, RunOutcome | None]],
+    records: dict[str, dict[str, Any]],
 ) -> Path:
-    """Write run_records.jsonl: `records` with each finished run of `specs` put in.
+    """Write run_records.jsonl: `records` with each finished run's outcome put in.
 
     Args:
       output_dir: the suite folder.
-      specs: the runs whose outcomes to record (those that have not finished are left out).
-      records: the records so far (`read_records`); those of runs not in `specs` are kept.
+      outcomes: (run, its outcome) pairs (`run_outcome`); runs with None (not finished)
+        are left out.
+      records: the records so far (`read_records`); those of runs not in `outcomes` are
+        kept.
 
     Returns:
       The file's path.
     """
     merged = dict(records)
-    for spec in specs:
-        outcome = run_outcome(spec, records)
+    for spec, outcome in outcomes:
         if outcome is not None:
             merged[spec.run_id] = _record(spec, outcome)
     path = Path(output_dir) / RECORDS_FILE

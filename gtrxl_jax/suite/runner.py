@@ -319,10 +319,9 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
                   references: References) -> list[Path]:
     records = read_records(output_dir)
     _warn_stale(specs, records)
-    outcomes = {spec.run_id: run_outcome(spec, records) for spec in specs}
-    results = [result for spec in specs if outcomes[spec.run_id] is not None
-               for result in task_results(spec, outcomes[spec.run_id].summary,
-                                          outcomes[spec.run_id].curves)]
+    outcomes = [(spec, run_outcome(spec, records)) for spec in specs]
+    results = [result for spec, outcome in outcomes if outcome is not None
+               for result in task_results(spec, outcome.summary, outcome.curves)]
     spec_tasks = {t for spec in specs for t in split_tasks(spec.task)}
     tasks = tuple(t for t in suite.scored_tasks() if t in spec_tasks)
     variants = tuple(dict.fromkeys(spec.variant for spec in specs))
@@ -332,7 +331,7 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
     title = f"Suite {suite.name!r}: {suite.description}"
     summary = write_results(rows, output_dir, suite.score_mode, title, references)
     files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
-    files.append(write_records(output_dir, specs, records))
+    files.append(write_records(output_dir, outcomes, records))
     path = output_dir / "aggregates.png"
     _list_or_remove(plot_intervals(summary, path, f"Suite {suite.name!r}"), path, files)
     if suite.ablation:

@@ -77,7 +77,7 @@ def test_a_record_keeps_a_thinned_curve_with_its_last_point_and_its_nans(tmp_pat
     (spec.run_dir / "summary.json").write_text(json.dumps(
         {"eval": {"greedy": {"episode_return": 1.0, "success": float("nan")}},
          "env_steps": n, "wall_clock_s": 2.0, "sps": 500.0}))
-    write_records(tmp_path, [spec], {})
+    write_records(tmp_path, [(spec, run_outcome(spec, {}))], {})
     line = (tmp_path / RECORDS_FILE).read_text()
     assert "NaN" not in line, "strict JSON: NaN written as null"
     shutil.rmtree(spec.run_dir)
@@ -125,7 +125,7 @@ def test_steps_to_90_read_the_same_from_a_run_folder_and_from_its_record(tmp_pat
 def test_an_unfinished_run_without_a_record_has_no_outcome(tmp_path):
     spec = _specs(tmp_path, (0,), ("TMaze-L4",))[0]
     assert run_outcome(spec, {}) is None
-    write_records(tmp_path, [spec], {})
+    write_records(tmp_path, [(spec, run_outcome(spec, {}))], {})
     assert read_records(tmp_path) == {}
 
 
