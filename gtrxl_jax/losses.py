@@ -420,7 +420,9 @@ def select_task_values(values: jax.Array, task_ids: jax.Array) -> jax.Array:
         raise ValueError(
             f"select_task_values takes values [..., B, N] and task_ids [B], got values of shape "
             f"{values.shape} and task_ids of shape {task_ids.shape}.")
-    indices = jnp.broadcast_to(task_ids[:, None], (*values.shape[:-1], 1))
+    # A negative id would wrap to a task from the end; send it out of range instead.
+    in_range_or_past = jnp.where(task_ids < 0, values.shape[-1], task_ids)
+    indices = jnp.broadcast_to(in_range_or_past[:, None], (*values.shape[:-1], 1))
     return jnp.take_along_axis(values, indices, axis=-1, mode="fill", fill_value=jnp.nan)[..., 0]
 
 

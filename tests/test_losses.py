@@ -384,7 +384,9 @@ def test_select_task_values_reads_each_environments_own_output():
     np.testing.assert_array_equal(
         losses.select_task_values(values[..., :1], jnp.zeros(B, jnp.int32)), values[..., 0])
     # An id with no output is NaN, which makes the loss non-finite instead of silently wrong.
-    assert np.isnan(losses.select_task_values(values, jnp.array([0, 3, 1, 0]))[:, 1]).all()
+    for wrong_id in (3, -1):
+        selected = losses.select_task_values(values, jnp.array([0, wrong_id, 1, 0]))
+        assert np.isnan(selected[:, 1]).all() and np.isfinite(selected[:, [0, 2, 3]]).all()
     with pytest.raises(ValueError, match=r"values \[..., B, N\] and task_ids \[B\]"):
         losses.select_task_values(values[:, :2], task_ids)
 
