@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from gtrxl_jax.config import config_differences, to_dict
+from gtrxl_jax.files import write_text_whole
 from gtrxl_jax.strict_json import strict_json
 from gtrxl_jax.suite.results import (
     CURVE_KEYS,
@@ -162,7 +163,7 @@ def write_records(
     path = Path(output_dir) / RECORDS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = (json.dumps(merged[run_id], allow_nan=False) for run_id in sorted(merged))
-    path.write_text("".join(line + "\n" for line in lines))
+    write_text_whole(path, "".join(line + "\n" for line in lines))
     return path
 
 

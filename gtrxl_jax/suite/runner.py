@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from gtrxl_jax.config import RunsApartError, TrainConfig, to_dict
+from gtrxl_jax.files import write_text_whole
 from gtrxl_jax.suite.plots import plot_horizon, plot_intervals, plot_learning_curves
 from gtrxl_jax.suite.records import (
     has_finished,
@@ -428,7 +429,7 @@ def _write_plan(suite: Suite, output_dir: Path, specs: list[RunSpec], report: Su
             "runs": earlier_runs + runs,
             "configs": {**earlier_configs, **configs},
         }
-        path.write_text(json.dumps(plan, indent=2, default=str))
+        write_text_whole(path, json.dumps(plan, indent=2, default=str))
 
 
 def _earlier_slices(path: Path, suite: Suite, specs: list[RunSpec]) -> tuple[list, dict]:

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,6 +37,7 @@ import tqdm
 
 from gtrxl_jax.config import ConfigError, TrainConfig, to_dict
 from gtrxl_jax.envs.episodes import EpisodeTotals
+from gtrxl_jax.files import write_text_whole
 from gtrxl_jax.strict_json import strict_json
 
 logger = logging.getLogger(__name__)
@@ -74,9 +74,7 @@ def keep_records_up_to(path: Path, update: int) -> None:
             continue
         if isinstance(record, dict) and record.get("update", math.inf) <= update:
             kept.append(line + "\n")
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(kept))
-    os.replace(partial, path)
+    write_text_whole(path, "".join(kept))
 
 
 def totals_by_task(episodes: list) -> dict[str, EpisodeTotals]:
@@ -307,7 +305,7 @@ class MetricsLogger:
             return
         text = json.dumps(strict_json(summary), indent=2)
         with _writing(self.log_dir / "summary.json"):
-            (self.log_dir / "summary.json").write_text(text)
+            write_text_whole(self.log_dir / "summary.json", text)
         if self._wandb is not None:
             self._wandb.write_summary(summary)
         logger.info("Summary (%s):\n%s", self.log_dir / "summary.json", text)
