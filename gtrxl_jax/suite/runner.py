@@ -230,6 +230,9 @@ def run_suite(
                 _train_together(configs, train_fn, train_seeds_fn)
         except Exception as error:  # noqa: BLE001  (one failed run must not stop the suite)
             for spec in group:
+                if run_status(spec.run_dir) != "missing":  # it ended before another one failed
+                    _note_outcome(spec, report)
+                    continue
                 report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
                 spec.run_dir.mkdir(parents=True, exist_ok=True)
                 (spec.run_dir / "suite_error.txt").write_text(traceback.format_exc())
@@ -279,9 +282,14 @@ def seed_groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
 
 
 def _note_outcome(spec: RunSpec, report: SuiteReport) -> None:
-    """Record in `report` how a run that `train` returned from ended, from its summary."""
+    """Record in `report` how a run that `train` returned from ended, from its summary.
+
+    A run with no summary after a signal stopped another run of its group had not started.
+    """
     status = run_status(spec.run_dir)
-    if status == "missing":
+    if status == "missing" and report.interrupted:
+        logger.info("%s: not started (the suite was stopped by a signal)", spec.run_id)
+    elif status == "missing":
         report.failed[spec.run_id] = "train returned without a finished summary.json"
         logger.error("%s: %s", spec.run_id, report.failed[spec.run_id])
     elif status == "interrupted":

@@ -397,6 +397,18 @@ def test_seeds_that_resume_from_different_steps_train_one_by_one(tmp_path):
     report = run_suite(SUITES["fast"], out, train_fn=stopped, specs=specs(out), together=True,
                        train_seeds_fn=apart)
     assert len(stopped.calls) == 1 and report.interrupted == "TMaze-L4/lstm/seed0"
+    assert not report.failed, "the runs after the stopped one had not started"
+
+    crashing, out = FakeTrain(fail_on="seed1"), tmp_path / "crashing"
+    report = run_suite(SUITES["fast"], out, train_fn=crashing, specs=specs(out),
+                       together=True, train_seeds_fn=apart)
+    assert report.trained == ["TMaze-L4/lstm/seed0"], "it finished before seed 1 failed"
+    assert "simulated crash" in report.failed["TMaze-L4/lstm/seed1"]
+    assert "TMaze-L4/lstm/seed0" not in report.failed
+    assert not (out / "runs" / "TMaze-L4" / "lstm" / "seed0" / "suite_error.txt").exists()
+    plan = {run["run_id"]: run["status"]
+            for run in json.loads((out / "suite.json").read_text())["runs"]}
+    assert plan["TMaze-L4/lstm/seed0"] == "finished"
 
 
 def test_cli_together_refuses_runs_that_train_with_actors(tmp_path, capsys):
