@@ -32,7 +32,7 @@ from gtrxl_jax.train.types import Trajectory, batch_major, rebuild, time_major
 
 
 class NonFiniteError(FloatingPointError):
-    """Too many consecutive updates had a non-finite loss or non-finite gradients."""
+    """Too many consecutive updates had a non-finite loss, gradients or updated parameters."""
 
 
 @struct.dataclass
@@ -44,7 +44,8 @@ class LearnerState:
       opt_state: the optimiser's state.
       popart: PopArt statistics per task (losses.PopArtState, each [N]) or None.
       update: int32 [], updates taken so far, skipped ones included: the parameter version.
-      nonfinite_updates: int32 [], updates skipped because of a non-finite loss or gradient.
+      nonfinite_updates: int32 [], updates skipped because the loss, the gradients or the
+        updated parameters were not finite.
       rng: uint32 [2], the run's PRNG key; advanced every update, it seeds the actors' keys
         and environments when a run (re)starts.
     """
@@ -288,11 +289,11 @@ class Learning:
                      axis_name: str | None) -> tuple[losses.VTraceTargets, jax.Array]:
         """GAE targets of a batch [T+1, B] under `params`, as PPO's loss takes them.
 
-        Without PopArt the advantages are standardised over the whole batch (over
-        `axis_name` too) unless `ppo_normalise_advantages` is false. With PopArt, GAE runs
-        on the values in return units and the loss takes normalised value targets and
-        advantages divided by each task's sigma (`losses.popart_targets`): a scale that
-        follows the returns, not the advantages themselves.
+        With PopArt, GAE runs on the values in return units and the loss takes normalised
+        value targets and advantages divided by each task's sigma (`losses.popart_targets`).
+        Then, with or without PopArt, the advantages are standardised over the whole batch
+        (over `axis_name` too) unless `ppo_normalise_advantages` is false; only with it false
+        do PopArt's advantages keep the returns' scale.
 
         Returns:
           The loss's targets [T, B] and the value targets in return units [T, B] (PopArt's

@@ -89,7 +89,7 @@ def train_seeds(configs: list[TrainConfig]) -> list[result.TrainResult]:
 
     Raises:
       ConfigError: a config that does not train on device (a JAX task), configs that differ
-        in more than run.seed and run.log_dir, or any error `train` names.
+        in more than run.seed, run.log_dir and run.resume, or any error `train` names.
     """
     with placement.failures_end_every_process():
         for config in configs:
