@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 from flax import struct
+from flax.linen.recurrent import DenseParams
 
 from gtrxl_jax.nn.checks import check_sequence, check_state_shapes, check_state_type
 from gtrxl_jax.nn.config import (
@@ -12,6 +13,7 @@ from gtrxl_jax.nn.config import (
     check_positive_int,
     resolve_dtype,
 )
+from gtrxl_jax.nn.precision import dense_matmul
 
 
 @struct.dataclass
@@ -47,6 +49,41 @@ def init_lstm_state(config: LSTMConfig, batch_size: int) -> LSTMState:
     return LSTMState(hidden=jnp.zeros(shape, jnp.float32), cell=jnp.zeros(shape, jnp.float32))
 
 
+class _LSTMCell(nn.Module):
+    """One LSTM layer's step with flax's OptimizedLSTMCell's parameters, accumulating in float32.
+
+    i, f, g, o = split(x W_i + h W_h + b), with the four gates' kernels of each input fused
+    into one matmul (flax's layout: "ii", "if", "ig", "io" for x, "hi", ..., "ho" with
+    biases for h, and its initialisers). The matmuls compute in `dtype` and return float32
+    (`precision.dense_matmul`), so the gates' pre-activations are summed in float32, as in
+    the transformer cores; flax's cell returns them in `dtype`.
+    """
+
+    hidden_size: int
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, cell: jax.Array, hidden: jax.Array, x: jax.Array):
+        """(c [B, H], h [B, H], x [B, D]) -> (new c, new h), float32."""
+        gates = self._fused(x, "i", nn.initializers.lecun_normal(), use_bias=False)
+        gates += self._fused(hidden, "h", nn.initializers.orthogonal(), use_bias=True)
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        new_cell = jax.nn.sigmoid(f) * cell + jax.nn.sigmoid(i) * jnp.tanh(g)
+        return new_cell, jax.nn.sigmoid(o) * jnp.tanh(new_cell)
+
+    def _fused(self, inputs: jax.Array, prefix: str, kernel_init, use_bias: bool) -> jax.Array:
+        """The inputs [B, K] times the four gates' kernels [K, 4H] (plus biases), float32."""
+        params = [DenseParams(self.hidden_size, use_bias, self.param_dtype,
+                              kernel_init=kernel_init, name=f"{prefix}{gate}")(inputs)
+                  for gate in "ifgo"]
+        kernel = jnp.concatenate([kernel for kernel, _ in params], axis=-1)
+        out = dense_matmul(inputs.astype(self.dtype), kernel.astype(self.dtype), 1)
+        if use_bias:
+            out += jnp.concatenate([bias for _, bias in params]).astype(jnp.float32)
+        return out
+
+
 class _LSTMStep(nn.Module):
     """One time step of the stacked LSTM, resetting the state where an episode starts."""
 
@@ -61,13 +98,10 @@ class _LSTMStep(nn.Module):
         param_dtype = resolve_dtype("LSTMConfig", "param_dtype", self.config.param_dtype)
         new_hidden, new_cell = [], []
         for l in range(self.config.num_layers):
-            cell_l = nn.OptimizedLSTMCell(
-                self.config.hidden_size, dtype=dtype, param_dtype=param_dtype, name=f"lstm_{l}"
-            )
-            (c, h), x = cell_l((cell[:, l], hidden[:, l]), x)
-            x = x.astype(jnp.float32)
-            new_hidden.append(h.astype(jnp.float32))
-            new_cell.append(c.astype(jnp.float32))
+            layer = _LSTMCell(self.config.hidden_size, dtype, param_dtype, name=f"lstm_{l}")
+            c, x = layer(cell[:, l], hidden[:, l], x)
+            new_hidden.append(x)
+            new_cell.append(c)
         state = LSTMState(hidden=jnp.stack(new_hidden, 1), cell=jnp.stack(new_cell, 1))
         return state, x
 
