@@ -85,6 +85,9 @@ class GTrXLConfig(_Validated):
       d_ff: hidden width of the position-wise MLP; None means 4 * d_model.
       gate_bias: b_g; None means the paper's value for the gate, `nn.gates.GATES[gate]`
         (2.0 for "gru"; the "input" gate has no bias).
+      learn_gate_bias: learn b_g, a [D] vector per gate that starts at gate_bias; False
+        keeps it a constant offset (section 3.2's equations as written, and every result
+        committed before 2026-12-07 was trained so).
       dtype: compute dtype of matmuls ("float32", "bfloat16" or "float16"; a jnp dtype is
         kept as its name); the residual stream, layer norms, softmax and memory stay float32.
       param_dtype: dtype of the parameters (as dtype).
@@ -99,6 +102,7 @@ class GTrXLConfig(_Validated):
     head_dim: int | None = None
     d_ff: int | None = None
     gate_bias: float | None = None
+    learn_gate_bias: bool = False
     dtype: Any = "float32"
     param_dtype: Any = "float32"
 
@@ -123,6 +127,9 @@ class GTrXLConfig(_Validated):
                                            or not math.isfinite(self.gate_bias)):
             raise ValueError(
                 f"{owner}.gate_bias must be a finite number or None, got {self.gate_bias!r}.")
+        if not isinstance(self.learn_gate_bias, bool):
+            raise ValueError(
+                f"{owner}.learn_gate_bias must be True or False, got {self.learn_gate_bias!r}.")
 
     @property
     def resolved_head_dim(self) -> int:

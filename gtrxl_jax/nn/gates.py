@@ -2,7 +2,10 @@
 
 Each gate combines the residual stream x with a submodule's output y. They share one
 signature, `gate(x, y, b_g, project) -> g`, where `project(name, inputs, n)` is one fused
-bias-free matmul that returns n D-wide projections of `inputs` (float32). `GATES` is the one
+bias-free matmul that returns n D-wide projections of `inputs` (float32), and b_g is the
+gate's bias: a constant offset in the equations of section 3.2, or a learned [D] vector
+that starts at that value (`Gate.learn_bias`), as DI-engine's and most PyTorch ports of
+GTrXL have it. `GATES` is the one
 table of gates: each one's function, the paper's b_g, its label in tables and plots, and the
 fused matmuls it makes (for FLOP counts and the acting step's matmul floor). Adding a gate
 means adding its function and its row here; the configs, suites and benchmarks read the
@@ -19,36 +22,37 @@ from flax import linen as nn
 from gtrxl_jax.nn.precision import dense_options
 
 Project = Callable[[str, jax.Array, int], tuple[jax.Array, ...]]
-GateFunction = Callable[[jax.Array, jax.Array, float, Project], jax.Array]
+Bias = float | jax.Array  # b_g: a constant, or a learned [D] vector
+GateFunction = Callable[[jax.Array, jax.Array, Bias, Project], jax.Array]
 
 
-def input_gate(x: jax.Array, y: jax.Array, b_g: float, project: Project) -> jax.Array:
+def input_gate(x: jax.Array, y: jax.Array, b_g: Bias, project: Project) -> jax.Array:
     """G = sigma(W_g x) * x + y (no bias; b_g is unused)."""
     del b_g
     (w_g_x,) = project("W_g", x, 1)
     return jax.nn.sigmoid(w_g_x) * x + y
 
 
-def output_gate(x: jax.Array, y: jax.Array, b_g: float, project: Project) -> jax.Array:
+def output_gate(x: jax.Array, y: jax.Array, b_g: Bias, project: Project) -> jax.Array:
     """G = x + sigma(W_g x - b_g) * y."""
     (w_g_x,) = project("W_g", x, 1)
     return x + jax.nn.sigmoid(w_g_x - b_g) * y
 
 
-def highway_gate(x: jax.Array, y: jax.Array, b_g: float, project: Project) -> jax.Array:
+def highway_gate(x: jax.Array, y: jax.Array, b_g: Bias, project: Project) -> jax.Array:
     """G = sigma(W_g x + b_g) * x + (1 - sigma(W_g x + b_g)) * y."""
     (w_g_x,) = project("W_g", x, 1)
     carry = jax.nn.sigmoid(w_g_x + b_g)
     return carry * x + (1.0 - carry) * y
 
 
-def sigmoid_tanh_gate(x: jax.Array, y: jax.Array, b_g: float, project: Project) -> jax.Array:
+def sigmoid_tanh_gate(x: jax.Array, y: jax.Array, b_g: Bias, project: Project) -> jax.Array:
     """G = x + sigma(W_g y - b_g) * tanh(U_g y)."""
     w_g_y, u_g_y = project("WU_g", y, 2)
     return x + jax.nn.sigmoid(w_g_y - b_g) * jnp.tanh(u_g_y)
 
 
-def gru_gate(x: jax.Array, y: jax.Array, b_g: float, project: Project) -> jax.Array:
+def gru_gate(x: jax.Array, y: jax.Array, b_g: Bias, project: Project) -> jax.Array:
     """The GRU-type gate, the paper's best.
 
     r = sigma(W_r y + U_r x), z = sigma(W_z y + U_z x - b_g),
@@ -98,13 +102,15 @@ class Gate(nn.Module):
 
     Attributes:
       kind: a key of GATES.
-      bias: b_g.
+      bias: b_g, or its initial value with `learn_bias`.
+      learn_bias: make b_g a parameter "b_g" [D] (float32) of a gate that has a bias.
       dtype: compute dtype of the projections; the gate's arithmetic runs in float32.
       param_dtype: parameter dtype.
     """
 
     kind: str
     bias: float
+    learn_bias: bool = False
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
@@ -120,4 +126,7 @@ class Gate(nn.Module):
             dense = nn.Dense(n * width, use_bias=False, name=name, **options)
             return tuple(jnp.split(dense(inputs), n, axis=-1))
 
-        return GATES[self.kind].function(x, y, self.bias, project)
+        b_g: Bias = self.bias
+        if self.learn_bias and GATES[self.kind].paper_bias is not None:
+            b_g = self.param("b_g", nn.initializers.constant(self.bias), (width,), jnp.float32)
+        return GATES[self.kind].function(x, y, b_g, project)

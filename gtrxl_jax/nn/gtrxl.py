@@ -55,7 +55,8 @@ class TransformerBlock(nn.Module):
         # norm_attention without its scale and bias (no parameters): see memory_keys_values.
         self.standardize = nn.LayerNorm(use_scale=False, use_bias=False, dtype=jnp.float32)
         if cfg.variant == "gtrxl":
-            gate = dict(kind=cfg.gate, bias=cfg.resolved_gate_bias, **dense)
+            gate = dict(kind=cfg.gate, bias=cfg.resolved_gate_bias,
+                        learn_bias=cfg.learn_gate_bias, **dense)
             self.gate_attention = Gate(**gate)
             self.gate_mlp = Gate(**gate)
 

@@ -294,7 +294,9 @@ class Checkpointer:
             saved_config = meta["config"]
         except Exception as error:
             raise self._unreadable(path, "the checkpoint's metadata", error) from error
-        differences = config_differences(saved_config, to_dict(config), STATE_KEYS)
+        # A key added since the checkpoint keeps, at its default, the behaviour from before it.
+        differences = config_differences(saved_config, to_dict(config), STATE_KEYS,
+                                         only_saved_keys=True)
         if differences:
             raise CheckpointError(
                 f"The checkpoint in {path} comes from a different model config; these keys "

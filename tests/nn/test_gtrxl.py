@@ -181,6 +181,41 @@ def test_gate_bias_defaults_follow_the_paper():
     assert config(gate="gru", gate_bias=0.0).resolved_gate_bias == 0.0
 
 
+@pytest.mark.parametrize("gate", ["gru", "output", "highway", "sigmoid_tanh"])
+def test_a_learned_gate_bias_starts_as_the_constant_and_then_learns(gate):
+    """learn_gate_bias: each gate holds b_g [D] at gate_bias, so the core computes what the
+    constant-bias core computes with the same other parameters, and b_g gets a gradient."""
+    fixed, learned = config(gate=gate), config(gate=gate, learn_gate_bias=True)
+    core, params, inputs, first, memory = init_core(learned, T=3, B=2)
+    biases = {path: leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+              if path[-1].key == "b_g"}
+    assert len(biases) == 2 * learned.num_layers  # the attention's gate and the MLP's
+    for leaf in biases.values():
+        np.testing.assert_array_equal(leaf, np.full(16, learned.resolved_gate_bias))
+    without = _drop_gate_biases(params)
+    out_learned, _ = jitted_apply(core)(params, inputs, first, memory)
+    out_fixed, _ = jitted_apply(gx.GTrXL(fixed))(without, inputs, first, memory)
+    np.testing.assert_allclose(out_learned, out_fixed, rtol=1e-6, atol=1e-6)
+
+    grads = jax.grad(lambda p: jnp.sum(core.apply(p, inputs, first, memory)[0] ** 2))(params)
+    assert all(float(jnp.abs(leaf).sum()) > 0
+               for path, leaf in jax.tree_util.tree_leaves_with_path(grads)
+               if path[-1].key == "b_g")
+
+
+def test_the_input_gate_has_no_bias_to_learn():
+    core, params, *_ = init_core(config(gate="input", learn_gate_bias=True), T=3, B=2)
+    assert not any(path[-1].key == "b_g"
+                   for path, _ in jax.tree_util.tree_leaves_with_path(params))
+
+
+def _drop_gate_biases(tree):
+    """The same parameter tree without its "b_g" entries."""
+    if not isinstance(tree, dict):
+        return tree
+    return {key: _drop_gate_biases(value) for key, value in tree.items() if key != "b_g"}
+
+
 def test_shape_errors_name_the_shapes():
     cfg = config()
     core, params, inputs, first, memory = init_core(cfg, T=3, B=2)

@@ -5,10 +5,18 @@ The fault tests (missing, partial, corrupt, another model) are in tests/reliabil
 
 import numpy as np
 import optax
+import pytest
 
 from gtrxl_jax.config import TrainConfig, apply_overrides, config_differences, to_dict
 from gtrxl_jax.losses import popart_init
-from gtrxl_jax.train.checkpoint import STATE_KEYS, Checkpointer, Progress, progress_of
+from gtrxl_jax.train import checkpoint
+from gtrxl_jax.train.checkpoint import (
+    STATE_KEYS,
+    Checkpointer,
+    CheckpointError,
+    Progress,
+    progress_of,
+)
 from gtrxl_jax.train.learning import LearnerState
 
 
@@ -53,3 +61,25 @@ def test_only_state_keys_count_as_differences():
                                      "loss.popart=true"])
     assert config_differences(to_dict(base), to_dict(changed), STATE_KEYS) == [
         "loss.popart: False in the checkpoint, True now"]
+
+
+def test_a_checkpoint_from_before_a_model_key_existed_resumes(tmp_path, monkeypatch):
+    """A key added to the config since (its default keeps the behaviour from before it) does
+    not stop a resume; a saved key with another value still does."""
+    config = TrainConfig()
+    saved = to_dict(config)
+    del saved["agent"]["transformer"]["learn_gate_bias"]
+    monkeypatch.setattr(checkpoint, "to_dict", lambda _: saved)
+    writer = Checkpointer(str(tmp_path), keep=1)
+    writer.save(make_state(3), config, Progress(env_steps=300, wall_clock_s=1.0))
+    writer.close()
+    monkeypatch.undo()
+
+    reader = Checkpointer(str(tmp_path), keep=1)
+    state, meta = reader.restore(make_state(0, seed=5), config)
+    assert meta["update"] == 3 and int(state.update) == 3
+    changed = apply_overrides(config, ["agent.transformer.memory_len=7"])
+    with pytest.raises(CheckpointError,
+                       match="agent.transformer.memory_len: 32 in the checkpoint, 7 now"):
+        reader.read_meta(changed)
+    reader.close()
