@@ -228,7 +228,8 @@ class Agent:
         With `segment_len`, the core runs as a `lax.scan` over the N // segment_len full
         segments (the memory the scan's carry, under stop_gradient between segments as in
         Transformer-XL), then one call for any remaining steps; compute and activation memory
-        then grow linearly in N. The result equals a single call over all N steps.
+        then grow linearly in N. The outputs equal a single call's over all N steps (the
+        gradients do not: they stop at segment boundaries; see `nn.segments.scan_segments`).
 
         Args:
           params: from `init`.

@@ -17,8 +17,10 @@ def scan_segments(
     The N // segment_len full segments run as a `lax.scan` whose carry is the core state
     (a GTrXL memory is under stop_gradient inside the core, so gradients stop at segment
     boundaries as in Transformer-XL); any remaining steps (e.g. a trajectory's bootstrap
-    step) run in one more call. Compute and activation memory grow linearly in N, and the
-    result equals one call over all N steps.
+    step) run in one more call. Compute and activation memory grow linearly in N. The
+    outputs equal one call's over all N steps, and so does the state's content; its layout
+    may not (a last call of one step leaves a GTrXL memory in ring order, its `position`
+    not 0), and the gradients stop at segment boundaries, where one call's would not.
 
     Args:
       core_fn: (x [T, B, D], first [T, B], state) -> (y [T, B, D'], state), e.g.
