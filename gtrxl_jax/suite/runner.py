@@ -194,14 +194,16 @@ def run_suite(
         (`train_seeds_fn`); a group that fails fails each of its runs.
       train_seeds_fn: called with a group's TrainConfigs, as `train_fn` with one. Default:
         gtrxl_jax.train.loop.train_seeds (on-device tasks only).
-      report_specs: the runs the report covers, those of them that have finished (default:
-        `specs`); pass the whole suite's to keep earlier slices' runs in the tables.
+      report_specs: the runs the report covers, those of them that have finished, and whose
+        status suite.json gives, each against its settings today (default: `specs`); pass
+        the whole suite's to keep earlier slices' runs in the tables.
 
     Returns:
       The SuiteReport.
     """
     output_dir = Path(output_dir)
     specs = expand(suite, output_dir) if specs is None else specs
+    report_specs = specs if report_specs is None else report_specs
     report = SuiteReport(suite.name, output_dir)
     records = read_records(output_dir)
     _warn_stale(specs, records)
@@ -214,7 +216,7 @@ def run_suite(
         )
     if pending and train_fn is None:
         train_fn = default_train_fn()
-    _write_plan(suite, output_dir, specs, report, records)
+    _write_plan(suite, output_dir, report_specs, report, records)
     groups = seed_groups(pending) if together else [[spec] for spec in pending]
     if together and any(len(group) > 1 for group in groups) and train_seeds_fn is None:
         train_seeds_fn = default_train_seeds_fn()
@@ -249,8 +251,7 @@ def run_suite(
         if any(spec.run_id in report.trained for spec in group):
             logger.info("[%d/%d] %s: done in %.0f s", index, len(groups), names,
                         time.perf_counter() - start)
-    _write_plan(suite, output_dir, specs, report, records)
-    report_specs = specs if report_specs is None else report_specs
+    _write_plan(suite, output_dir, report_specs, report, records)
     report.files = write_report(suite, output_dir, report_specs, references)
     return report
 

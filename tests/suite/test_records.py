@@ -129,6 +129,22 @@ def test_an_unfinished_run_without_a_record_has_no_outcome(tmp_path):
     assert read_records(tmp_path) == {}
 
 
+def test_the_plan_marks_runs_finished_with_other_settings_pending(tmp_path):
+    """A later slice's suite.json gives every run's status against today's settings, not the
+    status an earlier slice wrote for it."""
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=_specs(tmp_path, (0,)))
+    changed = expand(SUITES["fast"], tmp_path, ["optimizer.learning_rate=0.01"],
+                     tasks=("TMaze-L4", "TMaze-L16"), variants=("gtrxl_gru", "lstm"),
+                     seeds=(0,))
+    slice_ = [s for s in changed if s.task == "TMaze-L4" and s.variant == "lstm"]
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=slice_,
+              report_specs=changed)
+    plan = {run["run_id"]: run["status"]
+            for run in json.loads((tmp_path / "suite.json").read_text())["runs"]}
+    assert plan["TMaze-L4/lstm/seed0"] == "finished"
+    assert plan["TMaze-L16/gtrxl_gru/seed0"] == "pending"  # finished at 5e-4, not at 0.01
+
+
 def test_runs_finished_with_other_settings_are_trained_again(tmp_path, caplog):
     run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=_specs(tmp_path, (0, 1)))
     shutil.rmtree(tmp_path / "runs" / "TMaze-L16")  # these runs live on as records only
