@@ -518,7 +518,6 @@ def config_differences(
     keys: tuple[str, ...] | None = None,
     skip: tuple[str, ...] = (),
     saved_as: str = "in the checkpoint",
-    only_saved_keys: bool = False,
     current_as: str = "now",
 ) -> list[str]:
     """The config entries on which two config dicts differ, one message each.
@@ -530,21 +529,40 @@ def config_differences(
       current: `to_dict` of the config it is compared with.
       keys: compare only these keys and the keys under them (None: every key).
       skip: leave out these keys and the keys under them.
-      saved_as: how the messages name the saved side ("in the checkpoint", "then").
-      only_saved_keys: compare only keys that `saved` has, i.e. leave out keys added to the
-        config since it was saved (a new key's default keeps the behaviour from before it).
+      saved_as: how the messages name the saved side ("in the checkpoint", "then"); a key
+        that `saved` lacks reads "<absent>" (`with_new_keys` fills in keys added since).
       current_as: how they name the current side ("now", "here").
     """
     saved_flat, current_flat = _flatten(saved), _flatten(current)
-    compared = set(saved_flat) if only_saved_keys else set(saved_flat) | set(current_flat)
     differences = []
-    for key in sorted(compared):
+    for key in sorted(set(saved_flat) | set(current_flat)):
         if (keys is not None and not _under(key, keys)) or _under(key, skip):
             continue
         old, new = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
         if old != new:
             differences.append(f"{key}: {old!r} {saved_as}, {new!r} {current_as}")
     return differences
+
+
+def with_new_keys(saved: dict, defaults: dict | None = None) -> dict:
+    """A saved config dict with the keys added to the config since, at their defaults.
+
+    A new key's default keeps the behaviour from before it, so a run or checkpoint saved
+    before the key existed behaved as that default: compared with today's config it differs
+    only where today's value does.
+
+    Args:
+      saved: a config dict saved earlier (nested, as `to_dict` writes it).
+      defaults: the config dict whose values fill the gaps (`to_dict(TrainConfig())`).
+    """
+    defaults = to_dict(TrainConfig()) if defaults is None else defaults
+    filled = dict(saved)
+    for key, default in defaults.items():
+        if key not in saved:
+            filled[key] = default
+        elif isinstance(default, dict) and isinstance(saved[key], dict):
+            filled[key] = with_new_keys(saved[key], default)
+    return filled
 
 
 def describe_fields(config: Any, prefix: str = "") -> list[tuple[str, Any, str]]:

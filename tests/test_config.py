@@ -18,6 +18,7 @@ from gtrxl_jax.config import (
     from_dict,
     load_config,
     to_dict,
+    with_new_keys,
 )
 from gtrxl_jax.nn import GTrXLConfig
 
@@ -86,12 +87,15 @@ def test_load_config_file(tmp_path):
         load_config(str(tmp_path / "empty.py"))
 
 
-def test_config_differences_can_leave_out_keys_the_saved_config_predates():
+def test_a_key_the_saved_config_predates_counts_at_its_default():
     saved = to_dict(TrainConfig())
     del saved["optimizer"]["recent_norm_clip"]  # a key added since the run was saved
-    current = to_dict(apply_overrides(TrainConfig(), ["optimizer.recent_norm_clip=3",
-                                                      "loss.entropy_cost=0.03"]))
-    assert config_differences(saved, current, saved_as="then", only_saved_keys=True) == [
+    at_default = to_dict(apply_overrides(TrainConfig(), ["loss.entropy_cost=0.03"]))
+    assert config_differences(with_new_keys(saved), at_default, saved_as="then") == [
         "loss.entropy_cost: 0.01 then, 0.03 now"]
-    assert "optimizer.recent_norm_clip: '<absent>' in the checkpoint, 3.0 now" in (
-        config_differences(saved, current))
+    set_now = to_dict(apply_overrides(TrainConfig(), ["optimizer.recent_norm_clip=3"]))
+    assert config_differences(with_new_keys(saved), set_now, saved_as="then") == [
+        "optimizer.recent_norm_clip: None then, 3.0 now"]
+    assert config_differences(saved, set_now) == [
+        "optimizer.recent_norm_clip: '<absent>' in the checkpoint, 3.0 now"]
+    assert "recent_norm_clip" not in saved["optimizer"]  # with_new_keys copies

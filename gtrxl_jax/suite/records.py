@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from gtrxl_jax.config import config_differences, to_dict
+from gtrxl_jax.config import config_differences, to_dict, with_new_keys
 from gtrxl_jax.files import write_text_whole
 from gtrxl_jax.strict_json import strict_json
 from gtrxl_jax.suite.results import (
@@ -93,13 +93,14 @@ def read_records(output_dir: str | Path) -> dict[str, dict[str, Any]]:
 def settings_differences(trained: dict[str, Any] | None, spec: RunSpec) -> list[str]:
     """How the config a run trained with differs from what its spec asks for now.
 
-    One "key: then, now" line per difference; REPORTING_KEYS and keys that `trained`
-    predates are not compared, and unknown settings (None) give none.
+    One "key: then, now" line per difference; REPORTING_KEYS are not compared, a key that
+    `trained` predates counts at its default (`with_new_keys`), and unknown settings (None)
+    give none.
     """
     if trained is None:
         return []
-    return config_differences(trained, to_dict(spec.config), skip=REPORTING_KEYS,
-                              saved_as="then", only_saved_keys=True)
+    return config_differences(with_new_keys(trained), to_dict(spec.config),
+                              skip=REPORTING_KEYS, saved_as="then")
 
 
 def stale_settings(spec: RunSpec, records: dict[str, dict[str, Any]]) -> list[str]:

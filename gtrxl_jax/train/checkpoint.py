@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from gtrxl_jax.config import TrainConfig, config_differences, to_dict
+from gtrxl_jax.config import TrainConfig, config_differences, to_dict, with_new_keys
 
 # How long a failed save's other writes may take to stop before the error is raised anyway.
 _FAILED_WRITE_TIMEOUT_S = 60.0
@@ -248,7 +248,8 @@ class Checkpointer:
         """
         meta = self.read_meta(config, update)
         path = self.directory / str(meta["update"])
-        changed = config_differences(meta["config"], to_dict(config), skip=("run",))
+        changed = config_differences(with_new_keys(meta["config"]), to_dict(config),
+                                     skip=("run",))
         try:
             saved = _array_layout(self._manager.item_metadata(meta["update"])["state"].tree)
         except Exception as error:
@@ -294,9 +295,8 @@ class Checkpointer:
             saved_config = meta["config"]
         except Exception as error:
             raise self._unreadable(path, "the checkpoint's metadata", error) from error
-        # A key added since the checkpoint keeps, at its default, the behaviour from before it.
-        differences = config_differences(saved_config, to_dict(config), STATE_KEYS,
-                                         only_saved_keys=True)
+        differences = config_differences(with_new_keys(saved_config), to_dict(config),
+                                         STATE_KEYS)
         if differences:
             raise CheckpointError(
                 f"The checkpoint in {path} comes from a different model config; these keys "

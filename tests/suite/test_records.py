@@ -188,6 +188,27 @@ def test_a_record_without_its_config_counts_as_it_is(tmp_path):
     assert len(report.skipped) == 4, "settings unknown: not compared"
 
 
+def test_a_key_added_since_a_run_counts_at_its_default(tmp_path):
+    """A run recorded before a config key existed behaved as the key's default: it stays
+    finished while the suite leaves the key there, and is trained again once it sets it."""
+    specs = _specs(tmp_path, (0,))
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=specs)
+    shutil.rmtree(tmp_path / "runs")
+    path = tmp_path / RECORDS_FILE
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        del record["config"]["agent"]["transformer"]["learn_gate_bias"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(), specs=specs)
+    assert len(report.skipped) == 4
+    learned = expand(SUITES["fast"], tmp_path, ["agent.transformer.learn_gate_bias=true"],
+                     tasks=("TMaze-L4", "TMaze-L16"), variants=("gtrxl_gru", "lstm"),
+                     seeds=(0,))
+    train = FakeTrain()
+    run_suite(SUITES["fast"], tmp_path, train_fn=train, specs=learned)
+    assert len(train.calls) == 4
+
+
 def test_a_report_waits_for_a_slice_that_is_writing_the_same_folder(tmp_path):
     """Slices that finish at once in one folder must not overwrite each other's records:
     a report starts only once another process's hold of the folder's lock has ended."""

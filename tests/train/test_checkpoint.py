@@ -63,9 +63,10 @@ def test_only_state_keys_count_as_differences():
         "loss.popart: False in the checkpoint, True now"]
 
 
-def test_a_checkpoint_from_before_a_model_key_existed_resumes(tmp_path, monkeypatch):
-    """A key added to the config since (its default keeps the behaviour from before it) does
-    not stop a resume; a saved key with another value still does."""
+def test_a_checkpoint_from_before_a_model_key_existed_resumes(tmp_path, monkeypatch, caplog):
+    """A key added to the config since counts at its default (which keeps the behaviour from
+    before it): at that default it neither stops a resume nor reads as a changed setting; set
+    otherwise it stops it, as a saved key with another value does."""
     config = TrainConfig()
     saved = to_dict(config)
     del saved["agent"]["transformer"]["learn_gate_bias"]
@@ -76,10 +77,15 @@ def test_a_checkpoint_from_before_a_model_key_existed_resumes(tmp_path, monkeypa
     monkeypatch.undo()
 
     reader = Checkpointer(str(tmp_path), keep=1)
-    state, meta = reader.restore(make_state(0, seed=5), config)
+    with caplog.at_level("INFO", logger=checkpoint.__name__):
+        state, meta = reader.restore(make_state(0, seed=5), config)
     assert meta["update"] == 3 and int(state.update) == 3
-    changed = apply_overrides(config, ["agent.transformer.memory_len=7"])
-    with pytest.raises(CheckpointError,
-                       match="agent.transformer.memory_len: 32 in the checkpoint, 7 now"):
-        reader.read_meta(changed)
+    assert "changed settings" not in caplog.text
+    for override, difference in [
+            ("agent.transformer.memory_len=7",
+             "agent.transformer.memory_len: 32 in the checkpoint, 7 now"),
+            ("agent.transformer.learn_gate_bias=true",
+             "agent.transformer.learn_gate_bias: False in the checkpoint, True now")]:
+        with pytest.raises(CheckpointError, match=difference):
+            reader.read_meta(apply_overrides(config, [override]))
     reader.close()
