@@ -6,7 +6,9 @@ index). Each game comes at POPGym's three levels, named as POPGym's classes
 ("RepeatPreviousEasy", "CountRecallHard"). With n = 52 * num_decks cards:
 
 - RepeatFirst (num_decks 1 / 8 / 16): see a card's suit each step; answer the suit of the
-  episode's first card. n-1 steps, each +-1/(n-1).
+  episode's first card. n-1 steps, each +-1/(n-1). An agent that sees its previous action
+  (`agent.use_prev_action_reward`, on by default, as POPGym's baselines' PreviousAction
+  wrapper) needs no memory: answer the card on screen at the first step, then repeat.
 - RepeatPrevious (num_decks, k: 1, 4 / 2, 32 / 3, 64): on step t answer the suit of card
   t-k (the card seen k-1 steps before the one on screen); steps t >= k score +-1/(n-k).
   n-1 steps.
@@ -14,15 +16,17 @@ index). Each game comes at POPGym's three levels, named as POPGym's classes
   one a step. The observation is (mode, suit): mode 1 = watch, 0 = play (set on the last
   card shown already); in play the suit shown is 0. 2n-1 steps; the n answers score +-1/n.
 - CountRecall (num_decks, attribute: 1, colors / 2, suits / 4, ranks): each step deals a
-  value card and a query card from two decks; answer how many cards of the previous
-  query's value have been dealt (the new card included). n-1 steps, each +-1/(n-1). The
+  value card and a query card from two decks; answer how many value cards of the previous
+  step's query value had been dealt up to that step (the value card shown with the query
+  included, the card dealt now not). n-1 steps, each +-1/(n-1). The
   action space is POPGym's Discrete(n / V); a count of n / V (every card of the value
   dealt, rare) cannot be answered, as in POPGym.
 
 An episode's return lies in [-1, 1] (1 = every answer right); there is no success flag.
 Observations are one-hot float32 vectors (VECTOR): suit [4] for the repeat games,
 mode [2] ++ suit [4] for Autoencode, value [V] ++ query [V] for CountRecall. Episodes end
-by termination (discount 0), as in POPGym.
+by termination (discount 0), as in POPGym's current games (its early RepeatFirst and
+RepeatPrevious truncated instead).
 """
 
 import jax

@@ -63,6 +63,20 @@ def test_an_oracle_that_remembers_scores_one(task, k):
     assert ts.last.sum() == 2 * num_envs and (ts.discount[ts.last] == 0).all()
 
 
+def test_repeat_first_needs_no_memory_given_the_previous_action():
+    """The shortcut the docstring names: answer the card on screen at the first step, then
+    repeat the previous action; nothing else is remembered."""
+    num_envs, episode = 3, jax_env("RepeatFirstEasy").num_cards - 1
+    previous = np.zeros(num_envs, np.int32)
+
+    def copy_previous(timestep):
+        previous[:] = np.where(timestep.first, suits(timestep), previous)
+        return previous.copy()
+
+    ts = play("RepeatFirstEasy", copy_previous, num_envs, 2 * (episode + 1))
+    np.testing.assert_allclose(episode_returns(ts), 1.0, atol=1e-5)
+
+
 def test_autoencode_oracle_plays_the_cards_back_and_scores_one():
     num_envs, n = 2, DECK_SIZE
     history = History(num_envs)
