@@ -46,8 +46,9 @@ def test_count_recall_deals_two_independent_decks():
     assert not np.array_equal(values, queries)
 
 
-@pytest.mark.parametrize("task, k", [("RepeatFirstEasy", None), ("RepeatPreviousEasy", 4),
-                                     ("RepeatPreviousMedium", 32)])
+@pytest.mark.parametrize("task, k", [
+    ("RepeatFirstEasy", None), ("RepeatFirstMedium", None), ("RepeatFirstHard", None),
+    ("RepeatPreviousEasy", 4), ("RepeatPreviousMedium", 32), ("RepeatPreviousHard", 64)])
 def test_an_oracle_that_remembers_scores_one(task, k):
     num_envs, episode = 3, jax_env(task).num_cards - 1
     history = History(num_envs)
@@ -77,8 +78,9 @@ def test_repeat_first_needs_no_memory_given_the_previous_action():
     np.testing.assert_allclose(episode_returns(ts), 1.0, atol=1e-5)
 
 
-def test_autoencode_oracle_plays_the_cards_back_and_scores_one():
-    num_envs, n = 2, DECK_SIZE
+@pytest.mark.parametrize("task", ["AutoencodeEasy", "AutoencodeMedium", "AutoencodeHard"])
+def test_autoencode_oracle_plays_the_cards_back_and_scores_one(task):
+    num_envs, n = 2, jax_env(task).num_cards
     history = History(num_envs)
     modes = []
 
@@ -88,7 +90,7 @@ def test_autoencode_oracle_plays_the_cards_back_and_scores_one():
         # Step n + j plays back card n-1-j; the first n observations show cards 0 .. n-1.
         return [seen[2 * n - 1 - len(seen)] if len(seen) >= n else 0 for seen in history.seen]
 
-    ts = play("AutoencodeEasy", oracle, num_envs, 2 * n)
+    ts = play(task, oracle, num_envs, 2 * n)
     np.testing.assert_allclose(episode_returns(ts), 1.0, atol=1e-5)
     assert ts.last[2 * n - 1].all()
     modes = np.array(modes)
@@ -96,23 +98,25 @@ def test_autoencode_oracle_plays_the_cards_back_and_scores_one():
     assert (ts.reward[1:n] == 0).all() and (np.abs(ts.reward[n : 2 * n]) == 1 / n).all()
 
 
-def test_count_recall_oracle_is_right_whenever_the_count_can_be_answered():
-    num_envs, n = 4, DECK_SIZE
-    env = jax_env("CountRecallEasy")
-    counts, answers = np.zeros((num_envs, 2), int), []
+@pytest.mark.parametrize("task, num_actions", [
+    ("CountRecallEasy", 26), ("CountRecallMedium", 26), ("CountRecallHard", 16)])
+def test_count_recall_oracle_is_right_whenever_the_count_can_be_answered(task, num_actions):
+    num_envs, env = 4, jax_env(task)
+    n, num_values = env.num_cards, env.num_values
+    counts, answers = np.zeros((num_envs, num_values), int), []
 
     def oracle(timestep):
-        value, query = timestep.observation.reshape(num_envs, 2, 2).argmax(axis=2).T
+        value, query = timestep.observation.reshape(num_envs, 2, num_values).argmax(axis=2).T
         counts[timestep.first] = 0
         counts[np.arange(num_envs), value] += 1
         answers.append(counts[np.arange(num_envs), query].copy())
         return np.minimum(answers[-1], env.num_actions - 1)
 
-    ts = play("CountRecallEasy", oracle, num_envs, n)
+    ts = play(task, oracle, num_envs, n)
     answerable = np.array(answers[: n - 1]) < env.num_actions  # the answer given at steps 1..n-1
     np.testing.assert_array_equal(ts.reward[1:n] > 0, answerable)
     assert (np.abs(ts.reward[1:n]) == np.float32(1 / (n - 1))).all()
-    assert env.num_actions == 26 and ts.last[n - 1].all()
+    assert env.num_actions == num_actions and ts.last[n - 1].all()
 
 
 @pytest.mark.parametrize("task, chance", [("RepeatPreviousHard", -0.5), ("AutoencodeMedium", -0.5),
