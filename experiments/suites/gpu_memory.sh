@@ -3,10 +3,11 @@
 #
 #   bash experiments/suites/gpu_memory.sh OUT_DIR [SUITE_ARGS...]
 #
-# Every "TASK:CORE" word of RUNS (default: MiniGrid-MemoryS13 for every core, then S17 for
-# GTrXL and the LSTM) is one process, `gtrxl-suite memory --tasks TASK --cores CORE --seeds
-# SEEDS --together` (SEEDS default 0,1,2: the suite's), in a suite folder of its own under
-# WORK (default a fresh temporary folder), so each process's log and report stay apart.
+# Every "TASK:CORE" word of RUNS (default: the groups the memory suite still lacks,
+# MiniGrid-MemoryS17 for TrXL and TrXL-I, RepeatFirstMedium for TrXL-I) is one process,
+# `gtrxl-suite memory --tasks TASK --cores CORE --seeds SEEDS --together` (SEEDS default
+# 0,1,2: the suite's), in a suite folder of its own under WORK (default a fresh temporary
+# folder), so each process's log and report stay apart.
 # All processes share the GPU and stop at BUDGET_S seconds (default 520) with SIGTERM, which
 # checkpoints the runs and marks them interrupted (a stop at the budget is not a failure:
 # the exit status is 1 only if a process failed). Every 60 s the script prints each run's
@@ -28,9 +29,7 @@ out=${1:?usage: gpu_memory.sh OUT_DIR [SUITE_ARGS...]}
 shift
 python=${PYTHON:-python3}
 work=${WORK:-$(mktemp -d)}
-runs=${RUNS:-"MiniGrid-MemoryS13:gtrxl_gru MiniGrid-MemoryS13:trxl MiniGrid-MemoryS13:trxl_i
-  MiniGrid-MemoryS13:lstm MiniGrid-MemoryS13:feedforward MiniGrid-MemoryS17:gtrxl_gru
-  MiniGrid-MemoryS17:lstm"}
+runs=${RUNS:-"MiniGrid-MemoryS17:trxl MiniGrid-MemoryS17:trxl_i RepeatFirstMedium:trxl_i"}
 mkdir -p "$out" "$work"
 # Processes share the GPU: none may take most of its memory up front.
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
