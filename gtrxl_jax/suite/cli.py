@@ -6,6 +6,7 @@
     gtrxl-suite fast --cores gtrxl_gru,lstm --seeds 0   # a slice
     gtrxl-suite fast --set learner.total_env_steps=20000 --out runs/suites/smoke
     gtrxl-suite fast --report-only                      # tables and plots from what finished
+    gtrxl-suite memory_horizon --cores lstm --budget-scale 8 --out runs/suites/lstm_8x
     gtrxl-suite memory --tasks MiniGrid-MemoryS13 --together   # a core's seeds in one program
 
 Outputs go to --out (default runs/suites/<suite>); see gtrxl_jax.suite.runner. Runs that
@@ -56,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="config override for every run (repeatable)",
+    )
+    parser.add_argument(
+        "--budget-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="train every run for K times its env-step budget (after --set); e.g. 8 to see "
+        "where a core stops given more samples",
     )
     parser.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     parser.add_argument(
@@ -110,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--report-only covers every run finished in --out; leave out --tasks, "
                      "--cores and --seeds.")
     try:  # an unknown filter or --set key: one line, no traceback
-        specs = expand(suite, out, args.overrides, args.tasks, args.cores, args.seeds)
+        specs = expand(suite, out, args.overrides, args.tasks, args.cores, args.seeds,
+                       args.budget_scale)
     except ValueError as error:
         parser.error(str(error))
     if args.dry_run:
         _print_plan(suite, out, specs)
         return 0
-    everything = expand(suite, out, args.overrides)
+    everything = expand(suite, out, args.overrides, budget_scale=args.budget_scale)
     if args.report_only:
         for path in write_report(suite, out, everything):
             print(path)

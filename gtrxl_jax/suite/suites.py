@@ -27,6 +27,7 @@ results tables: "gtrxl_gru" .. "gtrxl_sigmoid_tanh", "trxl_i", "trxl", "lstm", "
 """
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 
@@ -244,6 +245,7 @@ def expand(
     tasks: tuple[str, ...] | None = None,
     variants: tuple[str, ...] | None = None,
     seeds: tuple[int, ...] | None = None,
+    budget_scale: float = 1.0,
 ) -> list[RunSpec]:
     """List a suite's runs, each with its validated TrainConfig.
 
@@ -255,14 +257,19 @@ def expand(
       tasks: keep only these env.task values (None: all of the suite's).
       variants: keep only these cores (None: all); a sweep keeps each at every rate.
       seeds: keep only these seeds (None: all).
+      budget_scale: multiplies every run's learner.total_env_steps (after the overrides),
+        e.g. 8 to ask where a core stops given 8x the samples.
 
     Returns:
       RunSpecs in task, variant, seed order.
 
     Raises:
-      ValueError: a filter names something the suite does not have, or a task is unknown.
+      ValueError: a filter names something the suite does not have, a task is unknown, or
+        budget_scale is not positive.
       ConfigError: an override is not a valid config (naming the key).
     """
+    if not (math.isfinite(budget_scale) and budget_scale > 0):
+        raise ValueError(f"the budget scale must be a positive number, got {budget_scale}")
     chosen_tasks = _select("task", suite.tasks, tasks)
     chosen_variants = _select("variant", suite.variants, variants)
     chosen_seeds = _select("seed", suite.seeds, seeds)
@@ -292,9 +299,18 @@ def expand(
                         f"run.log_dir={run_dir}",
                         *extra_overrides,
                     ]
-                    config = apply_overrides(TrainConfig(), overrides)
+                    config = _scale_budget(apply_overrides(TrainConfig(), overrides),
+                                           budget_scale)
                     specs.append(RunSpec(suite.name, task, variant, seed, run_dir, config))
     return specs
+
+
+def _scale_budget(config: TrainConfig, scale: float) -> TrainConfig:
+    """`config` with learner.total_env_steps multiplied by `scale` (rounded, at least 1)."""
+    if scale == 1:
+        return config
+    steps = max(1, round(config.learner.total_env_steps * scale))
+    return apply_overrides(config, [f"learner.total_env_steps={steps}"])
 
 
 def _select(kind: str, available: tuple, chosen: tuple | None) -> tuple:

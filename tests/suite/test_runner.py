@@ -219,6 +219,8 @@ def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
     (["--tasks", "TMaze-L5"], "task(s) ['TMaze-L5'] not in this suite"),
     (["--set", "learner.nonsense=1"], "Unknown config key 'learner.nonsense'"),
     (["--report-only", "--cores", "lstm"], "--report-only covers every run finished"),
+    (["--budget-scale", "0"], "the budget scale must be a positive number, got 0.0"),
+    (["--budget-scale", "inf"], "the budget scale must be a positive number, got inf"),
 ])
 def test_cli_says_what_is_wrong_in_one_line(tmp_path, capsys, arguments, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -226,6 +228,19 @@ def test_cli_says_what_is_wrong_in_one_line(tmp_path, capsys, arguments, message
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_cli_budget_scale_trains_runs_for_k_times_their_budget(tmp_path, capsys):
+    """A run finished at the suite's budget is trained again when asked for 8x it."""
+    common = ["fast", "--dry-run", "--out", str(tmp_path), "--seeds", "0", "--cores", "lstm"]
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(),
+              specs=expand(SUITES["fast"], tmp_path, variants=("lstm",), seeds=(0,)))
+    assert cli.main([*common, "--budget-scale", "8"]) == 0
+    out = capsys.readouterr().out
+    plan = {line.split()[0]: line.split()[1] for line in out.splitlines()[:2]}
+    assert plan == {"TMaze-L4/lstm/seed0": "1,200,000", "TMaze-L16/lstm/seed0": "2,000,000"}
+    assert "learner.total_env_steps: 150000 then, 1200000 now" in out
+    assert "2 runs, 2 to train (3,200,000 env steps)" in out
 
 
 def test_cli_exits_130_when_a_signal_stopped_the_suite(tmp_path, monkeypatch, caplog):

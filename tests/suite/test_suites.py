@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from gtrxl_jax.config import ConfigError, TrainConfig
@@ -53,6 +55,25 @@ def test_fast_suite_covers_every_core_on_two_tmaze_lengths(tmp_path):
     assert by_id["TMaze-L4/feedforward/seed0"].agent.core == "feedforward"
     total = sum(s.config.learner.total_env_steps for s in specs)
     assert total == 6_000_000
+
+
+def test_budget_scale_multiplies_every_runs_budget_and_nothing_else(tmp_path):
+    plain = expand(SUITES["memory_horizon"], tmp_path, ["learner.total_env_steps=1000"])
+    scaled = expand(SUITES["memory_horizon"], tmp_path, ["learner.total_env_steps=1000"],
+                    budget_scale=2.5)
+    assert [s.run_id for s in scaled] == [s.run_id for s in plain]
+    for before, after in zip(plain, scaled, strict=True):
+        assert after.config.learner.total_env_steps == 2500
+        assert dataclasses.replace(after.config, learner=before.config.learner) == before.config
+    budgets = {s.task: s.config.learner.total_env_steps
+               for s in expand(SUITES["memory_horizon"], tmp_path, budget_scale=8)}
+    assert budgets["TMaze-L15"] == 2_000_000 and budgets["TMaze-L127"] == 12_000_000
+
+
+@pytest.mark.parametrize("scale", [0, -1, float("nan"), float("inf")])
+def test_a_budget_scale_must_be_positive_and_finite(tmp_path, scale):
+    with pytest.raises(ValueError, match="the budget scale must be a positive number"):
+        expand(SUITES["fast"], tmp_path, budget_scale=scale)
 
 
 def test_fast_ablation_suite_runs_every_paper_variant_at_the_fast_scale(tmp_path):
