@@ -12,14 +12,14 @@ Sampled evaluation, as the suite's own horizon table.
 """
 
 import argparse
-import csv
 from pathlib import Path
 
 from gtrxl_jax.suite.plots import plot_horizon
+from gtrxl_jax.suite.tables import read_horizon
 
 
 def read_series(folder: Path, core: str) -> list[tuple]:
-    """A core's points in a suite folder's horizon.csv: [(distance, task, seeds, mean, std)].
+    """A core's sampled points in a suite folder's horizon.csv (`read_horizon`'s tuples).
 
     Raises:
       SystemExit: the folder has no horizon.csv, or no sampled row for `core`.
@@ -27,15 +27,10 @@ def read_series(folder: Path, core: str) -> list[tuple]:
     path = folder / "horizon.csv"
     if not path.is_file():
         raise SystemExit(f"{path} not found: train a horizon suite into {folder} first.")
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["core"] == core and r["mode"] == "sampled"]
-    if not rows:
+    points = read_horizon(path, "sampled").get(core)
+    if not points:
         raise SystemExit(f"{path} has no sampled row for core {core!r}.")
-    return sorted(
-        (int(r["cue_distance"]), r["task"], int(r["seeds"]), float(r["success_mean"]),
-         float(r["success_std"]))
-        for r in rows
-    )
+    return points
 
 
 def main(argv: list[str] | None = None) -> int:

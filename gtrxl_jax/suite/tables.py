@@ -379,6 +379,18 @@ def horizon_points(rows: list[ResultRow], mode: str) -> dict[str, list[tuple]]:
     return {variant: sorted(p) for variant, p in points.items()}
 
 
+def read_horizon(path: Path, mode: str) -> dict[str, list[tuple]]:
+    """A horizon.csv's `mode` rows, as `horizon_points` returned them when it was written."""
+    points: dict[str, list[tuple]] = {}
+    with open(path, newline="") as file:
+        for r in csv.DictReader(file):
+            if r["mode"] == mode:
+                points.setdefault(r["core"], []).append(
+                    (int(r["cue_distance"]), r["task"], int(r["seeds"]),
+                     float(r["success_mean"]), float(r["success_std"])))
+    return {core: sorted(p) for core, p in points.items()}
+
+
 def write_horizon(rows: list[ResultRow], out_dir: Path, mode: str) -> None:
     """Write horizon.md and horizon.csv: success against cue distance, per core."""
     out_dir.mkdir(parents=True, exist_ok=True)

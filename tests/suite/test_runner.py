@@ -8,6 +8,7 @@ from gtrxl_jax.config import RunsApartError
 from gtrxl_jax.suite import cli
 from gtrxl_jax.suite.runner import run_suite, write_report
 from gtrxl_jax.suite.suites import SUITES, expand
+from gtrxl_jax.suite.tables import read_horizon
 from tests.suite.fake_train import FakeTrain, FakeTrainSeeds
 
 
@@ -294,6 +295,13 @@ def test_horizon_suite_writes_success_against_cue_distance(tmp_path):
         markdown
     )
     assert "| GTrXL (GRU) | 0.94 ± 0.01 |" in markdown
+    points = read_horizon(tmp_path / "horizon.csv", "sampled")  # the plot's input again
+    assert list(points) == ["gtrxl_gru", "lstm", "feedforward"]
+    assert [p[0] for p in points["lstm"]] == [16, 32, 64, 128]
+    distance, task, seeds, mean, std = points["gtrxl_gru"][-1]
+    assert (distance, task, seeds) == (128, "TMaze-L127", 2)
+    assert (mean, std) == (pytest.approx(0.945), pytest.approx(0.005))
+    assert read_horizon(tmp_path / "horizon.csv", "greedy") == {}
 
 
 def test_aggregates_carry_iqm_and_optimality_gap_with_intervals(tmp_path, fast_specs):
