@@ -12,3 +12,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """Comma-separated names, stripped, empty items dropped: "a, b," -> ("a", "b")."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """Comma-separated ints: "0,1,2" -> (0, 1, 2) (anything else is a usage error)."""
+    try:
+        return tuple(int(item) for item in name_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None

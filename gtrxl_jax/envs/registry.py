@@ -219,6 +219,19 @@ def make_jax_env(task: str, **options: Any) -> JaxEnv:
     return family.build(match)
 
 
+def check_task_name(task: str) -> None:
+    """Raise ValueError (with close names) unless `task` is a host or a JAX task.
+
+    A JAX-only task is built once (`make_jax_env`), so a parameter out of range
+    ("MiniGrid-MemoryS5") is refused before any run starts.
+    """
+    if find_project_task(task) is not None or is_envpool_task(task):
+        return
+    if not is_jax_task(task):
+        raise unknown_task_error(task)
+    make_jax_env(task)
+
+
 def unknown_task_error(task: str, jax: bool = False) -> ValueError:
     """Build a ValueError for an unknown task name that suggests the closest known names.
 

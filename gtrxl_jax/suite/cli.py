@@ -21,16 +21,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from gtrxl_jax.suite.records import has_finished, read_records, stale_settings
+from gtrxl_jax.argtypes import int_list, name_list
+from gtrxl_jax.suite.records import RECORDS_FILE, has_finished, read_records, stale_settings
 from gtrxl_jax.suite.runner import run_suite, write_report
-from gtrxl_jax.suite.suites import SUITES, RunSpec, Suite, expand
+from gtrxl_jax.suite.suites import CORE_VARIANTS, SUITES, RunSpec, Suite, expand
 from gtrxl_jax.train.shutdown import STOPPED_EXIT_STATUS
 
 logger = logging.getLogger(__name__)
-
-
-def _csv_list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,12 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the suites and exit")
     parser.add_argument("--out", type=Path, help="output folder (default runs/suites/<suite>)")
     parser.add_argument(
-        "--tasks", type=_csv_list, help="only these tasks (comma-separated, as in --dry-run)"
+        "--tasks", type=name_list, help="only these tasks (comma-separated, as in --dry-run)"
     )
-    parser.add_argument("--cores", type=_csv_list, help="only these core variants")
     parser.add_argument(
-        "--seeds", type=lambda s: tuple(int(x) for x in _csv_list(s)), help="only these seeds"
-    )
+        "--cores", type=name_list,
+        help=f"only these core variants (of {', '.join(sorted(CORE_VARIANTS))})")
+    parser.add_argument(
+        "--seeds", type=int_list,
+        help="only these seeds, e.g. 0,1 (seeds the suite does not list train too, e.g. 100 "
+        "for a probe on a seed no reported run uses)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -115,14 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name a suite (or use --list)")
     suite = SUITES[args.suite]
     out = args.out or Path("runs/suites") / suite.name
-    if args.report_only and (args.tasks or args.cores or args.seeds):
-        parser.error("--report-only covers every run finished in --out; leave out --tasks, "
-                     "--cores and --seeds.")
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file; name a folder for the suite's runs and report.")
+    if args.report_only:
+        _check_report_only(parser, args, out)
     try:  # an unknown filter or --set key: one line, no traceback
         specs = expand(suite, out, args.overrides, args.tasks, args.cores, args.seeds,
                        args.budget_scale)
     except ValueError as error:
         parser.error(str(error))
+    if args.together:
+        _check_on_device(parser, specs)
     if args.dry_run:
         _print_plan(suite, out, specs)
         return 0
@@ -131,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_report(suite, out, everything):
             print(path)
         return 0
-    if args.together:
-        _check_on_device(parser, specs)
     if not args.no_compile_cache:
         _enable_compile_cache(args.compile_cache or out / "jax_cache")
     report = run_suite(suite, out, specs=specs, keep_going=not args.fail_fast,
@@ -152,6 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     if report.interrupted:
         return STOPPED_EXIT_STATUS
     return 1 if report.failed else 0
+
+
+def _check_report_only(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                       out: Path) -> None:
+    """Exit with a usage error unless --report-only has runs to report in `out`."""
+    if args.tasks or args.cores or args.seeds:
+        parser.error("--report-only covers every run finished in --out; leave out --tasks, "
+                     "--cores and --seeds.")
+    if not (out / "runs").is_dir() and not (out / RECORDS_FILE).is_file():
+        parser.error(f"no runs of {args.suite!r} in {out}: name the folder the suite trained "
+                     f"into with --out.")
 
 
 def _print_plan(suite: Suite, out: Path, specs: list[RunSpec]) -> None:

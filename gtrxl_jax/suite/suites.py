@@ -32,13 +32,7 @@ import re
 from pathlib import Path
 
 from gtrxl_jax.config import TrainConfig, apply_overrides
-from gtrxl_jax.envs.registry import (
-    find_project_task,
-    is_envpool_task,
-    is_jax_task,
-    make_jax_env,
-    unknown_task_error,
-)
+from gtrxl_jax.envs.registry import check_task_name
 from gtrxl_jax.nn.gates import GATES
 
 
@@ -225,19 +219,6 @@ def cue_distance(task: str) -> int | None:
     return int(match[1]) + 1 if match else None
 
 
-def check_task_name(task: str) -> None:
-    """Raise ValueError (with close names) unless `task` is a host or a JAX task.
-
-    A JAX-only task is built once (`make_jax_env`), so a parameter out of range
-    ("MiniGrid-MemoryS5") is refused before any run starts.
-    """
-    if find_project_task(task) is not None or is_envpool_task(task):
-        return
-    if not is_jax_task(task):
-        raise unknown_task_error(task)
-    make_jax_env(task)
-
-
 def expand(
     suite: Suite,
     output_dir: str | Path,
@@ -256,7 +237,8 @@ def expand(
         budget for a smoke test).
       tasks: keep only these env.task values (None: all of the suite's).
       variants: keep only these cores (None: all); a sweep keeps each at every rate.
-      seeds: keep only these seeds (None: all).
+      seeds: train these seeds (None: the suite's); seeds the suite does not list train
+        too, e.g. probes on seeds that no reported run uses.
       budget_scale: multiplies every run's learner.total_env_steps (after the overrides),
         e.g. 8 to ask where a core stops given 8x the samples.
 
@@ -264,15 +246,17 @@ def expand(
       RunSpecs in task, variant, seed order.
 
     Raises:
-      ValueError: a filter names something the suite does not have, a task is unknown, or
-        budget_scale is not positive.
+      ValueError: a filter names a task or variant the suite does not have, a task is
+        unknown, an override sets what the suite sets per run (the task, core, seed or
+        folder; the swept rate), or budget_scale is not positive.
       ConfigError: an override is not a valid config (naming the key).
     """
     if not (math.isfinite(budget_scale) and budget_scale > 0):
         raise ValueError(f"the budget scale must be a positive number, got {budget_scale}")
+    _check_extra_overrides(suite, extra_overrides)
     chosen_tasks = _select("task", suite.tasks, tasks)
     chosen_variants = _select("variant", suite.variants, variants)
-    chosen_seeds = _select("seed", suite.seeds, seeds)
+    chosen_seeds = suite.seeds if seeds is None else tuple(dict.fromkeys(seeds))
     for task in chosen_tasks:
         for name in split_tasks(task):
             check_task_name(name)
@@ -303,6 +287,27 @@ def expand(
                                            budget_scale)
                     specs.append(RunSpec(suite.name, task, variant, seed, run_dir, config))
     return specs
+
+
+# The keys a suite sets for each run itself, and what to do instead of overriding them.
+_PER_RUN_KEYS = {
+    "env.task": "choose it with --tasks",
+    "agent.core": "choose it with --cores",
+    "agent.transformer.gate": "choose it with --cores",
+    "run.seed": "choose it with --seeds",
+    "run.log_dir": "choose it with --out",
+}
+
+
+def _check_extra_overrides(suite: Suite, extra_overrides: tuple[str, ...] | list[str]) -> None:
+    """Raise ValueError if an override would replace what the suite sets per run."""
+    per_run = dict(_PER_RUN_KEYS)
+    if suite.learning_rates:
+        per_run["optimizer.learning_rate"] = "the suite sweeps it; leave the override out"
+    for override in extra_overrides:
+        key = override.partition("=")[0].strip()
+        if key in per_run:
+            raise ValueError(f"{key} is what the suite sets for each run: {per_run[key]}")
 
 
 def _scale_budget(config: TrainConfig, scale: float) -> TrainConfig:

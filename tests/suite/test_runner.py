@@ -222,6 +222,13 @@ def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
     (["--report-only", "--cores", "lstm"], "--report-only covers every run finished"),
     (["--budget-scale", "0"], "the budget scale must be a positive number, got 0.0"),
     (["--budget-scale", "inf"], "the budget scale must be a positive number, got inf"),
+    (["--seeds", "a,b"], "'a,b' is not a comma-separated list of integers, e.g. 0,1,2"),
+    (["--set", "env.task=TMaze-L9"], "env.task is what the suite sets for each run: choose it "
+                                     "with --tasks"),
+    (["--set", "run.seed=100"], "run.seed is what the suite sets for each run: choose it with "
+                                "--seeds"),
+    (["--together"], "--together trains on-device runs only"),
+    (["--report-only"], "no runs of 'fast' in"),
 ])
 def test_cli_says_what_is_wrong_in_one_line(tmp_path, capsys, arguments, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -229,6 +236,15 @@ def test_cli_says_what_is_wrong_in_one_line(tmp_path, capsys, arguments, message
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_cli_refuses_a_file_for_its_output_folder(tmp_path, capsys):
+    not_a_folder = tmp_path / "results.md"
+    not_a_folder.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fast", "--dry-run", "--out", str(not_a_folder)])
+    assert exit_info.value.code == 2
+    assert "is a file; name a folder" in capsys.readouterr().err
 
 
 def test_cli_budget_scale_trains_runs_for_k_times_their_budget(tmp_path, capsys):

@@ -126,6 +126,14 @@ def test_filters_and_extra_overrides(tmp_path):
     assert all(s.config.learner.total_env_steps == 1000 for s in specs)
     with pytest.raises(ValueError, match="not in this suite"):
         expand(SUITES["fast"], tmp_path, variants=("gru",))
+    probe = expand(SUITES["fast"], tmp_path, tasks=("TMaze-L4",), variants=("lstm",),
+                   seeds=(100,))
+    assert [(s.run_id, s.config.run.seed) for s in probe] == [("TMaze-L4/lstm/seed100", 100)]
+    with pytest.raises(ValueError, match="agent.core is what the suite sets for each run"):
+        expand(SUITES["fast"], tmp_path, ["agent.core=lstm"])
+    with pytest.raises(ValueError, match="optimizer.learning_rate .* the suite sweeps it"):
+        expand(SUITES["memory_tuning"], tmp_path, ["optimizer.learning_rate=1e-3"])
+    assert expand(SUITES["fast"], tmp_path, ["optimizer.learning_rate=1e-3"])
     with pytest.raises(ConfigError, match="learner.total_env_step"):
         expand(SUITES["fast"], tmp_path, ["learner.total_env_step=5"])
 
