@@ -29,7 +29,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from gtrxl_jax.argtypes import positive_int
+from gtrxl_jax.argtypes import int_list, name_list, positive_int
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, check_measurements, run_measurements
 from gtrxl_jax.bench.machine import machine_info
 from gtrxl_jax.bench.registry import Record
@@ -39,16 +39,8 @@ from gtrxl_jax.bench.workloads import EndToEnd, OnDeviceComparison, Workload
 DEFAULT_MEASUREMENTS = ("ceiling", "learn", "act", "scaling")
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part)
-
-
-def _str_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _name_list(text: str) -> tuple[str, ...]:
-    names = _str_list(text)
+def _measurement_names(text: str) -> tuple[str, ...]:
+    names = name_list(text)
     return tuple(MEASUREMENTS) if names == ("all",) else names
 
 
@@ -61,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        type=_name_list,
+        type=_measurement_names,
         default=DEFAULT_MEASUREMENTS,
         help=f"comma-separated measurements, or 'all' (default: {','.join(DEFAULT_MEASUREMENTS)})",
     )
@@ -75,12 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unroll", type=positive_int, help="override the workload's unroll T")
     parser.add_argument("--batch", type=positive_int, help="override the workload's batch B")
     parser.add_argument(
-        "--memory-lens", type=_int_list, help="override the scaling sweep, e.g. 32,64,128"
+        "--memory-lens", type=int_list, help="override the scaling sweep, e.g. 32,64,128"
     )
     e2e = parser.add_argument_group("end-to-end (e2e) training runs")
-    e2e.add_argument("--e2e-tasks", type=_str_list, help="comma-separated task names "
+    e2e.add_argument("--e2e-tasks", type=name_list, help="comma-separated task names "
                      f"(default: {','.join(EndToEnd.tasks)})")
-    e2e.add_argument("--e2e-cores", type=_str_list, help="comma-separated agent.core values "
+    e2e.add_argument("--e2e-cores", type=name_list, help="comma-separated agent.core values "
                      f"(default: {','.join(EndToEnd.cores)})")
     e2e.add_argument("--e2e-steps", type=positive_int, help="env steps per run "
                      f"(default: {EndToEnd.env_steps})")
@@ -92,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on-device (on_device) runs: the main job's T-maze config on both training paths")
     on_device.add_argument("--on-device-steps", type=positive_int, help="env steps of each "
                            "time-to-solve run (default: the config's, 500k)")
-    on_device.add_argument("--on-device-envs", type=_int_list, help="comma-separated N of the "
+    on_device.add_argument("--on-device-envs", type=int_list, help="comma-separated N of the "
                            "on-device sweep, env.num_envs = learner.batch_size = N (default: "
                            f"{','.join(map(str, OnDeviceComparison.num_envs))})")
     on_device.add_argument("--on-device-set", action="append", default=[], metavar="KEY=VALUE",
@@ -146,7 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarize:
         if not pathlib.Path(args.summarize).is_file():
             parser.error(f"--summarize {args.summarize}: no such file (write one with --out)")
-        print("\n".join(summarize(args.summarize)))
+        try:
+            print("\n".join(summarize(args.summarize)))
+        except ValueError as error:
+            parser.error(str(error))
         return 0
     unknown = [name for name in args.only if name not in MEASUREMENTS]
     if unknown:

@@ -36,6 +36,7 @@ from pathlib import Path
 from gtrxl_jax.bench.core import config_fields
 from gtrxl_jax.bench.registry import Record, Session, register
 from gtrxl_jax.config import AgentConfig, TrainConfig, apply_overrides
+from gtrxl_jax.envs.registry import check_task_name
 from gtrxl_jax.nn.config import GTrXLConfig
 from gtrxl_jax.train.builder import resolve_loop
 from gtrxl_jax.train.layout import plan_layout, plan_on_device_layout
@@ -269,8 +270,13 @@ def measure_run(session: Session, task: str, core: str) -> Record:
 
 
 def check_train_configs(session: Session) -> None:
-    """Builds the config of every run `e2e` would train (ConfigError for a bad --e2e-set)."""
+    """Checks every task `e2e` would train and builds each run's config.
+
+    Raises:
+      ValueError: an unknown task (with close names); ConfigError, a bad --e2e-set.
+    """
     for task in session.e2e.tasks:
+        check_task_name(task)
         for core in session.e2e.cores:
             train_config(session, task, core, log_dir=tempfile.gettempdir())
 

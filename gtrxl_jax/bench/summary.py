@@ -40,6 +40,22 @@ def summary_line(record: dict) -> str:
 
 
 def summarize(path: str | Path) -> list[str]:
-    """A summary line for each record of the JSONL file at `path`."""
+    """A summary line for each record of the JSONL file at `path`.
+
+    Raises:
+      ValueError: a line is not a JSON object (naming the file and line).
+    """
+    lines = []
     with open(path) as file:
-        return [summary_line(json.loads(line)) for line in file if line.strip()]
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                record = error.msg
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}, line {number}: not a JSON record; --summarize reads "
+                                 "the JSONL files that --out writes")
+            lines.append(summary_line(record))
+    return lines

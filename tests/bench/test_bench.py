@@ -133,6 +133,9 @@ def test_cli_rejects_unknown_measurements():
     (["--only", "e2e", "--e2e-set", "learner.typo=3"], "Unknown config key 'learner.typo'"),
     (["--only", "on_device", "--on-device-set", "optimizer.learning_rate=fast"],
      "optimizer.learning_rate must be a float, got 'fast'"),
+    (["--only", "e2e", "--e2e-tasks", "TMaze-L4,TMaze-Lx"], "unknown task 'TMaze-Lx'"),
+    (["--only", "scaling", "--memory-lens", "64,many"],
+     "'64,many' is not a comma-separated list of integers"),
 ])
 def test_a_bad_training_override_is_a_usage_error_before_any_measurement(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -141,6 +144,17 @@ def test_a_bad_training_override_is_a_usage_error_before_any_measurement(argv, m
     out, err = capsys.readouterr()
     assert message in err and "Traceback" not in err
     assert out == ""  # not even the machine record: nothing was measured
+
+
+@pytest.mark.parametrize("content", ["{bad\n", "[1, 2]\n"])
+def test_summarize_names_a_line_that_is_not_a_record(tmp_path, capsys, content):
+    records = tmp_path / "bench.jsonl"
+    records.write_text('{"run": "x", "measurement": "learn"}\n' + content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--summarize", str(records)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{records}, line 2: not a JSON record" in err and "Traceback" not in err
 
 
 def test_flop_counts():
