@@ -18,6 +18,7 @@ import dataclasses
 import importlib.util
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -85,7 +86,9 @@ def check_config(config: TrainConfig, *, writable_log_dir: bool = True
         check_log_dir(config.run.log_dir)
     if config.run.wandb and importlib.util.find_spec("wandb") is None:
         raise ConfigError(WANDB_MISSING)
-    if resolve_loop(config) == "on_device":
+    loop = resolve_loop(config)
+    check_tasks_fit_loop(config, loop)
+    if loop == "on_device":
         layout = plan_on_device_layout(config)
         spec = make_jax_task(config).spec(config.env.num_envs)
         check_agent(config, spec, layout)
@@ -109,6 +112,23 @@ def check_config(config: TrainConfig, *, writable_log_dir: bool = True
     return layout, spec
 
 
+def check_tasks_fit_loop(config: TrainConfig, loop: str) -> None:
+    """Raise ConfigError if a named task exists only for the other loop than `loop`.
+
+    (A factory's kind is checked where it is made, `gtrxl_jax.envs.factories`.)
+    """
+    if config.env.factory:
+        return
+    for task in config.env.tasks:
+        host, jax_task = is_host_task(task), is_jax_task(task)
+        if loop == "actor_learner" and jax_task and not host:
+            raise ConfigError(f"{task_key(config)}: {task!r} is a JAX task: it trains on device "
+                              "(learner.loop=on_device or auto), in a run of its own.")
+        if loop == "on_device" and host and not jax_task:
+            raise ConfigError(f"{task_key(config)}: {task!r} is a host task: it trains with "
+                              "actors (learner.loop=actor_learner or auto).")
+
+
 def check_agent(config: TrainConfig, spec: EnvSpec, layout: Layout) -> None:
     """Raise ConfigError unless the config's agent can be built for the spec."""
     try:
@@ -128,16 +148,21 @@ def make_jax_task(config: TrainConfig) -> JaxEnv:
 def check_log_dir(log_dir: str) -> None:
     """Raise ConfigError unless run.log_dir is a folder, or can be made one, that is writable.
 
-    Creates nothing, so a run refused later leaves no folder behind.
+    Leaves nothing behind, so a run refused later leaves no folder: it makes and removes an
+    empty folder in the nearest existing one (permissions alone do not say it, e.g. for
+    root on a read-only file system).
     """
     path = Path(log_dir).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         raise ConfigError(f"run.log_dir={log_dir!r} cannot be a folder: {existing} is a file. "
                           "Choose another run.log_dir.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"run.log_dir={log_dir!r} cannot be written: {existing} is not "
-                          "writable by this user. Choose another run.log_dir.")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".writable-", dir=existing))
+    except OSError as error:
+        raise ConfigError(f"run.log_dir={log_dir!r} cannot be written: making a folder in "
+                          f"{existing} failed ({error.strerror}). Choose another "
+                          "run.log_dir.") from None
 
 
 def make_learning(config: TrainConfig, agent: Agent, layout: Layout) -> Learning:

@@ -3,6 +3,8 @@
 
 import errno
 import os
+import tempfile
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -43,15 +45,28 @@ def test_an_unwritable_log_dir_is_refused_before_any_work(tmp_path, capsys, monk
     folder.mkdir()
     folder.chmod(0o555)
     if os.geteuid() == 0:  # root writes anyway: show the check what any other user would see
-        access = os.access
-        monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(folder)
-                            else access(path, mode))
+        mkdtemp = tempfile.mkdtemp
+
+        def refuse(*args, dir=None, **kwargs):
+            if Path(dir) == folder:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            return mkdtemp(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkdtemp", refuse)
     try:
         assert main(train_command(folder / "run")[3:]) == 2
     finally:
         folder.chmod(0o755)
-    assert f"{folder} is not writable by this user" in capsys.readouterr().err
+    assert f"making a folder in {folder} failed (Permission denied)" in capsys.readouterr().err
     assert list(folder.iterdir()) == []
+
+
+def test_a_log_dir_it_cannot_make_is_refused_even_for_root(capsys):
+    """/proc refuses new folders to every user, root included, whatever its permissions say."""
+    assert main(train_command("/proc/gtrxl_run")[3:]) == 2
+    err = capsys.readouterr().err
+    assert "run.log_dir='/proc/gtrxl_run' cannot be written: making a folder in /proc " \
+           "failed" in err and "Traceback" not in err
 
 
 def test_a_full_disk_under_the_metrics_stops_the_run_after_a_final_checkpoint(tmp_path):

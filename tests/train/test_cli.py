@@ -21,6 +21,18 @@ def test_config_errors_exit_with_code_2_and_a_message(override, message, capsys)
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["env.task=RepeatPreviousEasy", "learner.loop=actor_learner"],
+     "env.task: 'RepeatPreviousEasy' is a JAX task: it trains on device (learner.loop=on_device"),
+    (["env.task=MemoryMaze-9x9", "learner.loop=on_device"],
+     "env.task: 'MemoryMaze-9x9' is a host task: it trains with actors (learner.loop=actor_"),
+])
+def test_a_task_on_the_other_loop_names_the_loop_to_use(overrides, message, capsys):
+    assert main(overrides) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_help_lists_every_config_key_with_its_default_and_description(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--help"])
