@@ -50,6 +50,11 @@ def attention_weights(agent: Agent, params: dict, inputs: AgentInput) -> np.ndar
     return np.stack([np.asarray(w[0, :, :, memory_len:]).mean(axis=0) for w in layers])
 
 
+def image_formats() -> tuple[str, ...]:
+    """The suffixes `plot_attention` can write (".png", ".pdf", ...)."""
+    return tuple(f".{kind}" for kind in Figure().canvas.get_supported_filetypes())
+
+
 def plot_attention(weights: np.ndarray, path: str | Path, *, title: str) -> None:
     """Save one heat map per layer, [query step x key step], as an image file.
 

@@ -31,7 +31,12 @@ from gtrxl_jax.config import ConfigError
 from gtrxl_jax.envs import make_env
 from gtrxl_jax.strict_json import strict_json
 from gtrxl_jax.train import builder
-from gtrxl_jax.train.attention_map import attention_weights, has_attention, plot_attention
+from gtrxl_jax.train.attention_map import (
+    attention_weights,
+    has_attention,
+    image_formats,
+    plot_attention,
+)
 from gtrxl_jax.train.checkpoint import CheckpointError
 from gtrxl_jax.train.evaluation import EVAL_SEED_OFFSET, MODES, evaluate, evaluate_on_device
 from gtrxl_jax.train.recording import JaxEnvOnHost, record_episodes
@@ -81,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
-    if args.video and Path(args.video).suffix.lower() not in VIDEO_SUFFIXES:
-        parser.error(f"--video writes one of {', '.join(VIDEO_SUFFIXES)}, not {args.video!r}")
+    for option, path, suffixes in (("--video", args.video, VIDEO_SUFFIXES),
+                                   ("--attention", args.attention, image_formats())):
+        if path and (message := _output_file_problem(path, suffixes)):
+            parser.error(f"{option}: {message}")
     logging.basicConfig(level=logging.WARNING)
     for chatty in ("absl", "jax"):  # orbax's notes on a read-only folder, jax's probing
         logging.getLogger(chatty).setLevel(logging.ERROR)
@@ -98,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(strict_json(report), indent=2) + "\n")
     sys.stdout.write(_summary(report, out) + "\n")
     return 0
+
+
+def _output_file_problem(path: str, suffixes: tuple[str, ...]) -> str | None:
+    """What keeps `path` from being written as one of `suffixes`, or None."""
+    if Path(path).suffix.lower() not in suffixes:
+        return f"writes one of {', '.join(suffixes)}, not {path!r}"
+    if not Path(path).absolute().parent.is_dir():
+        return f"{Path(path).parent} is not a folder: make it first, or name another file"
+    return None
 
 
 def _check_outputs(run: SavedRun, args: argparse.Namespace) -> None:

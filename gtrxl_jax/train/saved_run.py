@@ -93,7 +93,11 @@ def load_run(folder: str | Path, checkpoint: int | None = None) -> SavedRun:
     if not config_file.is_file():
         raise RunFolderError(f"{folder} is not a training run: it has no config.json "
                              "(gtrxl-train writes one into its run.log_dir).")
-    config = from_dict(TrainConfig, json.loads(config_file.read_text()))
+    try:
+        config = from_dict(TrainConfig, json.loads(config_file.read_text()))
+    except json.JSONDecodeError as error:
+        raise RunFolderError(f"{config_file} is not valid JSON ({error}); gtrxl-train wrote "
+                             "it at the run's start: restore it from a copy of the run.") from None
     # The folder may have moved since; W&B is the training's business, not the reader's.
     config = dataclasses.replace(config, run=dataclasses.replace(
         config.run, log_dir=str(folder), wandb=False))

@@ -140,6 +140,29 @@ def test_an_actor_learner_run_is_evaluated_on_host_environments(tmp_path):
     assert report["attention"]["steps"] == JUNCTION + 1
 
 
+@pytest.mark.parametrize("option, name, message", [
+    ("--attention", "map.xyz", "--attention: writes one of "),
+    ("--attention", "missing/map.png", "missing is not a folder: make it first"),
+    ("--video", "missing/episode.mp4", "missing is not a folder: make it first"),
+    ("--video", "episode.avi", "--video: writes one of .mp4, .gif, not "),
+])
+def test_an_output_it_could_not_write_is_refused_before_evaluating(tmp_path, capsys, option,
+                                                                    name, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), option, str(tmp_path / name)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+def test_a_corrupt_config_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "config.json").write_text('{"env": ')
+    assert main([str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"{tmp_path / 'config.json'} is not valid JSON" in error
+
+
 def test_a_folder_that_is_not_a_run_is_a_one_line_error(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "gtrxl_jax.train.eval_cli", str(tmp_path)], cwd=REPO,
