@@ -113,8 +113,11 @@ class EnvConfig:
     """Which task to train on, and how many environments each actor steps.
 
     Attributes:
-      task: a task name for `gtrxl_jax.envs.make_env` (envpool's, or the project's
-        "TMaze-L<N>"); several comma-separated names train one multi-task agent: a shared
+      task: a task name: envpool's or the project's host tasks ("TMaze-L<N>",
+        "MemoryMaze-<N>x<N>"), trained by actors, or a JAX task (gtrxl_jax.envs.JAX_TASKS:
+        "MiniGrid-MemoryS<size>", the card games such as "RepeatFirstEasy",
+        "MemoryChain-L<N>"), trained on device; several comma-separated host tasks train one
+        multi-task agent: a shared
         policy, and a task id per task that selects the agent's value output for that task
         (and, with loss.popart, that task's PopArt statistics).
       num_envs: environments per actor thread.
@@ -216,7 +219,10 @@ class LossConfig:
         advantages from the values before the update (standardised over the batch unless
         `ppo_normalise_advantages` is false), ratios against the acting policy).
       discount: gamma.
-      rho_bar, c_bar, lambda_: V-trace truncation levels and trace discount.
+      rho_bar: V-trace's truncation of the importance ratios in the TD errors and the
+        policy-gradient advantages (rho-bar; IMPALA: 1).
+      c_bar: V-trace's truncation of the trace coefficients c_s (c-bar; IMPALA: 1).
+      lambda_: V-trace's trace discount, c_s = lambda min(c_bar, rho_s) (1: IMPALA's).
       baseline_cost: weight of the value loss.
       entropy_cost: weight of the entropy bonus.
       popart: normalise values per task with PopArt (Hessel et al. 2018): each task's value
@@ -345,11 +351,13 @@ class LearnerConfig:
       reproducible: actors act with the parameters of exactly one update before the one their
         data feeds (a fixed policy lag), so the learning curve does not depend on speed.
       queue_size: trajectories the actor-learner queue holds in free-running mode.
-      actor_devices, learner_devices: indices into jax.local_devices(). None: actors act on
-        the first device; the learner uses every device, except that with several
-        accelerators per process the actor-learner leaves the first to the actors (the
-        device that acts would straggle in every gradient reduction). On one accelerator
-        they share it; CPU devices share the same cores, so all of them learn.
+      actor_devices: indices into jax.local_devices() that the actors act on. None: the
+        first device.
+      learner_devices: indices into jax.local_devices() that the learner's mesh spans.
+        None: every device, except that with several accelerators per process the
+        actor-learner leaves the first to the actors (the device that acts would straggle
+        in every gradient reduction). On one accelerator they share it; CPU devices share
+        the same cores, so all of them learn.
       max_nonfinite_updates: stop after this many consecutive skipped non-finite updates.
       actor_processes: run each actor in a spawned process of its own, acting on that
         process's CPU, instead of a thread of the learner's process. On a CPU the actor's
@@ -444,7 +452,7 @@ class RunConfig:
         the end.
       progress: show a progress bar on the console.
       wandb: also send the metrics records and the summary to Weights & Biases (needs the
-        `wandb` package: pip install wandb; WANDB_MODE=offline logs to disk only).
+        `wandb` package: pip install -e ".[wandb]"; WANDB_MODE=offline logs to disk only).
       wandb_project: the Weights & Biases project of the run.
     """
 
