@@ -89,5 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         success = "" if math.isnan(success) else f", success {success:.3f}"
         lines.append(f"eval {mode}: return {values['episode_return']:.3f}{success} over "
                      f"{values['episodes']} episodes")
+    if result.interrupted:
+        lines.append(f"stopped by a signal at update {result.update}, after its checkpoint: "
+                     "continue the run with the same command and run.resume=true")
     sys.stdout.write("\n".join(lines) + "\n")
     return STOPPED_EXIT_STATUS if result.interrupted else 0

@@ -125,5 +125,7 @@ def test_a_signal_stops_the_run_with_a_final_checkpoint_within_seconds(
     assert "did not stop within" not in output, "an actor thread hung"
     summary = json.loads((log_dir / "summary.json").read_text())
     assert summary["interrupted"] and summary["eval"] == {}
+    assert (f"stopped by a signal at update {summary['updates']}, after its checkpoint: "
+            "continue the run with the same command and run.resume=true") in output
     assert checkpoint_updates(log_dir) == [summary["updates"]]
     assert [r["update"] for r in read_metrics(log_dir)][-1] == summary["updates"]
