@@ -281,6 +281,11 @@ class LossConfig:
         _require(0.0 <= self.gae_lambda <= 1.0,
                  f"loss.gae_lambda must be in [0, 1], got {self.gae_lambda}.")
 
+    @property
+    def optimizer_steps_per_update(self) -> int:
+        """Optimiser steps in one learner update: PPO's epochs x minibatches; V-trace's 1."""
+        return self.ppo_epochs * self.ppo_minibatches if self.name == "ppo" else 1
+
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:

@@ -166,11 +166,15 @@ def check_log_dir(log_dir: str) -> None:
 
 
 def make_learning(config: TrainConfig, agent: Agent, layout: Layout) -> Learning:
-    """The learner's pure update: the config's loss, optimiser and segment length."""
+    """The learner's pure update: the config's loss, optimiser and segment length.
+
+    A schedule runs over the run's optimiser steps: PPO takes several an update.
+    """
     optimizer = make_optimizer(
         config.optimizer.name, config.optimizer.learning_rate,
         max_grad_norm=config.optimizer.max_grad_norm, schedule=config.optimizer.schedule,
-        total_updates=layout.total_updates, eps=config.optimizer.eps, b2=config.optimizer.b2,
+        total_steps=layout.total_updates * config.loss.optimizer_steps_per_update,
+        eps=config.optimizer.eps, b2=config.optimizer.b2,
         recent_norm_clip=config.optimizer.recent_norm_clip)
     return Learning(agent, config.loss, optimizer, segment_len=config.learner.segment_len,
                     num_tasks=len(layout.tasks), task_names=layout.tasks)

@@ -72,29 +72,30 @@ def clip_by_recent_norm(factor: float, decay: float = 0.99) -> optax.GradientTra
 
 
 def make_schedule(
-    learning_rate: float, schedule: str = "constant", total_updates: int | None = None
+    learning_rate: float, schedule: str = "constant", total_steps: int | None = None
 ) -> optax.Schedule:
-    """Make the learning rate as a function of the update count.
+    """Make the learning rate as a function of the optimiser's step count.
 
     Args:
       learning_rate: the initial learning rate, > 0.
-      schedule: "constant", or "linear" (decay to 0 at `total_updates`, then stay at 0).
-      total_updates: the number of learner updates of the run; required for "linear".
+      schedule: "constant", or "linear" (decay to 0 at `total_steps`, then stay at 0).
+      total_steps: the optimiser steps of the run (learner updates x
+        `LossConfig.optimizer_steps_per_update`); required for "linear".
 
     Returns:
-      An optax schedule: update count -> learning rate.
+      An optax schedule: step count -> learning rate.
     """
     _check_positive("learning_rate", learning_rate)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
-    if total_updates is not None:
-        check_positive_int("total_updates", total_updates)
+    if total_steps is not None:
+        check_positive_int("total_steps", total_steps)
     if schedule == "constant":
         return optax.constant_schedule(learning_rate)
-    if total_updates is None:
-        raise ValueError("total_updates is required with schedule='linear' (the update at "
-                         "which the learning rate reaches 0), got None.")
-    return optax.linear_schedule(learning_rate, 0.0, total_updates)
+    if total_steps is None:
+        raise ValueError("total_steps is required with schedule='linear' (the optimiser step "
+                         "at which the learning rate reaches 0), got None.")
+    return optax.linear_schedule(learning_rate, 0.0, total_steps)
 
 
 def make_optimizer(
@@ -103,7 +104,7 @@ def make_optimizer(
     *,
     max_grad_norm: float | None = 40.0,
     schedule: str = "constant",
-    total_updates: int | None = None,
+    total_steps: int | None = None,
     eps: float | None = None,
     decay: float = 0.99,
     momentum: float = 0.0,
@@ -119,8 +120,8 @@ def make_optimizer(
         Reddi et al. 2018, https://arxiv.org/abs/1904.09237).
       learning_rate: the (initial) learning rate, > 0.
       max_grad_norm: the global norm the gradients are clipped to, > 0; None for no clipping.
-      schedule: "constant", or "linear" (decay to 0 over `total_updates`).
-      total_updates: the number of learner updates of the run; required for "linear".
+      schedule: "constant", or "linear" (decay to 0 over `total_steps`).
+      total_steps: the optimiser steps of the run; required for "linear".
       eps: the optimiser's epsilon, > 0; None for its default (RMSProp 0.1 inside the square
         root, as IMPALA; Adam 1e-8).
       decay: RMSProp's decay of the mean square, in [0, 1).
@@ -148,7 +149,7 @@ def make_optimizer(
             raise ValueError(f"{arg} must be in [0, 1), got {value!r}.")
     if not initial_scale >= 0:
         raise ValueError(f"initial_scale must be >= 0, got {initial_scale!r}.")
-    learning_rates = make_schedule(learning_rate, schedule, total_updates)
+    learning_rates = make_schedule(learning_rate, schedule, total_steps)
 
     if name == "rmsprop":
         optimizer = optax.rmsprop(learning_rates, decay=decay, eps=eps,

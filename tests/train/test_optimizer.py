@@ -78,7 +78,7 @@ def test_clipping_comes_first_and_bounds_the_gradient(name):
 
 
 def test_linear_schedule_decays_to_zero():
-    schedule = make_schedule(0.1, "linear", total_updates=100)
+    schedule = make_schedule(0.1, "linear", total_steps=100)
     np.testing.assert_allclose([schedule(0), schedule(50), schedule(100), schedule(150)],
                                [0.1, 0.05, 0.0, 0.0], atol=1e-8)
     np.testing.assert_allclose(make_schedule(0.1)(10**6), 0.1)
@@ -86,7 +86,7 @@ def test_linear_schedule_decays_to_zero():
 
 def test_linear_schedule_scales_the_updates():
     grads = jax.grad(_loss)(PARAMS)
-    decaying = make_optimizer("rmsprop", 1e-2, schedule="linear", total_updates=10)
+    decaying = make_optimizer("rmsprop", 1e-2, schedule="linear", total_steps=10)
     constant = make_optimizer("rmsprop", 1e-2)
     states = [decaying.init(PARAMS), constant.init(PARAMS)]
     for step in range(6):
@@ -102,8 +102,8 @@ def test_linear_schedule_scales_the_updates():
     (dict(learning_rate=float("nan")), "learning_rate"),
     (dict(max_grad_norm=0.0), "max_grad_norm must be a finite number > 0"),
     (dict(schedule="cosine"), r"schedule must be one of \('constant', 'linear'\)"),
-    (dict(schedule="linear"), "total_updates is required with schedule='linear'"),
-    (dict(schedule="linear", total_updates=0), "total_updates must be a positive int"),
+    (dict(schedule="linear"), "total_steps is required with schedule='linear'"),
+    (dict(schedule="linear", total_steps=0), "total_steps must be a positive int"),
     (dict(eps=0.0), "eps must be a finite number > 0"),
     (dict(decay=1.0), r"decay must be in \[0, 1\)"),
     (dict(momentum=-0.1), "momentum"),

@@ -12,9 +12,10 @@ from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
+from gtrxl_jax.train.builder import check_config, make_agent, make_learning
 from gtrxl_jax.train.learning import Learning, transitions
 from gtrxl_jax.train.placement import Learner, first_replica
-from tests.train.helpers import TINY_AGENT, train_as_a_user
+from tests.train.helpers import TINY_AGENT, tiny_config, train_as_a_user
 
 T, B = 6, 4
 AGENT = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2,
@@ -101,6 +102,35 @@ def test_a_ppo_update_of_whole_batch_steps_is_the_same_on_one_or_two_devices():
     metrics_1, metrics_2 = jax.device_get((first_replica(metrics_1), first_replica(metrics_2)))
     assert metrics_1["loss"] == pytest.approx(metrics_2["loss"], abs=1e-5)
     assert metrics_1["nonfinite_loss"] == 0.0 and 0.0 < metrics_1["update_norm"]
+
+
+def test_a_linear_schedule_decays_over_the_runs_optimiser_steps(tmp_path):
+    """PPO takes epochs x minibatches optimiser steps an update, and a linear schedule runs
+    over all of them: in a one-update run of two epochs the second step still moves the
+    parameters at half the rate (a schedule over updates spent its whole decay on the first
+    step, so every later step of a PPO run learned nothing)."""
+    def one_update(epochs):
+        config = tiny_config(
+            tmp_path, "loss.name=ppo", f"loss.ppo_epochs={epochs}", "loss.ppo_minibatches=1",
+            "optimizer.schedule=linear", "optimizer.learning_rate=0.01",
+            "optimizer.eps=1.0",  # Adam's steps then scale with the gradient, not its sign,
+            "learner.total_env_steps=32")  # so round-off cannot pass for a step; 1 update
+        layout, spec = check_config(config)
+        assert layout.total_updates == 1
+        agent = make_agent(config, spec, len(layout.tasks))
+        learner = Learner(make_learning(config, agent, layout), jax.local_devices()[:1],
+                          trajectory_len=config.learner.trajectory_len)
+        state = learner.init_state(jax.random.PRNGKey(0))
+        start = jax.device_get(state.params)
+        new_state, _ = learner.update(learner.replicate(state),
+                                      random_trajectory(agent, 8, 4, seed=5))
+        return start, jax.device_get(learner.unreplicate(new_state).params)
+
+    start, after_one_step = one_update(epochs=1)
+    _, after_two_steps = one_update(epochs=2)
+    first = optax.global_norm(jax.tree.map(np.subtract, after_one_step, start))
+    second = optax.global_norm(jax.tree.map(np.subtract, after_two_steps, after_one_step))
+    assert 0.3 * first < second < 0.7 * first  # the second step at half the first's rate
 
 
 @pytest.mark.parametrize("normalise", [True, False])
