@@ -38,6 +38,7 @@ import logging
 import os
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ logger = logging.getLogger(__name__)
 
 TrainFn = Callable[[TrainConfig], Any]
 TrainSeedsFn = Callable[[list[TrainConfig]], Any]
+# A run that raised leaves its traceback here (and counts as failed to learn in an ablation).
+ERROR_FILE = "suite_error.txt"
 CURVE_FILES = {"episode_return": "curves_return.png", "success": "curves_success.png"}
 
 
@@ -237,7 +240,7 @@ def run_suite(
                     continue
                 report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
                 spec.run_dir.mkdir(parents=True, exist_ok=True)
-                (spec.run_dir / "suite_error.txt").write_text(traceback.format_exc())
+                (spec.run_dir / ERROR_FILE).write_text(traceback.format_exc())
                 logger.error("%s failed: %s", spec.run_id, report.failed[spec.run_id])
             if not keep_going:
                 break
@@ -343,9 +346,12 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
     files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
     files.append(write_records(output_dir, outcomes, records))
     path = output_dir / "aggregates.png"
-    _list_or_remove(plot_intervals(summary, path, f"Suite {suite.name!r}"), path, files)
+    _list_or_remove(plot_intervals(summary, path, f"Suite {suite.name!r}, {suite.score_mode} "
+                                   "evaluation"), path, files)
     if suite.ablation:
-        write_ablation(rows, references, output_dir, suite.score_mode)
+        crashed = Counter(spec.variant for spec, outcome in outcomes
+                          if outcome is None and (spec.run_dir / ERROR_FILE).is_file())
+        write_ablation(rows, references, output_dir, suite.score_mode, crashed)
         files += [output_dir / "ablation.md", output_dir / "ablation.csv"]
     if suite.learning_rates:
         write_tuning(rows, output_dir, suite.score_mode, suite.learning_rates)

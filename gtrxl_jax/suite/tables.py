@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from gtrxl_jax.suite.intervals import CONFIDENCE, STATISTICS, interval_estimates
-from gtrxl_jax.suite.references import References
+from gtrxl_jax.suite.records import MAX_CURVE_POINTS
+from gtrxl_jax.suite.references import References, TaskReference
 from gtrxl_jax.suite.results import MODES, TaskResult
 from gtrxl_jax.suite.scores import (
     FAILED_TO_LEARN_BELOW,
@@ -125,14 +126,22 @@ def result_rows(
                     scores=scores,
                     env_steps=mean_std(r.env_steps for r in group)[0],
                     wall_clock_s=mean_std(r.wall_clock_s for r in group)[0],
-                    steps_to_threshold=[
-                        steps_to_score(r.curve["env_steps"],
-                                       [ref.normalize(v) for v in r.curve[ref.metric]])
-                        for r in group
-                    ],
+                    steps_to_threshold=[_steps_to_threshold(r, ref) for r in group],
                 )
             )
     return rows
+
+
+def _steps_to_threshold(result: TaskResult, ref: TaskReference) -> float:
+    """`steps_to_score` of a run's training curve; NaN if the curve lacks the task's metric.
+
+    Learning curves keep return and success, not e.g. the episode length that
+    HealthGathering is scored on.
+    """
+    if ref.metric not in result.curve:
+        return math.nan
+    return steps_to_score(result.curve["env_steps"],
+                          [ref.normalize(v) for v in result.curve[ref.metric]])
 
 
 def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
@@ -237,7 +246,8 @@ def write_results(
         "Mean ± std over seeds. Score: 100 × (agent − random) / (reference − random) on the "
         "task's metric (see gtrxl_jax/suite/references.json). Steps to "
         f"{TRAINING_THRESHOLD:g}: the env steps at which a run's training score (its learning "
-        f"curve, smoothed over {SMOOTHING_RECORDS} records) first reached "
+        f"curve as kept, at most {MAX_CURVE_POINTS} evenly spaced records, smoothed over "
+        f"{SMOOTHING_RECORDS} of them) first reached "
         f"{TRAINING_THRESHOLD:g}, the median over the seeds that reached it, and how many did.",
         "",
         "| task | core | seeds | greedy return | greedy success | sampled return | "
@@ -317,14 +327,21 @@ def _shared_tasks_note(rows: list[ResultRow]) -> str:
     return note + "."
 
 
-def write_ablation(rows: list[ResultRow], references: References, out_dir: Path, mode: str) -> None:
-    """Write ablation.md and ablation.csv in the GTrXL paper's layout."""
+def write_ablation(rows: list[ResultRow], references: References, out_dir: Path, mode: str,
+                   crashed: dict[str, int] | None = None) -> None:
+    """Write ablation.md and ablation.csv in the GTrXL paper's layout.
+
+    `crashed` counts each variant's runs that raised and have no result (a divergence that
+    stopped a run): each counts as a run that failed to learn.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paper = references.ablation_paper.get("variants", {})
     summary = aggregates(rows, mode)
+    crashed = crashed or {}
     table = []
     for variant, agg in summary.items():
         run_scores = [s for row in rows if row.variant == variant for s in row.scores[mode]]
+        run_scores += [math.nan] * crashed.get(variant, 0)
         ref = paper.get(variant, {})
         table.append(
             {
@@ -346,7 +363,8 @@ def write_ablation(rows: list[ResultRow], references: References, out_dir: Path,
         "",
         f"Scores: {mode} evaluation, normalised per task, averaged over seeds, then over "
         "tasks. A run (one task, one seed) *failed to learn* when its final normalised "
-        f"score is below {FAILED_TO_LEARN_BELOW:g} or missing.",
+        f"score is below {FAILED_TO_LEARN_BELOW:g} or missing; runs and failures count "
+        "every task, runs that crashed included.",
         "Paper columns: DMLab-30 after 10B steps (V-MPO), and the share of 25 hyperparameter "
         "samples that diverged on DMLab's Memory Maze (Parisotto et al. 2019).",
         "",

@@ -1,15 +1,20 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 
+from gtrxl_jax.suite.references import load_references
 from gtrxl_jax.suite.results import (
+    EvalResult,
+    TaskResult,
     eval_entry,
     is_finished,
     parse_eval,
     read_curve,
     run_status,
 )
+from gtrxl_jax.suite.tables import result_rows
 
 ENTRY = {"episode_return": 0.9, "success": 0.9, "episodes": 100}
 
@@ -80,3 +85,13 @@ def test_read_curve_single_and_multi_task(tmp_path):
     np.testing.assert_array_equal(multi["success"], [np.nan, 0.2, 0.7])
     empty = read_curve(tmp_path / "missing", "A", multi_task=False)
     assert empty["env_steps"].shape == (0,)
+
+
+def test_a_task_scored_on_episode_length_gets_a_row_without_steps_to_90():
+    """Learning curves keep return and success; HealthGathering is scored on episode length,
+    so its steps to 90 are unknown, not a KeyError that stops the report."""
+    evals = {mode: EvalResult(0.0, math.nan, 600.0, 10) for mode in ("greedy", "sampled")}
+    curve = {key: np.array([1.0, 2.0]) for key in ("env_steps", "episode_return", "success")}
+    result = TaskResult("HealthGathering-v1", "lstm", 0, Path("run"), evals, 2.0, 1.0, curve)
+    (row,) = result_rows([result], load_references(), ("HealthGathering-v1",), ("lstm",))
+    assert row.metric == "episode_length" and math.isnan(row.steps_to_threshold[0])

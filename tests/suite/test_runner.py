@@ -159,6 +159,17 @@ def test_ablation_table_in_the_paper_layout(tmp_path):
     assert "| GTrXL (GRU) | 2 |" in (tmp_path / "ablation.md").read_text()
 
 
+def test_an_ablation_counts_a_crashed_run_as_failed_to_learn(tmp_path):
+    """A run that raised (as a run stopped by non-finite updates does) has no result, yet
+    it is the divergence the paper's column measures: it counts, as a failure."""
+    suite = SUITES["fast_ablation"]
+    specs = expand(suite, tmp_path, variants=("gtrxl_gru", "trxl_i"), seeds=(0, 1))
+    run_suite(suite, tmp_path, train_fn=FakeTrain(fail_on="trxl_i/seed0"), specs=specs)
+    rows = {r["variant"]: r for r in read_csv(tmp_path / "ablation.csv")}
+    assert (rows["trxl_i"]["runs"], float(rows["trxl_i"]["failed_pct"])) == ("2", 50.0)
+    assert (rows["gtrxl_gru"]["runs"], float(rows["gtrxl_gru"]["failed_pct"])) == ("2", 0.0)
+
+
 def test_report_can_be_written_without_any_finished_run(tmp_path):
     # Plots an earlier report drew, of runs no longer in it, must not outlive it.
     for name in ("aggregates.png", "curves_return.png", "curves_success.png"):
