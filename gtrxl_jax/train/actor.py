@@ -246,10 +246,11 @@ class Actor:
             version = required_version(trajectory_index, self._start_update, self._per_update)
             params, waited = self._params_store.wait_for(
                 version, self._stop, self._timeout_s, self.name)
-            self.stats.wait_s += waited
-            self.stats.params_wait_s += waited
         else:
-            version, params = self._params_store.latest()
+            version, params, waited = self._params_store.wait_latest(
+                self._stop, self._timeout_s, self.name)
+        self.stats.wait_s += waited
+        self.stats.params_wait_s += waited
         return version, jax.device_put(params, self._device)
 
     def _step(self, group: EnvGroup, params: Any) -> None:

@@ -116,11 +116,32 @@ class ParamsStore:
                 del self._versions[old]
             self._changed.notify_all()
 
-    def latest(self) -> tuple[int, Any]:
-        """The newest (version, params); at least one version must have been published."""
+    def wait_latest(
+        self, stop: threading.Event, timeout_s: float, who: str
+    ) -> tuple[int, Any, float]:
+        """Wait until any version is published and return the newest.
+
+        For a free-running actor, which acts with whatever is newest; an actor process's
+        store receives its first version over a pipe after its actor has started.
+
+        Returns:
+          (its version, its params, seconds spent waiting).
+
+        Raises:
+          Stopped: `stop` was set while waiting.
+          Stalled: nothing was published within `timeout_s` seconds.
+        """
+        start = time.monotonic()
         with self._changed:
+            while not self._versions:
+                if stop.is_set():
+                    raise Stopped
+                if time.monotonic() - start > timeout_s:
+                    raise Stalled(f"{who} waited {timeout_s:.0f} s for the learner's first "
+                                  "parameters: the learner stalled.")
+                self._changed.wait(_POLL_S)
             version = max(self._versions)
-            return version, self._versions[version]
+            return version, self._versions[version], time.monotonic() - start
 
     def wait_for(
         self, version: int, stop: threading.Event, timeout_s: float, who: str
@@ -147,7 +168,8 @@ class ParamsStore:
                 if time.monotonic() - start > timeout_s:
                     raise Stalled(
                         f"{who} waited {timeout_s:.0f} s for parameters version {version}: "
-                        f"the learner stalled (latest published: {max(self._versions)}).")
+                        "the learner stalled (latest published: "
+                        f"{max(self._versions) if self._versions else 'none'}).")
                 self._changed.wait(_POLL_S)
             return self._versions[version], time.monotonic() - start
 

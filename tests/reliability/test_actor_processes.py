@@ -42,6 +42,14 @@ def test_actor_processes_make_the_same_reproducible_run_as_threads(finished_run,
     assert multiprocessing.active_children() == []
 
 
+def test_free_running_actor_processes_train(tmp_path):
+    """Without the fixed policy lag an actor acts with the newest parameters it has; in its
+    own process it may ask before the first version has come down the pipe, and waits."""
+    result = loop.train(quick_config(tmp_path, PROCESSES, "learner.reproducible=false"))
+    assert result.update == read_metrics(tmp_path)[-1]["update"] > 0
+    assert multiprocessing.active_children() == []
+
+
 def test_a_stall_inside_an_actor_process_comes_back_as_the_runs_error(
         tmp_path, monkeypatch, finished_run):
     # The child gives up after 8 s; the learner waits longer, since its first wait covers

@@ -11,7 +11,7 @@ def test_params_store_returns_the_exact_version_asked_for():
     stop = threading.Event()
     for version in range(4):
         store.publish(version, f"params{version}")
-    assert store.latest() == (3, "params3")
+    assert store.wait_latest(stop, 1.0, "actor")[:2] == (3, "params3")
     assert store.wait_for(2, stop, 1.0, "actor")[0] == "params2"
     with pytest.raises(RuntimeError, match="already dropped"):
         store.wait_for(0, stop, 1.0, "actor")
@@ -30,6 +30,20 @@ def test_a_missing_version_times_out_naming_the_learner():
     store.publish(0, "p0")
     with pytest.raises(Stalled, match="actor 0 waited .* for parameters version 1: the learner"):
         store.wait_for(1, threading.Event(), 0.3, "actor 0")
+
+
+def test_a_free_running_actor_waits_for_the_first_version():
+    """An actor process's store is empty until the learner's first version comes down its
+    pipe, and its actor may ask before that."""
+    store = ParamsStore()
+    threading.Timer(0.2, store.publish, (0, "p0")).start()
+    version, params, waited = store.wait_latest(threading.Event(), 5.0, "actor 0")
+    assert (version, params) == (0, "p0") and waited > 0.1
+    empty = ParamsStore()
+    with pytest.raises(Stalled, match="actor 0 waited .* for the learner's first parameters"):
+        empty.wait_latest(threading.Event(), 0.3, "actor 0")
+    with pytest.raises(Stalled, match=r"the learner stalled \(latest published: none\)"):
+        empty.wait_for(0, threading.Event(), 0.3, "actor 0")
 
 
 def test_queue_time_outs_say_which_side_stalled():
