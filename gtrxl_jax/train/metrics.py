@@ -224,7 +224,11 @@ class MetricsLogger:
                 if start_update > 0 and self._jsonl_path.is_file():
                     keep_records_up_to(self._jsonl_path, start_update)
                 self._jsonl = open(self._jsonl_path, "a" if start_update > 0 else "w")  # noqa: SIM115
-                self._writer = tensorboardX.SummaryWriter(str(self.log_dir))
+                # A resumed run's TensorBoard curves drop what the stopped session logged
+                # after its checkpoint, as metrics.jsonl does (x axis: env steps).
+                self._writer = tensorboardX.SummaryWriter(
+                    str(self.log_dir),
+                    purge_step=start_env_steps + 1 if start_update > 0 else None)
             self._progress = tqdm.tqdm(
                 total=config.learner.total_env_steps, initial=start_env_steps, unit="step",
                 unit_scale=True, dynamic_ncols=True, disable=not config.run.progress,

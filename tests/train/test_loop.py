@@ -4,8 +4,10 @@ Faults, bad input and reproducibility are tested in tests/reliability.
 """
 
 import json
+import struct
 
 import pytest
+from tensorboardX.proto.event_pb2 import Event, SessionLog
 
 from gtrxl_jax.train.builder import check_config
 from gtrxl_jax.train.loop import train
@@ -14,6 +16,16 @@ from tests.train.helpers import tiny_config
 
 def read_metrics(log_dir):
     return [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def read_events(path) -> list[Event]:
+    """The events of a TensorBoard file (TFRecords: length, its CRC, data, the data's CRC)."""
+    data, offset, events = path.read_bytes(), 0, []
+    while offset < len(data):
+        (length,) = struct.unpack("<Q", data[offset:offset + 8])
+        events.append(Event.FromString(data[offset + 12:offset + 12 + length]))
+        offset += 12 + length + 4
+    return events
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +56,7 @@ def test_a_short_run_writes_metrics_events_checkpoints_and_a_summary(first_run):
 
 def test_a_resumed_run_continues_from_its_last_checkpoint(first_run):
     log_dir, _ = first_run
+    events_before = set(log_dir.glob("events.out.tfevents.*"))
     # resumed in free-running mode, which may change between runs
     result = train(tiny_config(log_dir, "run.resume=true", "learner.total_env_steps=192",
                                "learner.reproducible=false", "run.eval_episodes=0"))
@@ -52,6 +65,11 @@ def test_a_resumed_run_continues_from_its_last_checkpoint(first_run):
     assert [r["update"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert records[-1]["env_steps"] == 192
     assert "6" in {p.name for p in (log_dir / "checkpoints").iterdir()}
+    # TensorBoard drops the stopped session's points after the checkpoint (128 env steps).
+    (resumed_events,) = set(log_dir.glob("events.out.tfevents.*")) - events_before
+    purges = [e.step for e in read_events(resumed_events)
+              if e.HasField("session_log") and e.session_log.status == SessionLog.START]
+    assert purges == [129]
 
 
 def test_a_multi_task_layout_is_planned(tmp_path):
