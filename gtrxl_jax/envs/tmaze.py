@@ -3,7 +3,10 @@
 After the passive T-maze of "When Do Transformers Shine in RL? Decoupling Memory
 from Credit Assignment" (Ni et al., 2023, https://arxiv.org/abs/2307.03864),
 vectorised in numpy over N environments behind the same interface as the envpool
-adapter (`VectorEnv`), so an actor cannot tell them apart.
+adapter (`VectorEnv`), so an actor cannot tell them apart. Simpler than theirs: the
+agent moves down the corridor by itself (2 actions, only the junction's counts) and no
+step is penalised, so it tests recall alone; their agent walks with 4 moves under a
+per-step penalty, and their cue lies L steps before the choice, here L+1.
 
 One episode with corridor length L, as timesteps t = 0 .. L+2:
 

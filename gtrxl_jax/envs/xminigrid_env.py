@@ -10,7 +10,9 @@ max_steps 5 * size**2 (a time limit: truncation, discount 1). Actions: xminigrid
 
 Not the host task of the same size: envpool's "MiniGrid-MemoryS9-v0" (note "-v0") is
 MiniGrid's own, with a 7x7 view and a dict observation read by `MiniGridEncoder`;
-xminigrid's agent sees a 3x3 egocentric view, (3, 3, 2) uint8 of (tile, colour) codes.
+xminigrid's agent sees a 3x3 egocentric view, (3, 3, 2) uint8 of (tile, colour) codes,
+through walls (MiniGrid's Memory does not: see_through_walls=False) and without
+MiniGrid's third, state channel.
 
 Observation encoding: the 3x3 view is too small for `MiniGridEncoder` (its two VALID 3x3
 convolutions need at least 5x5, and it reads three codes a cell, not two), so each cell's
