@@ -2,7 +2,9 @@
 
 Transformer-XL (arXiv:1901.02860, section 3.3) scores query i against key j as
   (q_i + u) . k_j  +  (q_i + v) . r_{i-j},   r_delta = W_R R_delta,
-with R the sinusoidal embedding of the distance delta and learned biases u, v. The sliding
+with R the sinusoidal embedding of the distance delta and learned biases u, v (here one pair
+per layer, starting at 0; Transformer-XL's code shares them across layers and draws them
+from N(0, 0.02)). The sliding
 window of gtrxl_jax (see memory.attention_mask) only admits delta in [0, M], so only M + 1
 relative embeddings are ever projected. The memory's keys are oldest first, or (one query,
 the acting step) in any order given by each slot's distance to the query.

@@ -107,7 +107,11 @@ class _LSTMStep(nn.Module):
 
 
 class LSTMCore(nn.Module):
-    """A stacked LSTM core: `outputs, state = core.apply(params, inputs, first, state)`."""
+    """A stacked LSTM core: `outputs, state = core.apply(params, inputs, first, state)`.
+
+    flax's initialisers throughout, so the forget gate's bias starts at 0 (not the +1 some
+    LSTM baselines use).
+    """
 
     config: LSTMConfig
 
