@@ -139,7 +139,8 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
             evaluate, agent, tasks=layout.tasks, num_episodes=config.run.eval_episodes,
             seed=config.run.seed + EVAL_SEED_OFFSET, env_options=config.env.options)
         log = UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
-                        config.run.log_interval_updates, extra=actor_monitor.read)
+                        config.run.log_interval_updates, config.run.checkpoint_interval_updates,
+                        extra=actor_monitor.read)
         with contextlib.closing(metrics_logger):
             start_time = time.monotonic()
             failure = None

@@ -367,7 +367,8 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
             start_env_steps=env_steps, start_update=update, enabled=is_main_process)))
             for c in configs]
         logs = [UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
-                          config.run.log_interval_updates) for metrics_logger in loggers]
+                          config.run.log_interval_updates, config.run.checkpoint_interval_updates)
+                for metrics_logger in loggers]
         to_host = functools.partial(_split_episodes, layout.tasks[0], spec.has_success)
         evaluators = [functools.partial(  # params -> {"greedy": ..., "sampled": ...}
             evaluate_on_device, agent, env=program.env, num_episodes=c.run.eval_episodes,

@@ -6,9 +6,10 @@ actor-learner loop after gathering the next batch (so the gathering overlaps the
 work, and no update is dispatched after one that ends a streak of skipped updates), the
 on-device loop after dispatching the next update (so the device always has one queued).
 Each read update's metrics go to the MetricsLogger and the non-finite streak; every
-`log_interval_updates` (and at each periodic evaluation) a record is written.
+`log_interval_updates` (and at each checkpoint and periodic evaluation) a record is written.
 
-    log = UpdateLog(metrics_logger, streak, config.run.log_interval_updates)
+    log = UpdateLog(metrics_logger, streak, config.run.log_interval_updates,
+                    config.run.checkpoint_interval_updates)
     for ...:
         batch = gather(...)
         log.log_finished(keep=0)                       # update u-1, done by now
@@ -44,14 +45,18 @@ class UpdateLog:
     """Updates dispatched to the device whose metrics the host reads one behind."""
 
     def __init__(self, metrics_logger: MetricsLogger, streak: NonFiniteStreak,
-                 log_interval_updates: int, extra: Callable[[], dict[str, float]] = dict):
+                 log_interval_updates: int, checkpoint_interval_updates: int,
+                 extra: Callable[[], dict[str, float]] = dict):
         """Log through `metrics_logger`, check `streak`, write every `log_interval_updates`.
 
-        `extra()` gives further values for each written record (e.g. the actors' telemetry).
+        A record is also written at every checkpoint's update, so that a run resumed from a
+        checkpoint has every update before it in some record (a resumed run keeps the
+        records up to its checkpoint, `metrics.keep_records_up_to`). `extra()` gives further
+        values for each written record (e.g. the actors' telemetry).
         """
         self._logger = metrics_logger
         self._streak = streak
-        self._interval = log_interval_updates
+        self._intervals = (log_interval_updates, checkpoint_interval_updates)
         self._extra = extra
         self._dispatched: collections.deque[_Dispatched] = collections.deque()
         self._evaluated: dict[int, dict[str, float]] = {}
@@ -88,6 +93,7 @@ class UpdateLog:
             self._logger.add_update(metrics, episodes, done.env_steps)
             explain = None if done.explain is None else functools.partial(done.explain, host)
             self._streak.check(host, done.update, explain=explain)
-            if done.update % self._interval == 0 or done.update in self._evaluated:
+            if (any(done.update % interval == 0 for interval in self._intervals)
+                    or done.update in self._evaluated):
                 self._logger.write(done.update, done.env_steps,
                                    {**self._extra(), **self._evaluated.pop(done.update, {})})

@@ -135,7 +135,7 @@ def test_auto_picks_the_on_device_loop_for_a_task_that_exists_only_in_jax(tmp_pa
 
 def on_device_command(log_dir, *overrides):
     return [os.sys.executable, "-m", "gtrxl_jax.train", *ON_DEVICE, *TINY_AGENT,
-            "run.eval_episodes=0", "run.progress=false", "run.log_interval_updates=1",
+            "run.eval_episodes=0", "run.progress=false", "run.log_interval_updates=2",
             "run.checkpoint_interval_updates=3", f"run.log_dir={log_dir}", *overrides]
 
 
@@ -168,9 +168,13 @@ def test_a_run_killed_and_resumed_equals_the_run_never_stopped_bit_for_bit(tmp_p
     for a, b in zip(jax.tree.leaves(final(tmp_path / "whole")), jax.tree.leaves(final(killed)),
                     strict=True):
         np.testing.assert_array_equal(a, b)
-    whole_records = {r["update"]: r for r in read_metrics(tmp_path / "whole")}
-    for record in read_metrics(killed):
-        assert record["loss"] == whole_records[record["update"]]["loss"]
+    # Records every 2 updates and at each checkpoint (every 3): the resumed run's first
+    # record after its checkpoint covers the same updates as the whole run's.
+    def records(log_dir):
+        return [(r["update"], r["loss"], r["episodes"]) for r in read_metrics(log_dir)]
+
+    assert [update for update, _, _ in records(tmp_path / "whole")[:4]] == [2, 3, 4, 6]
+    assert records(killed) == records(tmp_path / "whole")
 
 
 def test_evaluation_on_device_plays_each_environments_first_episode():

@@ -34,7 +34,7 @@ def with_one_episode(metrics):
 def test_it_reads_all_but_the_newest_updates_and_writes_at_the_interval():
     logger = RecordingLogger()
     log = UpdateLog(logger, NonFiniteStreak(3), log_interval_updates=2,
-                    extra=lambda: {"actor_sps": 7.0})
+                    checkpoint_interval_updates=100, extra=lambda: {"actor_sps": 7.0})
     for update in (1, 2, 3):
         log.add(update, 100 * update, device_metrics(float(update)), with_one_episode)
         log.log_finished(keep=1)
@@ -48,6 +48,18 @@ def test_it_reads_all_but_the_newest_updates_and_writes_at_the_interval():
     assert logger.written[-1] == (3, 300, {"actor_sps": 7.0, "eval_greedy_success": 1.0})
 
 
+def test_a_record_is_also_written_at_each_checkpoint():
+    """A run resumed from a checkpoint keeps the records up to it: the updates since the
+    last record must be in one."""
+    logger = RecordingLogger()
+    log = UpdateLog(logger, NonFiniteStreak(3), log_interval_updates=4,
+                    checkpoint_interval_updates=3)
+    for update in range(1, 9):
+        log.add(update, 10 * update, device_metrics(float(update)), with_one_episode)
+    log.log_finished(keep=0)
+    assert [written[0] for written in logger.written] == [3, 4, 6, 8]
+
+
 def test_a_streak_of_skipped_updates_raises_with_the_explanation_of_the_last():
     explained = []
 
@@ -55,7 +67,8 @@ def test_a_streak_of_skipped_updates_raises_with_the_explanation_of_the_last():
         explained.append((update, metrics["nonfinite_loss"]))
         return [f"update {update} explained"]
 
-    log = UpdateLog(RecordingLogger(), NonFiniteStreak(2), log_interval_updates=10)
+    log = UpdateLog(RecordingLogger(), NonFiniteStreak(2), log_interval_updates=10,
+                    checkpoint_interval_updates=100)
     for update in (1, 2):
         log.add(update, update, device_metrics(float("nan"), nonfinite_loss=1.0),
                 with_one_episode, explain=lambda metrics, update=update: explain(update, metrics))
