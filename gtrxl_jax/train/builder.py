@@ -190,9 +190,9 @@ def make_learner(config: TrainConfig, agent: Agent, layout: Layout, devices: lis
 
 def initial_state(
     init_state: Callable[[jax.Array], LearnerState], checkpointer: Checkpointer,
-    config: TrainConfig,
+    config: TrainConfig, update: int | None = None,
 ) -> tuple[LearnerState, Progress]:
-    """A fresh learner state, or the latest checkpoint's when run.resume is set.
+    """A fresh learner state, or a checkpoint's (the latest) when run.resume is set.
 
     The checkpoint folder and the checkpoint's config are checked before the learner state
     is built (its first compile), so a run that cannot resume fails at once.
@@ -202,6 +202,7 @@ def initial_state(
         checkpoint is restored into).
       checkpointer: the run's checkpoints.
       config: the run's config.
+      update: the checkpoint to resume from (None: the latest).
 
     Returns:
       (the learner state as host arrays, the env steps and training time it stands for).
@@ -216,11 +217,11 @@ def initial_state(
             f"{checkpointer.directory} already holds checkpoints (latest: update {latest}). "
             "Set run.resume=true to continue that run, or choose another run.log_dir.")
     if config.run.resume:
-        checkpointer.read_meta(config)
+        checkpointer.read_meta(config, update)
     fresh = init_state(jax.random.PRNGKey(config.run.seed))
     if not config.run.resume:
         return fresh, Progress(env_steps=0, wall_clock_s=0.0)
-    state, meta = checkpointer.restore(fresh, config)
+    state, meta = checkpointer.restore(fresh, config, update)
     logger.info("Resuming from update %d (%d env steps) in %s", meta["update"],
                 meta["env_steps"], checkpointer.directory)
     return state, progress_of(meta)

@@ -356,9 +356,11 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         # Each one is closed on the way out, also if a later one cannot be made.
         checkpointers = [closing.enter_context(contextlib.closing(
             Checkpointer(c.run.log_dir, c.run.keep_checkpoints))) for c in configs]
+        resume_at = _latest_common_checkpoint(configs, checkpointers)
         starts = [builder.initial_state(
             lambda key, seed=c.run.seed: placement.to_host(program.init(key, seed)),
-            checkpointer, c) for c, checkpointer in zip(configs, checkpointers, strict=True)]
+            checkpointer, c, resume_at)
+            for c, checkpointer in zip(configs, checkpointers, strict=True)]
         env_steps = _common_start(configs, [start.env_steps for _, start in starts])
         runner, update_fn, split_runs = _compile_runs(program, [state for state, _ in starts])
         update = int(np.max(runner.update))
@@ -478,6 +480,22 @@ def _check_seeds(configs: list[TrainConfig]) -> None:
     folders = [c.run.log_dir for c in configs]
     if len(set(folders)) < len(folders):
         raise ConfigError(f"Runs trained together need folders of their own; got {folders}.")
+
+
+def _latest_common_checkpoint(configs: list[TrainConfig],
+                              checkpointers: list[Checkpointer]) -> int | None:
+    """The latest update of which every run resumed together has a checkpoint.
+
+    Each run's save is atomic on its own, so a kill while the runs' checkpoints were being
+    written can leave one run a checkpoint ahead; they resume from the one they all have
+    (the run ahead then passes its newer checkpoint by, keeping it). None: each run's
+    latest (one run, a fresh start, or no checkpoint in common, which `_common_start`
+    then reports).
+    """
+    if len(configs) < 2 or not configs[0].run.resume:
+        return None
+    common = set.intersection(*(set(checkpointer.updates()) for checkpointer in checkpointers))
+    return max(common, default=None)
 
 
 def _common_start(configs: list[TrainConfig], start_env_steps: list[int]) -> int:

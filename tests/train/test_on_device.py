@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -228,6 +229,21 @@ def test_seeds_trained_together_write_what_each_run_alone_writes(run, tmp_path):
                                  "learner.total_env_steps=512"),
                      tiny_config(tmp_path / "fresh", *ON_DEVICE, "run.seed=3",
                                  "learner.total_env_steps=512")])
+
+
+def test_seeds_resume_together_from_the_latest_checkpoint_they_all_have(tmp_path):
+    """A kill while the seeds' checkpoints were written (each save is atomic on its own)
+    can leave one seed a checkpoint ahead: they resume from the one they share."""
+    configs = [tiny_config(tmp_path / f"seed{seed}", *ON_DEVICE, f"run.seed={seed}")
+               for seed in (0, 7)]
+    train_seeds(configs)
+    shutil.rmtree(Path(configs[1].run.log_dir) / "checkpoints" / "4")
+    resumed = train_seeds([tiny_config(c.run.log_dir, *ON_DEVICE, f"run.seed={c.run.seed}",
+                                       "learner.total_env_steps=256", "run.resume=true")
+                           for c in configs])
+    assert [r.update for r in resumed] == [8, 8]
+    for c in configs:
+        assert [r["update"] for r in read_metrics(c.run.log_dir)] == list(range(1, 9))
 
 
 def test_seeds_train_together_only_when_they_differ_in_nothing_else(tmp_path):
