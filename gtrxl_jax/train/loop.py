@@ -176,8 +176,8 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
             failure = first_actor_error(actors) or failure
             if not isinstance(failure, MetricsWriteError):
                 try:  # the updates a signal or failure left unlogged
-                    log.log_finished(keep=0)
-                except (NonFiniteError, MetricsWriteError) as error:
+                    failure = failure or log.log_remaining()
+                except MetricsWriteError as error:
                     failure = failure or error
             end = start.after(env_steps, start_time)
             final_state = learner.unreplicate(replicated)

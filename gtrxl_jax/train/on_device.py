@@ -418,6 +418,15 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                 log_finished(keep=0)
         except (NonFiniteError, MetricsWriteError) as error:
             failure = error  # the runner state is consistent: checkpoint it, then fail
+        if not isinstance(failure, MetricsWriteError):
+            for c, log in zip(configs, logs, strict=True):  # what a failure left unread
+                try:
+                    error = log.log_remaining()
+                except MetricsWriteError as write_error:
+                    error = write_error
+                if error is not None and failure is None:
+                    failure = error if len(configs) == 1 else type(error)(
+                        f"{c.run.log_dir}: {error}")
         ends = [start.after(env_steps, start_time) for _, start in starts]
 
         def save_finals() -> list[RunnerState]:  # gathers from every process

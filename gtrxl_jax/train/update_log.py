@@ -26,6 +26,7 @@ from typing import NamedTuple
 import jax
 
 from gtrxl_jax.envs.episodes import EpisodeTotals
+from gtrxl_jax.train.learning import NonFiniteError
 from gtrxl_jax.train.metrics import MetricsLogger
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
 
@@ -79,6 +80,23 @@ class UpdateLog:
         """Attach a periodic evaluation's metrics to `update`'s record (written with it)."""
         self._evaluated[update] = evaluated
 
+    def log_remaining(self) -> NonFiniteError | None:
+        """Read and log every update still unread, past a streak's end (a loop that stops).
+
+        Returns:
+          The first NonFiniteError a streak raised on the way, or None.
+
+        Raises:
+          MetricsWriteError: a record could not be written.
+        """
+        first = None
+        while self._dispatched:
+            try:
+                self.log_finished(keep=len(self._dispatched) - 1)
+            except NonFiniteError as error:
+                first = first or error
+        return first
+
     def log_finished(self, keep: int) -> None:
         """Read and log every update but the newest `keep` (waiting for them to finish).
 
@@ -91,9 +109,10 @@ class UpdateLog:
             host = {k: float(v) for k, v in jax.device_get(done.metrics).items()}
             metrics, episodes = done.to_host(dict(host))
             self._logger.add_update(metrics, episodes, done.env_steps)
-            explain = None if done.explain is None else functools.partial(done.explain, host)
-            self._streak.check(host, done.update, explain=explain)
             if (any(done.update % interval == 0 for interval in self._intervals)
                     or done.update in self._evaluated):
                 self._logger.write(done.update, done.env_steps,
                                    {**self._extra(), **self._evaluated.pop(done.update, {})})
+            # After its record: the update that ends a streak is logged under its number.
+            explain = None if done.explain is None else functools.partial(done.explain, host)
+            self._streak.check(host, done.update, explain=explain)

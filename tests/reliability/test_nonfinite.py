@@ -115,12 +115,18 @@ def test_seeds_trained_together_stop_naming_the_run_whose_updates_failed(tmp_pat
     use_nan_head_gradients(monkeypatch)
     configs = [tiny_config(tmp_path / f"seed{seed}", "learner.loop=on_device", LONG_RUN,
                            "agent.core=feedforward", "learner.max_nonfinite_updates=2",
+                           "run.checkpoint_interval_updates=100",  # update 3 is in flight
                            f"run.seed={seed}") for seed in (0, 1)]
     with pytest.raises(NonFiniteError) as raised:
         loop.train_seeds(configs)
     message = str(raised.value)
     assert message.startswith(f"{tmp_path / 'seed0'}: Stopping: 2 updates in a row"), message
     assert "because the gradients were not finite" in message
+    for config in configs:  # every dispatched update is read and logged under its number,
+        # the one in flight included, in every run (the loop stopped at seed 0's)
+        records = read_metrics(config.run.log_dir)
+        assert [(r["update"], r["nonfinite_grads"]) for r in records] == [
+            (1, 1.0), (2, 1.0), (3, 1.0)]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
