@@ -176,9 +176,10 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
             failure = first_actor_error(actors) or failure
             if not isinstance(failure, MetricsWriteError):
                 try:  # the updates a signal or failure left unlogged
-                    failure = failure or log.log_remaining()
-                except MetricsWriteError as error:
-                    failure = failure or error
+                    error = log.log_remaining()
+                except MetricsWriteError as write_error:
+                    error = write_error
+                failure = failure or error
             end = start.after(env_steps, start_time)
             final_state = learner.unreplicate(replicated)
             result.save_then_raise(
