@@ -10,6 +10,7 @@ gives up after a time-out with a `Stalled` error that says which side stopped de
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 _POLL_S = 0.1
@@ -131,17 +132,13 @@ class ParamsStore:
           Stopped: `stop` was set while waiting.
           Stalled: nothing was published within `timeout_s` seconds.
         """
-        start = time.monotonic()
         with self._changed:
-            while not self._versions:
-                if stop.is_set():
-                    raise Stopped
-                if time.monotonic() - start > timeout_s:
-                    raise Stalled(f"{who} waited {timeout_s:.0f} s for the learner's first "
-                                  "parameters: the learner stalled.")
-                self._changed.wait(_POLL_S)
+            waited = self._wait_until(
+                lambda: bool(self._versions), stop, timeout_s,
+                lambda: f"{who} waited {timeout_s:.0f} s for the learner's first parameters: "
+                        "the learner stalled.")
             version = max(self._versions)
-            return version, self._versions[version], time.monotonic() - start
+            return version, self._versions[version], waited
 
     def wait_for(
         self, version: int, stop: threading.Event, timeout_s: float, who: str
@@ -156,22 +153,39 @@ class ParamsStore:
           Stalled: the version did not appear within `timeout_s` seconds.
           RuntimeError: the version was published and already dropped (a logic error).
         """
-        start = time.monotonic()
+        def published() -> bool:
+            if version in self._versions:
+                return True
+            if self._versions and min(self._versions) > version:
+                raise RuntimeError(
+                    f"{who} needs parameters version {version}, but the store already "
+                    f"dropped it (it holds {sorted(self._versions)}).")
+            return False
+
         with self._changed:
-            while version not in self._versions:
-                if self._versions and min(self._versions) > version:
-                    raise RuntimeError(
-                        f"{who} needs parameters version {version}, but the store already "
-                        f"dropped it (it holds {sorted(self._versions)}).")
-                if stop.is_set():
-                    raise Stopped
-                if time.monotonic() - start > timeout_s:
-                    raise Stalled(
-                        f"{who} waited {timeout_s:.0f} s for parameters version {version}: "
+            waited = self._wait_until(
+                published, stop, timeout_s,
+                lambda: f"{who} waited {timeout_s:.0f} s for parameters version {version}: "
                         "the learner stalled (latest published: "
                         f"{max(self._versions) if self._versions else 'none'}).")
-                self._changed.wait(_POLL_S)
-            return self._versions[version], time.monotonic() - start
+            return self._versions[version], waited
+
+    def _wait_until(self, ready: Callable[[], bool], stop: threading.Event, timeout_s: float,
+                    stalled: Callable[[], str]) -> float:
+        """Wait, holding the store's lock, until `ready()`; return the seconds waited.
+
+        Raises:
+          Stopped: `stop` was set while waiting.
+          Stalled: with the message `stalled()`, after `timeout_s` seconds.
+        """
+        start = time.monotonic()
+        while not ready():
+            if stop.is_set():
+                raise Stopped
+            if time.monotonic() - start > timeout_s:
+                raise Stalled(stalled())
+            self._changed.wait(_POLL_S)
+        return time.monotonic() - start
 
     def wait_after(self, version: int, stop: threading.Event) -> tuple[int, Any]:
         """Wait until a version newer than `version` is published; return the oldest kept one.
