@@ -175,11 +175,8 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                 failure = error  # the learner state is consistent: checkpoint it, then fail
             failure = first_actor_error(actors) or failure
             if not isinstance(failure, MetricsWriteError):
-                try:  # the updates a signal or failure left unlogged
-                    error = log.log_remaining()
-                except MetricsWriteError as write_error:
-                    error = write_error
-                failure = failure or error
+                unlogged_error = log.log_remaining()  # what a signal or failure left unread
+                failure = failure or unlogged_error
             end = start.after(env_steps, start_time)
             final_state = learner.unreplicate(replicated)
             result.save_then_raise(

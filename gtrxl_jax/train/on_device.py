@@ -420,10 +420,7 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
             failure = error  # the runner state is consistent: checkpoint it, then fail
         if not isinstance(failure, MetricsWriteError):
             for c, log in zip(configs, logs, strict=True):  # what a failure left unread
-                try:
-                    error = log.log_remaining()
-                except MetricsWriteError as write_error:
-                    error = write_error
+                error = log.log_remaining()
                 if error is not None and failure is None:
                     failure = error if len(configs) == 1 else type(error)(
                         f"{c.run.log_dir}: {error}")

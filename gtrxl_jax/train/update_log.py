@@ -27,7 +27,7 @@ import jax
 
 from gtrxl_jax.envs.episodes import EpisodeTotals
 from gtrxl_jax.train.learning import NonFiniteError
-from gtrxl_jax.train.metrics import MetricsLogger
+from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
 
 # metrics (host floats) -> (the metrics to average, each task's episode totals)
@@ -80,14 +80,12 @@ class UpdateLog:
         """Attach a periodic evaluation's metrics to `update`'s record (written with it)."""
         self._evaluated[update] = evaluated
 
-    def log_remaining(self) -> NonFiniteError | None:
+    def log_remaining(self) -> NonFiniteError | MetricsWriteError | None:
         """Read and log every update still unread, past a streak's end (a loop that stops).
 
         Returns:
-          The first NonFiniteError a streak raised on the way, or None.
-
-        Raises:
-          MetricsWriteError: a record could not be written.
+          The first NonFiniteError a streak raised on the way, or the MetricsWriteError
+          that ended the writing; None if neither.
         """
         first = None
         while self._dispatched:
@@ -95,6 +93,8 @@ class UpdateLog:
                 self.log_finished(keep=len(self._dispatched) - 1)
             except NonFiniteError as error:
                 first = first or error
+            except MetricsWriteError as error:
+                return first or error
         return first
 
     def log_finished(self, keep: int) -> None:
