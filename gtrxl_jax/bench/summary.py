@@ -52,8 +52,8 @@ def summarize(path: str | Path) -> list[str]:
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as error:
-                record = error.msg
+            except json.JSONDecodeError:
+                record = None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}, line {number}: not a JSON record; --summarize reads "
                                  "the JSONL files that --out writes")
