@@ -51,7 +51,7 @@ from gtrxl_jax.train.metrics import (
 )
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
 from gtrxl_jax.train.placement import first_replica
-from gtrxl_jax.train.shutdown import stop_on_signals
+from gtrxl_jax.train.shutdown import should_stop, stop_on_signals
 from gtrxl_jax.train.update_log import UpdateLog
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
             failure = None
             try:
                 with stop_on_signals(stop) as signals, actors_running(actors, stop):
-                    while env_steps < config.learner.total_env_steps and not stop.is_set():
+                    while (env_steps < config.learner.total_env_steps
+                           and not should_stop(stop, signals)):
                         batch, episodes, learner_wait_s = gather_batch(actors, queues, layout,
                                                                        stop)
                         # The previous update, done while gathering; read before the next

@@ -65,7 +65,7 @@ from gtrxl_jax.train.layout import Layout, check_devices
 from gtrxl_jax.train.learning import LearnerState, Learning, NonFiniteError
 from gtrxl_jax.train.metrics import MetricsLogger, MetricsWriteError
 from gtrxl_jax.train.nonfinite import NonFiniteStreak
-from gtrxl_jax.train.shutdown import stop_on_signals
+from gtrxl_jax.train.shutdown import should_stop, stop_on_signals
 from gtrxl_jax.train.types import Trajectory
 from gtrxl_jax.train.update_log import UpdateLog
 
@@ -397,7 +397,8 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         failure = None
         try:
             with stop_on_signals(stop) as signals:
-                while env_steps < config.learner.total_env_steps and not stop.is_set():
+                while (env_steps < config.learner.total_env_steps
+                       and not should_stop(stop, signals)):
                     runner, metrics = update_fn(runner)
                     update += 1
                     env_steps += layout.steps_per_update

@@ -309,6 +309,18 @@ def to_host(tree: Any) -> Any:
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
+def any_process(flags: list[bool]) -> list[bool]:
+    """Each flag or-ed over every process of the run, so that every process reads the same.
+
+    A collective in a multi-process run (every process must call it at the same point);
+    the flags as given in a single process.
+    """
+    if jax.process_count() == 1:
+        return flags
+    gathered = multihost_utils.process_allgather(np.asarray(flags))  # [processes, flags]
+    return [bool(flag) for flag in np.any(gathered, axis=0)]
+
+
 def first_replica(tree: Any) -> Any:
     """The first local copy of a replicated pytree, in buffers of its own.
 

@@ -27,6 +27,7 @@ def main(port: str, process_id: str, log_dir: str, out: str, *overrides: str) ->
     result = train(config)
     leaves = jax.tree.leaves(result.params)
     np.savez(out, update=result.update, devices=jax.device_count(),
+             interrupted=result.interrupted,
              **{f"leaf{i}": leaf for i, leaf in enumerate(leaves)})
 
 

@@ -9,6 +9,7 @@ join and part, which an accelerator does not change.
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,20 +55,58 @@ def output(tmp_path, i: int) -> str:
 @pytest.mark.parametrize("loop", ["actor_learner", "on_device"])
 def test_two_processes_end_with_identical_params(tmp_path, loop):
     workers = start_workers(tmp_path, f"learner.loop={loop}")
+    params = identical_results(tmp_path, workers, timeout_s=240)
+    assert int(params["update"]) == 3 and int(params["devices"]) == 4
+    assert not params["interrupted"]
+    assert (tmp_path / "run" / "checkpoints" / "3").is_dir()
+
+
+@pytest.mark.parametrize(("loop", "signalled"), [("on_device", 1), ("actor_learner", 0)])
+def test_a_signal_to_one_process_stops_every_process_at_the_same_update(
+        tmp_path, loop, signalled):
+    """A process stopping on its own would leave the others waiting in the next update's
+    collective for it, and it waiting for them at its final checkpoint's barrier: for ever,
+    as every process still beats."""
+    workers = start_workers(tmp_path, f"learner.loop={loop}", "learner.total_env_steps=1000000")
+    try:
+        wait_for_first_record(tmp_path, workers)
+        workers[signalled].send_signal(signal.SIGTERM)
+    except BaseException:
+        for worker in workers:
+            worker.kill()
+        raise
+    params = identical_results(tmp_path, workers, timeout_s=60)
+    assert params["interrupted"]  # on both: neither evaluated the final parameters
+    assert int(params["update"]) < 1000000 // 32
+    assert (tmp_path / "run" / "checkpoints" / str(int(params["update"]))).is_dir()
+
+
+def identical_results(tmp_path, workers: list[subprocess.Popen], timeout_s: float) -> dict:
+    """Wait for both processes to end well; assert that they saved the same result (final
+    parameters, update, interruption), and return it."""
     try:
         for worker in workers:
-            worker.wait(timeout=240)
+            worker.wait(timeout=timeout_s)
     finally:
         for worker in workers:
             worker.kill()
     for i, worker in enumerate(workers):
         assert worker.returncode == 0, output(tmp_path, i)
-    params = [np.load(tmp_path / f"params{i}.npz") for i in range(2)]
-    assert int(params[0]["update"]) == 3 and int(params[0]["devices"]) == 4
-    assert params[0].files == params[1].files
-    for name in params[0].files:
-        np.testing.assert_array_equal(params[0][name], params[1][name])
-    assert (tmp_path / "run" / "checkpoints" / "3").is_dir()
+    results = [dict(np.load(tmp_path / f"params{i}.npz")) for i in range(2)]
+    assert results[0].keys() == results[1].keys()
+    for name in results[0]:
+        np.testing.assert_array_equal(results[0][name], results[1][name])
+    return results[0]
+
+
+def wait_for_first_record(tmp_path, workers: list[subprocess.Popen]) -> None:
+    """Return once process 0 has logged an update (it logs every update)."""
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert all(worker.poll() is None for worker in workers), output(tmp_path, 0)
+        assert time.monotonic() < deadline, "no update within 240 s"
+        time.sleep(0.1)
 
 
 def test_a_process_killed_mid_run_ends_the_other_within_seconds_naming_it(
@@ -76,12 +115,7 @@ def test_a_process_killed_mid_run_ends_the_other_within_seconds_naming_it(
     (100 s by default) in a collective or a checkpoint's barrier."""
     survivor, victim = start_workers(tmp_path, "learner.total_env_steps=1000000")
     try:
-        metrics = tmp_path / "run" / "metrics.jsonl"  # process 0 logs every update
-        deadline = time.monotonic() + 240
-        while not (metrics.exists() and metrics.read_text().strip()):
-            assert survivor.poll() is None and victim.poll() is None, output(tmp_path, 0)
-            assert time.monotonic() < deadline, "no update within 240 s"
-            time.sleep(0.1)
+        wait_for_first_record(tmp_path, [survivor, victim])
         victim.kill()  # SIGKILL
         killed_at = time.monotonic()
         survivor.wait(timeout=60)
