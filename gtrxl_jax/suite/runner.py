@@ -342,7 +342,8 @@ def _write_report(suite: Suite, output_dir: Path, specs: list[RunSpec],
     _warn_dropped(reported_runs(output_dir) - {(r.task, r.variant, seed) for r in rows
                                                for seed in r.seeds})
     title = f"Suite {suite.name!r}: {suite.description}"
-    summary = write_results(rows, output_dir, suite.score_mode, title, references)
+    summary = write_results(rows, output_dir, suite.score_mode, title, references,
+                            variants)
     files = [output_dir / name for name in ("results.md", "results.csv", "aggregates.csv")]
     files.append(write_records(output_dir, outcomes, records))
     path = output_dir / "aggregates.png"

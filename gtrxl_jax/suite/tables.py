@@ -193,12 +193,14 @@ def reported_runs(out_dir: Path) -> set[tuple[str, str, int]]:
 
 
 def write_results(
-    rows: list[ResultRow], out_dir: Path, mode: str, title: str, references: References
+    rows: list[ResultRow], out_dir: Path, mode: str, title: str, references: References,
+    variants: tuple[str, ...] = (),
 ) -> dict[str, dict[str, float]]:
     """Write results.md, results.csv and aggregates.csv into out_dir; return the aggregates.
 
     The aggregates are those of `aggregates(rows, mode)`, per core. results.md ends with the
-    published numbers that `references` holds for the table's tasks.
+    published numbers that `references` holds for the table's tasks. `variants`: the
+    suite's cores, so that results.md names those without any result yet.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     header = ["task", "core", "seeds", "metric"]
@@ -267,7 +269,7 @@ def write_results(
         "Capped mean: each task's score capped at 100 first (DMLab-30's convention). IQM "
         "(interquartile mean of all runs) and optimality gap (100 minus the mean of the runs' "
         f"scores capped at 100), with {CONFIDENCE:.0%} stratified bootstrap intervals "
-        f"(rliable's method, Agarwal et al. 2021). {_shared_tasks_note(rows)}",
+        f"(rliable's method, Agarwal et al. 2021). {_shared_tasks_note(rows, variants)}",
         "",
         "| core | tasks | mean | median | capped mean | IQM [95% CI] | optimality gap [95% CI] |",
         "|---|---|---|---|---|---|---|",
@@ -317,13 +319,19 @@ def _published_section(rows: list[ResultRow], references: References) -> list[st
     return lines
 
 
-def _shared_tasks_note(rows: list[ResultRow]) -> str:
-    """The sentence naming the tasks the aggregates cover (`shared_tasks`) and those left out."""
+def _shared_tasks_note(rows: list[ResultRow], variants: tuple[str, ...]) -> str:
+    """The sentences naming the tasks and cores the aggregates cover, and those left out.
+
+    Tasks: `shared_tasks`. Cores: those of `variants` without any result are named.
+    """
     shared = shared_tasks(rows)
     note = f"Every core over the same tasks: {', '.join(shared) if shared else 'none yet'}"
     left = tuple(dict.fromkeys(row.task for row in rows if row.task not in shared))
     if left:
         note += f" (left out, as not every core has a result on them yet: {', '.join(left)})"
+    absent = [variant for variant in variants if variant not in {row.variant for row in rows}]
+    if absent:
+        note += f". Not aggregated, as they have no result yet: {', '.join(absent)}"
     return note + "."
 
 

@@ -354,6 +354,17 @@ def test_aggregates_compare_cores_on_the_tasks_every_core_has(tmp_path, fast_spe
         "result on them yet: TMaze-L16)." in markdown
 
 
+def test_results_name_a_core_without_any_result_as_left_out_of_the_aggregates(
+        tmp_path, fast_specs):
+    run_suite(SUITES["fast"], tmp_path, train_fn=FakeTrain(),
+              specs=[s for s in fast_specs if s.variant != "lstm"])  # the LSTM still to run
+    write_report(SUITES["fast"], tmp_path, specs=fast_specs)
+    assert {r["core"] for r in read_csv(tmp_path / "aggregates.csv")} == {
+        "gtrxl_gru", "feedforward"}
+    assert "Every core over the same tasks: TMaze-L4, TMaze-L16. Not aggregated, as they " \
+        "have no result yet: lstm." in (tmp_path / "results.md").read_text()
+
+
 def test_a_tuning_sweep_writes_each_cores_pick_per_task(tmp_path):
     suite = SUITES["memory_tuning"]
     specs = expand(suite, tmp_path, variants=("gtrxl_gru", "lstm"), seeds=(100,))
