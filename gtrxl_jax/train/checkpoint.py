@@ -4,7 +4,8 @@ A checkpoint is a folder `<log_dir>/checkpoints/<update>/` holding
   state/  the LearnerState (params, optimiser state, PopArt statistics, update count,
           skipped-update count, RNG key), and
   meta/   JSON: {"config": the run's config, "update": ..., "env_steps": ...,
-          "wall_clock_s": training seconds up to this update, over every session}.
+          "wall_clock_s": training seconds up to this update, over every session,
+          "nonfinite_streak": the skipped updates in a row that end at this update}.
 orbax writes each one to `<update>.orbax-checkpoint-tmp/` and renames it when complete, so a
 run killed while saving leaves its earlier checkpoints intact and the partial one is never
 read (leftovers are deleted when the folder is next opened). Saves run in the background;
@@ -45,15 +46,20 @@ class Progress(NamedTuple):
 
     env_steps: int  # environment steps the learner has consumed
     wall_clock_s: float  # seconds of training
+    # Skipped (non-finite) updates in a row up to here: a resumed run's streak goes on from
+    # it, so it stops at the update the uninterrupted run would have stopped at.
+    nonfinite_streak: int = 0
 
-    def after(self, env_steps: int, session_start: float) -> "Progress":
+    def after(self, env_steps: int, session_start: float, nonfinite_streak: int) -> "Progress":
         """Progress continued to `env_steps` by a session begun at `session_start`.
 
         Args:
           env_steps: the env steps reached now.
           session_start: the session's start, a `time.monotonic()` reading.
+          nonfinite_streak: the skipped updates in a row now (`UpdateLog.nonfinite_streak`).
         """
-        return Progress(env_steps, self.wall_clock_s + time.monotonic() - session_start)
+        return Progress(env_steps, self.wall_clock_s + time.monotonic() - session_start,
+                        nonfinite_streak)
 
 
 def progress_of(meta: dict) -> Progress:
@@ -66,7 +72,8 @@ def progress_of(meta: dict) -> Progress:
         logger.warning("The checkpoint of update %d does not record the training time before "
                        "it; the run's wall_clock_s will count from this session on.",
                        meta["update"])
-    return Progress(int(meta["env_steps"]), float(meta.get("wall_clock_s", 0.0)))
+    return Progress(int(meta["env_steps"]), float(meta.get("wall_clock_s", 0.0)),
+                    int(meta.get("nonfinite_streak", 0)))
 
 
 class CheckpointError(RuntimeError):
@@ -170,7 +177,7 @@ class Checkpointer:
         Args:
           state: the LearnerState as host arrays (one copy, not replicated).
           config: the run's config.
-          progress: the env steps and training time the state stands for.
+          progress: the env steps, training time and non-finite streak the state stands for.
 
         Raises:
           CheckpointError: this save or the previous one (still in the background) failed,
@@ -182,7 +189,8 @@ class Checkpointer:
             return
         meta = {"config": to_dict(config), "update": update,
                 "env_steps": int(progress.env_steps),
-                "wall_clock_s": float(progress.wall_clock_s)}
+                "wall_clock_s": float(progress.wall_clock_s),
+                "nonfinite_streak": int(progress.nonfinite_streak)}
         state = jax.tree.map(np.asarray, state)
         try:
             self._manager.save(update, args=ocp.args.Composite(

@@ -138,7 +138,8 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
         evaluate_params = functools.partial(  # params -> {"greedy": ..., "sampled": ...}
             evaluate, agent, tasks=layout.tasks, num_episodes=config.run.eval_episodes,
             seed=config.run.seed + EVAL_SEED_OFFSET, env_options=config.env.options)
-        log = UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
+        log = UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates,
+                                                        start.nonfinite_streak),
                         config.run.log_interval_updates, config.run.checkpoint_interval_updates,
                         extra=actor_monitor.read)
         with contextlib.closing(metrics_logger):
@@ -168,7 +169,8 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
                         if update % config.run.checkpoint_interval_updates == 0:
                             log.log_finished(keep=0)
                             checkpointer.save(learner.unreplicate(replicated), config,
-                                              start.after(env_steps, start_time))
+                                              start.after(env_steps, start_time,
+                                                          log.nonfinite_streak))
                     log.log_finished(keep=0)
             except Stopped:
                 pass  # a signal, or an actor's failure (raised below)
@@ -178,7 +180,7 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
             if not isinstance(failure, MetricsWriteError):
                 unlogged_error = log.log_remaining()  # what a signal or failure left unread
                 failure = failure or unlogged_error
-            end = start.after(env_steps, start_time)
+            end = start.after(env_steps, start_time, log.nonfinite_streak)
             final_state = learner.unreplicate(replicated)
             result.save_then_raise(
                 failure, lambda: checkpointer.save(final_state, config, end), [metrics_logger],

@@ -87,10 +87,15 @@ def explain(learning: Learning, state: LearnerState, batch: Trajectory, metrics:
 class NonFiniteStreak:
     """Counts consecutive skipped (non-finite) updates and ends the run after too many."""
 
-    def __init__(self, limit: int):
-        """Allow up to `limit` skipped updates in a row."""
+    def __init__(self, limit: int, streak: int = 0):
+        """Allow up to `limit` skipped updates in a row, `streak` of them already skipped."""
         self._limit = limit
-        self._streak = 0
+        self._streak = streak
+
+    @property
+    def count(self) -> int:
+        """The skipped updates in a row so far."""
+        return self._streak
 
     def check(
         self, metrics: dict, update: int, explain: Callable[[], list[str]] | None = None

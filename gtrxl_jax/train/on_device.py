@@ -368,9 +368,11 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
             c.run.log_dir, c, tasks=layout.tasks, has_success=spec.has_success,
             start_env_steps=env_steps, start_update=update, enabled=is_main_process)))
             for c in configs]
-        logs = [UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates),
+        logs = [UpdateLog(metrics_logger,
+                          NonFiniteStreak(config.learner.max_nonfinite_updates,
+                                          start.nonfinite_streak),
                           config.run.log_interval_updates, config.run.checkpoint_interval_updates)
-                for metrics_logger in loggers]
+                for metrics_logger, (_, start) in zip(loggers, starts, strict=True)]
         to_host = functools.partial(_split_episodes, layout.tasks[0], spec.has_success)
         evaluators = [functools.partial(  # params -> {"greedy": ..., "sampled": ...}
             evaluate_on_device, agent, env=program.env, num_episodes=c.run.eval_episodes,
@@ -413,9 +415,10 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                     log_finished(keep=1)
                     if update % config.run.checkpoint_interval_updates == 0:
                         log_finished(keep=0)
-                        for c, checkpointer, state, (_, start) in zip(
-                                configs, checkpointers, host_runs(), starts, strict=True):
-                            checkpointer.save(state, c, start.after(env_steps, start_time))
+                        for c, checkpointer, state, (_, start), log in zip(
+                                configs, checkpointers, host_runs(), starts, logs, strict=True):
+                            checkpointer.save(state, c, start.after(env_steps, start_time,
+                                                                    log.nonfinite_streak))
                 log_finished(keep=0)
         except (NonFiniteError, MetricsWriteError) as error:
             failure = error  # the runner state is consistent: checkpoint it, then fail
@@ -425,7 +428,8 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
                 if error is not None and failure is None:
                     failure = error if len(configs) == 1 else type(error)(
                         f"{c.run.log_dir}: {error}")
-        ends = [start.after(env_steps, start_time) for _, start in starts]
+        ends = [start.after(env_steps, start_time, log.nonfinite_streak)
+                for (_, start), log in zip(starts, logs, strict=True)]
 
         def save_finals() -> list[RunnerState]:  # gathers from every process
             finals = host_runs()

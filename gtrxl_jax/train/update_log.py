@@ -62,6 +62,11 @@ class UpdateLog:
         self._dispatched: collections.deque[_Dispatched] = collections.deque()
         self._evaluated: dict[int, dict[str, float]] = {}
 
+    @property
+    def nonfinite_streak(self) -> int:
+        """The skipped updates in a row among those read so far (for the checkpoint)."""
+        return self._streak.count
+
     def add(self, update: int, env_steps: int, metrics: dict, to_host: ToHost,
             explain: Callable[[dict[str, float]], list[str]] | None = None) -> None:
         """Note a dispatched update (its metrics still on the device).

@@ -109,6 +109,21 @@ def test_nan_gradients_stop_the_run_naming_the_parameters(loss, tmp_path, monkey
     assert int(final["nonfinite_updates"]) == 2 and all_finite(final["params"])
 
 
+@pytest.mark.parametrize("loop_name", ["actor_learner", "on_device"])
+def test_a_resumed_run_goes_on_with_its_streak_of_skipped_updates(loop_name, tmp_path,
+                                                                  monkeypatch):
+    """The checkpoint holds the streak: a run stopped after 2 skipped updates, of 3 allowed
+    in a row, stops at its first update once resumed, as the uninterrupted run would."""
+    use_nan_head_gradients(monkeypatch)
+    settings = (f"learner.loop={loop_name}", "agent.core=feedforward",
+                "learner.max_nonfinite_updates=3")
+    first = loop.train(quick_config(tmp_path, *settings, "learner.total_env_steps=64"))
+    assert first.update == 2  # both skipped, within the limit
+    with pytest.raises(NonFiniteError) as raised:
+        loop.train(quick_config(tmp_path, *settings, LONG_RUN, "run.resume=true"))
+    assert "3 updates in a row (up to update 3)" in str(raised.value)
+
+
 def test_seeds_trained_together_stop_naming_the_run_whose_updates_failed(tmp_path,
                                                                        monkeypatch):
     """One program trains the seeds, so a failing one stops all: the message says whose."""
