@@ -134,3 +134,30 @@ def test_a_gymnasium_env_reports_success_from_its_info_when_asked():
         env.step(np.asarray([cues[0], 1 - cues[1]], np.int32))  # the choice: one right
         assert [e.success for e in env.pop_episodes()] == [True, False]
         assert env.spec.has_success
+
+
+class Count(gymnasium.Env):
+    """Observes how many steps it has taken."""
+
+    observation_space = gymnasium.spaces.Box(0, 100, (1,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return np.array([self.steps], np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        return np.array([self.steps], np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_observations_outlive_the_next_step_of_a_vector_env_that_reuses_its_buffers(copy):
+    """With copy=False gymnasium returns its own buffer, overwritten by the next step; a
+    trajectory that held it would see the newest observation at every step."""
+    envs = gymnasium.vector.SyncVectorEnv([Count] * 2, copy=copy)
+    with GymnasiumVectorEnv(envs, task="mine") as env:
+        held = [env.reset().observation] + [env.step(np.zeros(2, np.int32)).observation
+                                             for _ in range(3)]
+    assert [h[:, 0].tolist() for h in held] == [[0, 0], [1, 1], [2, 2], [3, 3]]
