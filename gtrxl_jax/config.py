@@ -367,9 +367,8 @@ class LearnerConfig:
       actor_processes: run each actor in a spawned process of its own, acting on that
         process's CPU, instead of a thread of the learner's process. On a CPU the actor's
         policy steps then no longer queue behind the learner's kernels in one XLA thread
-        pool, and actors do not share the learner's GIL. Same data as threads. In
-        free-running mode up to queue_size + 2 trajectories are in flight (one being sent,
-        one being received), against queue_size with threads.
+        pool, and actors do not share the learner's GIL. Same data, and in free-running
+        mode the same bound on the trajectories in flight, as threads.
     """
 
     loop: str = "auto"

@@ -3,6 +3,7 @@
     learner's process                                  actor process (spawned)
     ParamsStore --forward thread--> params pipe --> receive thread --> ParamsStore
     TrajectoryQueue <--receive thread-- data pipe <-- PipeSender <-- Actor thread
+                     (each trajectory taken: "taken" on the params pipe, to PipeSender)
 
 Why: XLA:CPU runs every jitted computation of a process on one intra-op thread pool, so
 an actor thread's small policy steps queue behind the learner's long kernels
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 _SPAWN = multiprocessing.get_context("spawn")  # fork is unsafe once JAX runs threads
 _CLOSE_S = 5.0
+_POLL_S = 0.1  # how often a sender waiting for its trajectory to be taken checks the stop
 STATS_INTERVAL_S = 0.25  # how often an actor process reports its stats between trajectories
 _SHARED_JAX_SETTINGS = (  # the child compiles through the learner's process's cache
     "jax_compilation_cache_dir",
@@ -178,6 +180,7 @@ class ActorProcess:
                     item, stats = payload
                     self._queue.put(item, self._stop, self._plan.stall_timeout_s)
                     self.stats = ActorStats(**stats)
+                    self._send(("taken",))
         except (EOFError, OSError):  # the child ended (or `join` closed the pipe)
             if not self._stop.is_set():
                 self._process.join(_CLOSE_S)
@@ -209,28 +212,45 @@ class ActorProcess:
 class PipeSender:
     """The child's stand-in for a TrajectoryQueue: `put` sends the item to the learner's process.
 
-    `put` blocks until the learner's process takes the item (its queue bounds the lag).
-    The actor's stats go along with each item, and every STATS_INTERVAL_S in between
-    (`send_stats_until`), so the learner's metrics see the actor's progress within a trajectory.
+    `put` blocks until the learner's process has put the item on its queue (`taken`, from
+    the "taken" message), so that its queue bounds the lag: a pipe alone would take a small
+    task's trajectories into its buffer (~64 KiB) without waiting. The actor's stats go
+    along with each item, and every STATS_INTERVAL_S in between (`send_stats_until`), so
+    the learner's metrics see the actor's progress within a trajectory.
     """
 
     def __init__(self, pipe):
         """Send on `pipe`; `stats` is the actor's, once it exists."""
         self._pipe = pipe
         self._lock = threading.Lock()  # the actor's thread and the stats thread both send
+        self._taken = threading.Semaphore(0)
         self.stats = ActorStats()
+
+    def taken(self) -> None:
+        """The learner's process has put the oldest item not yet acknowledged on its queue."""
+        self._taken.release()
 
     def _send(self, *message: Any) -> None:
         with self._lock:
             self._pipe.send(message)
 
     def put(self, item: Any, stop: threading.Event, timeout_s: float) -> float:
-        """Send one (trajectory, episodes) item; returns the seconds it took."""
-        del stop, timeout_s  # the learner's process waits on its queue with both
+        """Send one (trajectory, episodes) item and wait until it is taken.
+
+        Returns:
+          The seconds it took.
+
+        Raises:
+          Stopped: `stop` was set first.
+        """
+        del timeout_s  # the learner's process waits on its queue with it
         start = time.monotonic()
         trajectory, episodes = item
         item = (trajectory.replace(core_state=jax.device_get(trajectory.core_state)), episodes)
         self._send("trajectory", item, dataclasses.asdict(self.stats))
+        while not self._taken.acquire(timeout=_POLL_S):
+            if stop.is_set():
+                raise Stopped
         return time.monotonic() - start
 
     def send_stats_until(self, stop: threading.Event) -> None:
@@ -273,7 +293,7 @@ def run_child(plan: Any, build: BuildActor, jax_settings: dict, params_pipe,
     try:
         actor = build(plan, store, sender, stop, jax.devices("cpu")[0])
         sender.stats = actor.stats
-        threading.Thread(target=receive_params, args=(params_pipe, store, stop),
+        threading.Thread(target=receive_params, args=(params_pipe, store, stop, sender.taken),
                          name="params", daemon=True).start()
         threading.Thread(target=sender.send_stats_until, args=(stop,), name="stats",
                          daemon=True).start()
@@ -287,14 +307,21 @@ def run_child(plan: Any, build: BuildActor, jax_settings: dict, params_pipe,
         data_pipe.close()
 
 
-def receive_params(pipe, store: ParamsStore, stop: threading.Event) -> None:
-    """The child's parameter versions, as the learner's process sends them, until "stop"."""
+def receive_params(pipe, store: ParamsStore, stop: threading.Event,
+                   taken: Callable[[], None]) -> None:
+    """The child's parameter versions, as the learner's process sends them, until "stop".
+
+    A "taken" message (a trajectory on the learner's queue) calls `taken`.
+    """
     try:
         while True:
             kind, *payload = pipe.recv()
             if kind == "stop":
                 break
-            store.publish(*payload)
+            if kind == "taken":
+                taken()
+            else:
+                store.publish(*payload)
     except (EOFError, OSError):
         pass  # the learner's process is gone
     finally:

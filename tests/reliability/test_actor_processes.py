@@ -2,6 +2,7 @@
 and a child's failure (a stall inside it, or its death) ends the run with a clear error and
 a final checkpoint."""
 
+import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -14,8 +15,13 @@ import numpy as np
 import pytest
 
 from gtrxl_jax.train import builder, loop
-from gtrxl_jax.train.actor_process import ActorProcessError, PickledParams
-from gtrxl_jax.train.handoff import Stalled
+from gtrxl_jax.train.actor_process import (
+    ActorProcessError,
+    PickledParams,
+    PipeSender,
+    receive_params,
+)
+from gtrxl_jax.train.handoff import ParamsStore, Stalled, Stopped
 from gtrxl_jax.train.placement import Learner
 from tests.reliability.helpers import checkpoint_updates, quick_config, read_metrics
 from tests.reliability.test_reproducibility import assert_equal_trees
@@ -108,3 +114,46 @@ def test_each_parameter_version_is_pickled_once_for_all_actor_processes():
     assert (kind, version) == ("params", 3)
     np.testing.assert_array_equal(host["w"], params["w"])
     assert pickle.loads(pickled.message(4, {"w": np.ones(2)}))[1] == 4
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallTrajectory:
+    """What PipeSender.put reads of a trajectory."""
+
+    core_state: np.ndarray
+
+    def replace(self, **changes) -> "SmallTrajectory":
+        return dataclasses.replace(self, **changes)
+
+
+def test_an_actor_process_sends_a_trajectory_only_once_the_last_one_is_taken():
+    """A pipe's buffer alone would take a small task's trajectories without waiting, so that
+    the queue no longer bounded a free-running actor's lag."""
+    data_reader, data_writer = multiprocessing.Pipe(duplex=False)
+    params_reader, params_writer = multiprocessing.Pipe(duplex=False)
+    sender, stop = PipeSender(data_writer), threading.Event()
+    threading.Thread(target=receive_params, daemon=True,
+                     args=(params_reader, ParamsStore(), stop, sender.taken)).start()
+    outcome = []
+
+    def put():
+        try:
+            sender.put((SmallTrajectory(np.zeros(2)), []), stop, timeout_s=60.0)
+            outcome.append("taken")
+        except Stopped:
+            outcome.append("stopped")
+
+    putting = threading.Thread(target=put)
+    putting.start()
+    assert data_reader.recv()[0] == "trajectory"  # sent, and waiting for the learner
+    putting.join(0.5)
+    assert putting.is_alive() and not outcome
+    params_writer.send(("taken",))  # the learner's process has queued it
+    putting.join(5.0)
+    assert outcome == ["taken"]
+    putting = threading.Thread(target=put)
+    putting.start()
+    data_reader.recv()
+    stop.set()  # never taken: the run stops
+    putting.join(5.0)
+    assert outcome == ["taken", "stopped"]
