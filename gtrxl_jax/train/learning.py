@@ -168,7 +168,8 @@ class Learning:
           The new state and metrics: the loss's metrics, grad_norm (before clipping; PPO:
           the mean over its steps), update_norm (the parameters' change over the update) and
           param_norm (after it), nonfinite_loss, nonfinite_grads and nonfinite_params (1.0
-          where a loss, the gradients or the updated parameters were not finite, which skips
+          where a loss, the gradients or the updated parameters (with PopArt, and its
+          statistics) were not finite, which skips
           the whole update; PPO blames the loss or the gradients of the first of its steps
           that failed; the parameters are checked so that no checkpoint ever holds
           non-finite ones), policy_lag_mean / policy_lag_max (learner version minus acting
@@ -179,7 +180,9 @@ class Learning:
         chex.assert_rank(batch.actions, 2)
         steps = self._ppo_steps if self.loss_config.name == "ppo" else self._vtrace_step
         stepped = steps(state, batch, axis_name)
-        params_finite = all_finite(stepped.params)
+        # PopArt's statistics too: an infinite second moment (targets beyond ~1e19) leaves
+        # the rescaled parameters finite, but turns the next update's scale into NaN.
+        params_finite = all_finite((stepped.params, stepped.popart))
         finite = stepped.loss_finite & stepped.grads_finite & params_finite
         # One select of whole trees: a jnp.where per leaf costs XLA:CPU a kernel per leaf.
         params, opt_state, popart = jax.lax.cond(

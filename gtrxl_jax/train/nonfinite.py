@@ -29,8 +29,8 @@ def nonfinite_part(metrics: dict) -> str | None:
     if metrics["nonfinite_grads"] > 0:
         return "the gradients were not finite (the loss was finite)"
     if metrics.get("nonfinite_params", 0.0) > 0:
-        return ("the updated parameters were not finite (the loss and gradients were: a step "
-                "too large)")
+        return ("the updated parameters or PopArt statistics were not finite (the loss and "
+                "gradients were: a step too large, or returns beyond float32's range)")
     return None
 
 

@@ -15,6 +15,7 @@ import pytest
 from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
+from gtrxl_jax.losses import PopArtState
 from gtrxl_jax.nn import FeedForwardConfig
 from gtrxl_jax.train import builder, loop
 from gtrxl_jax.train.learning import Learning, NonFiniteError
@@ -158,5 +159,28 @@ def test_a_step_to_non_finite_parameters_is_skipped_and_named():
     assert int(new_state.nonfinite_updates) == 1
     for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(state.params), strict=True):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(NonFiniteError, match="the updated parameters were not finite"):
+    with pytest.raises(NonFiniteError, match="the updated parameters or PopArt statistics "
+                                             "were not finite"):
         NonFiniteStreak(limit=1).check(metrics, 1)
+
+
+def test_popart_statistics_that_overflow_skip_the_update():
+    """Returns of 3e19 square to infinity: the rescaled head stays finite, but an infinite
+    second moment would make the next update's scale NaN (inf - inf), and every update
+    after it non-finite."""
+    agent = Agent(jax.ShapeDtypeStruct((3,), np.float32), 2, FeedForwardConfig(d_model=8))
+    learning = Learning(agent, LossConfig(popart=True), optax.sgd(1e-3))
+    state = learning.init_state(jax.random.PRNGKey(0))
+    # Returns spread over 10 so far: the loss on the targets normalised by it stays finite.
+    state = state.replace(popart=PopArtState(shift=jnp.zeros(1), scale=jnp.full(1, 10.0),
+                                             second_moment=jnp.full(1, 100.0)))
+    batch = random_trajectory(agent, 4, 2)
+    rewards = jnp.full_like(batch.inputs.prev_reward, 3e19)  # step s's reward is s+1's input
+    batch = batch.replace(inputs=batch.inputs.replace(prev_reward=rewards))
+    new_state, metrics = jax.jit(learning.update)(state, batch)
+    assert (float(metrics["nonfinite_loss"]), float(metrics["nonfinite_grads"]),
+            float(metrics["nonfinite_params"])) == (0.0, 0.0, 1.0)
+    assert int(new_state.nonfinite_updates) == 1
+    for a, b in zip(jax.tree.leaves((new_state.params, new_state.popart)),
+                    jax.tree.leaves((state.params, state.popart)), strict=True):
+        np.testing.assert_array_equal(a, b)
