@@ -166,14 +166,14 @@ class Learning:
 
         Returns:
           The new state and metrics: the loss's metrics, grad_norm (before clipping; PPO:
-          the mean over its steps), update_norm (the parameters' change over the update) and
-          param_norm (after it), nonfinite_loss, nonfinite_grads and nonfinite_params (1.0
-          where a loss, the gradients or the updated parameters (with PopArt, and its
-          statistics) were not finite, which skips
-          the whole update; PPO blames the loss or the gradients of the first of its steps
-          that failed; the parameters are checked so that no checkpoint ever holds
-          non-finite ones), policy_lag_mean / policy_lag_max (learner version minus acting
-          version); with PopArt, each task's statistics after the update: popart_mu and
+          the mean over its steps), update_norm (the parameters' change over the update, 0
+          where it was skipped) and param_norm (after it), nonfinite_loss, nonfinite_grads
+          and nonfinite_params (1.0 where a loss, the gradients or the updated parameters
+          (with PopArt, and its statistics) were not finite, which skips the whole update;
+          PPO blames the loss or the gradients of the first of its steps that failed; the
+          parameters are checked so that no checkpoint ever holds non-finite ones),
+          policy_lag_mean / policy_lag_max (learner version minus acting version); with
+          PopArt, each task's statistics after the update: popart_mu and
           popart_sigma (the returns' mean and spread; with several tasks popart_mu/<task>
           and popart_sigma/<task>, by `task_names`, else by task id).
         """
@@ -192,8 +192,7 @@ class Learning:
         metrics = dict(stepped.metrics)
         metrics.update(
             grad_norm=stepped.grad_norm,
-            update_norm=optax.global_norm(jax.tree.map(jnp.subtract, stepped.params,
-                                                       state.params)),
+            update_norm=optax.global_norm(jax.tree.map(jnp.subtract, params, state.params)),
             param_norm=optax.global_norm(params),
             nonfinite_loss=(~stepped.loss_finite).astype(jnp.float32),
             nonfinite_grads=(~stepped.grads_finite).astype(jnp.float32),

@@ -155,6 +155,7 @@ def test_a_step_to_non_finite_parameters_is_skipped_and_named():
     metrics = jax.device_get(first_replica(metrics))
     assert (metrics["nonfinite_loss"], metrics["nonfinite_grads"],
             metrics["nonfinite_params"]) == (0.0, 0.0, 1.0)
+    assert metrics["update_norm"] == 0.0  # the parameters kept, not the step refused
     new_state = learner.unreplicate(new_state)
     assert int(new_state.nonfinite_updates) == 1
     for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(state.params), strict=True):
