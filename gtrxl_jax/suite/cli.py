@@ -22,7 +22,13 @@ import logging
 from pathlib import Path
 
 from gtrxl_jax.argtypes import int_list, name_list
-from gtrxl_jax.suite.records import RECORDS_FILE, has_finished, read_records, stale_settings
+from gtrxl_jax.suite.records import (
+    RECORDS_FILE,
+    describe_differences,
+    has_finished,
+    read_records,
+    stale_settings,
+)
 from gtrxl_jax.suite.runner import run_suite, write_report
 from gtrxl_jax.suite.suites import CORE_VARIANTS, SUITES, RunSpec, Suite, expand
 from gtrxl_jax.train.shutdown import STOPPED_EXIT_STATUS
@@ -176,7 +182,7 @@ def _print_plan(suite: Suite, out: Path, specs: list[RunSpec]) -> None:
         else:
             to_train.append(spec)
             changed = stale_settings(spec, records)
-            status = f"to train again: {changed[0]}" if changed else "to train"
+            status = f"to train again: {describe_differences(changed)}" if changed else "to train"
         print(f"{spec.run_id:60s} {spec.config.learner.total_env_steps:>12,d} env steps  "
               f"{status}")
     print(

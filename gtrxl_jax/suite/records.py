@@ -114,6 +114,12 @@ def stale_settings(spec: RunSpec, records: dict[str, dict[str, Any]]) -> list[st
     return settings_differences(records.get(spec.run_id, {}).get("config"), spec)
 
 
+def describe_differences(differences: list[str], shown: int = 3) -> str:
+    """The first of `stale_settings`' differences, joined, and how many more there are."""
+    more = len(differences) - shown
+    return "; ".join(differences[:shown]) + (f"; {more} more" if more > 0 else "")
+
+
 def has_finished(spec: RunSpec, records: dict[str, dict[str, Any]]) -> bool:
     """Whether a run has finished with its spec's settings: its folder or `records` say so."""
     finished = is_finished(spec.run_dir) or spec.run_id in records

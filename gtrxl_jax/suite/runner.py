@@ -47,6 +47,7 @@ from gtrxl_jax.config import RunsApartError, TrainConfig, to_dict
 from gtrxl_jax.files import write_text_whole
 from gtrxl_jax.suite.plots import plot_horizon, plot_intervals, plot_learning_curves
 from gtrxl_jax.suite.records import (
+    describe_differences,
     has_finished,
     read_records,
     run_outcome,
@@ -159,17 +160,11 @@ def prepare_run(spec: RunSpec) -> TrainConfig:
         while run_dir.with_name(f"{run_dir.name}.stale-{n}").exists():
             n += 1
         stale = run_dir.with_name(f"{run_dir.name}.stale-{n}")
-        reason = (f"trained with other settings ({_first(changed)})" if changed
+        reason = (f"trained with other settings ({describe_differences(changed)})" if changed
                   else "output without a checkpoint")
         logger.warning("%s: %s; moved to %s, starting afresh", spec.run_id, reason, stale)
         run_dir.rename(stale)
     return spec.config
-
-
-def _first(differences: list[str], shown: int = 3) -> str:
-    """The first differences, joined, and how many more there are."""
-    more = len(differences) - shown
-    return "; ".join(differences[:shown]) + (f"; {more} more" if more > 0 else "")
 
 
 def run_suite(
@@ -389,7 +384,7 @@ def _warn_stale(specs: list[RunSpec], records: dict) -> None:
         logger.warning(
             "%d finished runs trained with other settings than the suite asks for now; "
             "they are left out of the report and trained again by the suite's command:\n  %s",
-            len(stale), "\n  ".join(f"{run_id}: {_first(changed)}"
+            len(stale), "\n  ".join(f"{run_id}: {describe_differences(changed)}"
                                    for run_id, changed in stale.items()))
 
 

@@ -212,10 +212,12 @@ def test_cli_list_dry_run_and_report_only(tmp_path, capsys):
     )
     (tmp_path / "results.md").unlink()
     assert cli.main(["fast", "--dry-run", "--out", str(tmp_path), "--seeds", "0", "--cores",
-                     "lstm,gtrxl_gru", "--set", "loss.entropy_cost=0.02"]) == 0
+                     "lstm,gtrxl_gru", "--set", "loss.entropy_cost=0.02",
+                     "--set", "loss.baseline_cost=0.25"]) == 0
     out = capsys.readouterr().out
     assert "TMaze-L4/gtrxl_gru/seed0" in out and "4 runs, 4 to train (800,000 env steps)" in out
-    assert "to train again: loss.entropy_cost: 0.01 then, 0.02 now" in out
+    assert "to train again: loss.baseline_cost: 0.5 then, 0.25 now; loss.entropy_cost: 0.01 " \
+        "then, 0.02 now" in out  # every difference (up to 3), not just the first
     assert cli.main(["fast", "--dry-run", "--out", str(tmp_path), "--seeds", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines if line.endswith(" finished")] == [
