@@ -1,6 +1,19 @@
-"""Argument types shared by the command-line tools (argparse `type=` functions)."""
+"""The command-line tools' shared parser and argument types (argparse `type=` functions)."""
 
 import argparse
+from typing import NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, as the tools' other errors are.
+
+    "gtrxl-suite: error: <what> (see gtrxl-suite --help)", exit status 2, where argparse
+    would print the whole usage block first.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the one-line error and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def positive_int(text: str) -> int:

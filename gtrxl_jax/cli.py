@@ -1,18 +1,17 @@
 """Command-line entry points of gtrxl_jax."""
 
-import argparse
 import time
 
 import jax
 import jax.numpy as jnp
 
-from gtrxl_jax.argtypes import positive_int
+from gtrxl_jax.argtypes import Parser, positive_int
 from gtrxl_jax.nn import GTrXL, GTrXLConfig, init_memory
 
 
 def demo_main(argv: list[str] | None = None) -> None:
     """Builds a GTrXL, runs an unroll and the same steps one by one, and prints what it computed."""
-    parser = argparse.ArgumentParser(prog="gtrxl-demo", description=demo_main.__doc__)
+    parser = Parser(prog="gtrxl-demo", description=demo_main.__doc__)
     parser.add_argument("--unroll", type=positive_int, default=32)
     parser.add_argument("--batch", type=positive_int, default=8)
     args = parser.parse_args(argv)

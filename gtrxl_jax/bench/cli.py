@@ -29,7 +29,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from gtrxl_jax.argtypes import int_list, name_list, positive_int
+from gtrxl_jax.argtypes import Parser, int_list, name_list, positive_int
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, check_measurements, run_measurements
 from gtrxl_jax.bench.machine import machine_info
 from gtrxl_jax.bench.registry import Record
@@ -46,7 +46,7 @@ def _measurement_names(text: str) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options of gtrxl-bench."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gtrxl-bench",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

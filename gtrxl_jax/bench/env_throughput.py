@@ -8,7 +8,6 @@ step N environments in one jitted `lax.scan`, the actions drawn inside it. Neith
 nor the compile is timed.
 """
 
-import argparse
 import logging
 import time
 
@@ -16,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtrxl_jax.argtypes import positive_int
+from gtrxl_jax.argtypes import Parser, positive_int
 from gtrxl_jax.envs import VectorEnv, make_env, make_jax_env
 from gtrxl_jax.envs.functional import JaxEnv, batch_reset, batch_step, reset_keys
 
@@ -80,7 +79,7 @@ def jax_steps_per_second(env: JaxEnv, num_envs: int, num_steps: int, seed: int =
 
 def main(argv: list[str] | None = None) -> None:
     """Log the throughput of each task named on the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="+", help="task names, e.g. TMaze-L10 Pong-v5")
     parser.add_argument("--jax", action="store_true",
                         help="JAX tasks, stepped in one jitted scan (make_jax_env)")

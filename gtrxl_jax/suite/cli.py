@@ -21,7 +21,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from gtrxl_jax.argtypes import int_list, name_list
+from gtrxl_jax.argtypes import Parser, int_list, name_list
 from gtrxl_jax.suite.records import (
     RECORDS_FILE,
     describe_differences,
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gtrxl-suite",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

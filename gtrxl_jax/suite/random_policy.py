@@ -12,7 +12,6 @@ first ones), so short episodes are not over-represented. Evaluation settings
 one jitted loop.
 """
 
-import argparse
 import json
 import logging
 import math
@@ -22,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtrxl_jax.argtypes import positive_int
+from gtrxl_jax.argtypes import Parser, positive_int
 from gtrxl_jax.envs import make_env, make_jax_env
 from gtrxl_jax.envs.functional import play_first_episodes, reset_keys
 
@@ -121,7 +120,7 @@ def measure_random_jax(task: str, episodes: int, seed: int = 0, max_steps: int =
 
 def main(argv: list[str] | None = None) -> None:
     """Measure each task named on the command line; log and optionally save JSON lines."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="+")
     parser.add_argument("--episodes", type=positive_int, default=100)
     parser.add_argument("--num-envs", type=positive_int, default=8)

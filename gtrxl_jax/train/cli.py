@@ -20,6 +20,7 @@ import textwrap
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from gtrxl_jax.argtypes import Parser
 from gtrxl_jax.config import ConfigError, TrainConfig, describe_fields, load_config
 from gtrxl_jax.train.checkpoint import CheckpointError
 from gtrxl_jax.train.handoff import Stalled
@@ -42,7 +43,7 @@ def _fields_help() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gtrxl-train",
         description="Train a GTrXL (or LSTM / feed-forward) agent with V-trace or PPO.",
         epilog=_fields_help(),

@@ -26,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from gtrxl_jax.argtypes import positive_int
+from gtrxl_jax.argtypes import Parser, positive_int
 from gtrxl_jax.config import ConfigError
 from gtrxl_jax.envs import make_env
 from gtrxl_jax.strict_json import strict_json
@@ -54,7 +54,7 @@ ATTENTION_MAX_STEPS = 256  # a longer episode is mapped over its first steps
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gtrxl-eval", description="Evaluate a checkpoint of a gtrxl-train run.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run's folder (its run.log_dir)")
     parser.add_argument("--checkpoint", type=int, metavar="N",
