@@ -688,13 +688,12 @@ MEMORY_HORIZON = Suite(
     task_core_overrides=_tuned(_HORIZON_BUDGETS, TUNED_LEARNING_RATES),
     horizon=True,
     cost=(
-        "60 runs (4 corridor lengths x 5 cores x 3 seeds), 44M env steps in all. Estimated, "
-        "not measured as a suite: the JAX T-maze steps at ~6M steps/s, so the agent sets the "
-        "pace; short on-device runs (65k env steps, 64 environments, segments of 16) on a "
-        "shared 2-core AMD EPYC (load 3-5) gave ~15k env steps/s for GTrXL with memory 48 "
-        "and ~8k with memory 144 (LSTM ~60k, feed-forward ~75k). Hence ~50 min of training "
-        "(TMaze-L127 ~30 min of it) and ~10 min of compilation and evaluation: ~1 h on a "
-        "shared 2-core CPU."
+        "60 runs (4 corridor lengths x 5 cores x 3 seeds), 44M env steps in all. Measured as "
+        "a suite: 61 min on a 2-core AMD EPYC (2026-12-03, part of it beside a CI run) and "
+        "52 min on a 2-core Intel Xeon (2026-12-06, TMaze-L127 --together pinned to one core "
+        "and the other three tasks to the other): ~1 h on a 2-core CPU. The JAX T-maze steps "
+        "at ~6M steps/s, so the agent sets the pace (GTrXL ~15k env steps/s with memory 48, "
+        "~8k with memory 144, on a shared EPYC)."
     ),
 )
 
