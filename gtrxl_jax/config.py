@@ -409,6 +409,16 @@ class LearnerConfig:
             "process acts on its own CPU. Set one of the two.",
         )
 
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps one update consumes, over all processes."""
+        return self.batch_size * self.trajectory_len
+
+    @property
+    def total_updates(self) -> int:
+        """Updates of the whole run: ceil(total_env_steps / steps_per_update)."""
+        return math.ceil(self.total_env_steps / self.steps_per_update)
+
 
 @dataclasses.dataclass(frozen=True)
 class DistributedConfig:

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from gtrxl_jax.agent import Agent
-from gtrxl_jax.config import ConfigError, TrainConfig
+from gtrxl_jax.config import ConfigError, TrainConfig, from_dict, with_new_keys
 from gtrxl_jax.envs import EnvSpec, JaxEnv, is_jax_task, make_env, make_jax_env
 from gtrxl_jax.envs.registry import is_host_task
 from gtrxl_jax.train.acting import ActingSteps
@@ -168,16 +168,43 @@ def check_log_dir(log_dir: str) -> None:
 def make_learning(config: TrainConfig, agent: Agent, layout: Layout) -> Learning:
     """The learner's pure update: the config's loss, optimiser and segment length.
 
-    A schedule runs over the run's optimiser steps: PPO takes several an update.
+    A schedule runs over the run's optimiser steps (`schedule_steps`).
     """
     optimizer = make_optimizer(
         config.optimizer.name, config.optimizer.learning_rate,
         max_grad_norm=config.optimizer.max_grad_norm, schedule=config.optimizer.schedule,
-        total_steps=layout.total_updates * config.loss.optimizer_steps_per_update,
+        total_steps=schedule_steps(config),
         eps=config.optimizer.eps, b2=config.optimizer.b2,
         recent_norm_clip=config.optimizer.recent_norm_clip)
     return Learning(agent, config.loss, optimizer, segment_len=config.learner.segment_len,
                     num_tasks=len(layout.tasks), task_names=layout.tasks)
+
+
+def schedule_steps(config: TrainConfig) -> int:
+    """The optimiser steps a learning-rate schedule runs over.
+
+    The run's updates x each update's optimiser steps (PPO takes several).
+    """
+    return config.learner.total_updates * config.loss.optimizer_steps_per_update
+
+
+def _check_schedule_resumes(config: TrainConfig, saved_config: dict) -> None:
+    """Raise CheckpointError if a linear schedule would change its length on resume.
+
+    The optimiser's step count is restored, so over other `schedule_steps` than the
+    checkpoint's run the learning rate would jump (to 0, or back up).
+    """
+    if config.optimizer.schedule != "linear":
+        return
+    saved = schedule_steps(from_dict(TrainConfig, with_new_keys(saved_config)))
+    now = schedule_steps(config)
+    if saved != now:
+        raise CheckpointError(
+            f"optimizer.schedule=linear decays over {saved:,d} optimiser steps in the "
+            f"checkpoint's run and over {now:,d} in this config (learner.total_env_steps, "
+            "batch_size or trajectory_len, or PPO's epochs or minibatches changed), so the "
+            "resumed learning rate would jump. Resume with the checkpoint's values, or start a "
+            "new run in another run.log_dir.")
 
 
 def make_learner(config: TrainConfig, agent: Agent, layout: Layout, devices: list) -> Learner:
@@ -217,7 +244,7 @@ def initial_state(
             f"{checkpointer.directory} already holds checkpoints (latest: update {latest}). "
             "Set run.resume=true to continue that run, or choose another run.log_dir.")
     if config.run.resume:
-        checkpointer.read_meta(config, update)
+        _check_schedule_resumes(config, checkpointer.read_meta(config, update)["config"])
     fresh = init_state(jax.random.PRNGKey(config.run.seed))
     if not config.run.resume:
         return fresh, Progress(env_steps=0, wall_clock_s=0.0)

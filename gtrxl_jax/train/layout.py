@@ -12,7 +12,6 @@ Every number is checked before any work starts, with a ConfigError that names th
 """
 
 import dataclasses
-import math
 
 from gtrxl_jax.config import ConfigError, LossConfig, TrainConfig
 
@@ -71,15 +70,14 @@ def plan_layout(config: TrainConfig) -> Layout:
             f"must be a multiple of env.num_envs x learner.num_actor_threads = {rows_per_round} "
             "(every actor thread contributes whole trajectories of env.num_envs rows).")
     groups_per_task = env.groups_per_task
-    steps_per_update = learner.batch_size * learner.trajectory_len
     return Layout(
         tasks=tasks,
         local_batch=local_batch,
         trajectories_per_update=local_batch // rows_per_round,
         groups_per_task=groups_per_task,
         envs_per_group=env.num_envs // (len(tasks) * groups_per_task),
-        steps_per_update=steps_per_update,
-        total_updates=math.ceil(learner.total_env_steps / steps_per_update),
+        steps_per_update=learner.steps_per_update,
+        total_updates=learner.total_updates,
     )
 
 
@@ -105,15 +103,14 @@ def plan_on_device_layout(config: TrainConfig) -> Layout:
             f"learner.batch_size={learner.batch_size} must be env.num_envs x "
             f"distributed.num_processes = {env.num_envs * processes}: on device every "
             f"environment feeds every update. Set learner.batch_size={env.num_envs * processes}.")
-    steps_per_update = learner.batch_size * learner.trajectory_len
     return Layout(
         tasks=tasks,
         local_batch=env.num_envs,
         trajectories_per_update=1,
         groups_per_task=1,
         envs_per_group=env.num_envs,
-        steps_per_update=steps_per_update,
-        total_updates=math.ceil(learner.total_env_steps / steps_per_update),
+        steps_per_update=learner.steps_per_update,
+        total_updates=learner.total_updates,
     )
 
 

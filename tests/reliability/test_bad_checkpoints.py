@@ -98,6 +98,22 @@ def test_a_checkpoint_of_another_model_names_the_keys_that_differ(copy_run, no_c
                         r"  optimizer\.name: 'adam' in the checkpoint, 'rmsprop' now")
 
 
+def test_a_linear_schedule_that_would_change_its_length_is_refused(tmp_path):
+    """The optimiser's step count is restored: over a longer run the learning rate would
+    jump from 0 back up, over a shorter one to 0."""
+    log_dir = tmp_path / "run"
+    linear = ("optimizer.schedule=linear", "agent.core=feedforward")
+    train(quick_config(log_dir, *linear, "learner.total_env_steps=64"))  # 2 updates
+    refuse_resume(log_dir, *linear, "learner.total_env_steps=128",
+                  match=r"decays over 2 optimiser steps in the checkpoint's run and over 4 in "
+                        r"this config")
+    refuse_resume(log_dir, *linear, "learner.total_env_steps=64", "learner.batch_size=2",
+                  "env.num_envs=2", match="decays over 2 optimiser steps in the checkpoint's "
+                                          "run and over 4")
+    assert train(quick_config(log_dir, *linear, "learner.total_env_steps=64",
+                              "run.resume=true")).update == 2  # the same length resumes
+
+
 def test_a_different_optimiser_state_structure_is_named_not_an_orbax_error(copy_run):
     # Clipping adds a state to the optimiser: the saved state has one element fewer.
     refuse_resume(copy_run, "optimizer.max_grad_norm=none",
