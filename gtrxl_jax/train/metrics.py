@@ -60,13 +60,16 @@ def _writing(path: Path):
         ) from error
 
 
-def keep_records_up_to(path: Path, update: int) -> None:
+def keep_records_up_to(path: Path, update: int) -> dict[str, Any]:
     """Drop the records of metrics.jsonl after `update`, and any line that is not a record.
 
     A run killed after its last checkpoint logged updates that its resumed run does again;
     without this they would appear twice.
+
+    Returns:
+      The last record kept ({} if none).
     """
-    kept = []
+    kept, last = [], {}
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
@@ -74,7 +77,9 @@ def keep_records_up_to(path: Path, update: int) -> None:
             continue
         if isinstance(record, dict) and record.get("update", math.inf) <= update:
             kept.append(line + "\n")
+            last = record
     write_text_whole(path, "".join(kept))
+    return last
 
 
 def totals_by_task(episodes: list) -> dict[str, EpisodeTotals]:
@@ -222,7 +227,11 @@ class MetricsLogger:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 (self.log_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
                 if start_update > 0 and self._jsonl_path.is_file():
-                    keep_records_up_to(self._jsonl_path, start_update)
+                    # A session that logs nothing (a finished run resumed) keeps it as latest.
+                    self.latest = keep_records_up_to(self._jsonl_path, start_update)
+                if start_update == 0:  # a fresh start: no curve of an earlier attempt stays
+                    for stale in self.log_dir.glob("events.out.tfevents.*"):
+                        stale.unlink()
                 self._jsonl = open(self._jsonl_path, "a" if start_update > 0 else "w")  # noqa: SIM115
                 # A resumed run's TensorBoard curves drop what the stopped session logged
                 # after its checkpoint, as metrics.jsonl does (x axis: env steps).

@@ -3,14 +3,17 @@
 Faults, bad input and reproducibility are tested in tests/reliability.
 """
 
+import dataclasses
 import json
 import struct
+import time
 
 import pytest
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 
 from gtrxl_jax.train.builder import check_config
 from gtrxl_jax.train.loop import train
+from gtrxl_jax.train.metrics import MetricsLogger
 from tests.train.helpers import tiny_config
 
 
@@ -70,6 +73,36 @@ def test_a_resumed_run_continues_from_its_last_checkpoint(first_run):
     purges = [e.step for e in read_events(resumed_events)
               if e.HasField("session_log") and e.session_log.status == SessionLog.START]
     assert purges == [129]
+
+
+def test_a_finished_run_resumed_keeps_its_last_metrics_in_its_summary(tmp_path):
+    config = tiny_config(tmp_path, "learner.total_env_steps=64", "run.eval_episodes=0",
+                         "agent.core=feedforward")
+    train(config)
+    last = read_metrics(tmp_path)[-1]
+    result = train(dataclasses.replace(config, run=dataclasses.replace(config.run,
+                                                                       resume=True)))
+    assert result.update == 2 and result.metrics == last  # no update in this session
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["last_metrics"] == last
+
+
+def test_a_fresh_start_drops_the_curves_of_an_attempt_that_left_no_checkpoint(tmp_path):
+    """A run killed before its first checkpoint can only start again; its metrics.jsonl is
+    rewritten, and TensorBoard must not show the killed attempt's points beside the new."""
+    config = tiny_config(tmp_path)
+    args = dict(tasks=("TMaze-L3",), has_success=True, start_env_steps=0)
+    for attempt in (1, 2):
+        logger = MetricsLogger(str(tmp_path), config, **args)
+        logger.add_update({"loss": float(attempt)}, {}, env_steps=32)
+        logger.write(1, 32, {})
+        logger.close()
+        time.sleep(1.1)  # event files are named by the second they were opened in
+    (events,) = tmp_path.glob("events.out.tfevents.*")
+    losses = [value.simple_value for event in read_events(events)
+              for value in event.summary.value if value.tag == "loss"]
+    assert losses == [2.0]
+    assert [r["loss"] for r in read_metrics(tmp_path)] == [2.0]
 
 
 def test_a_multi_task_layout_is_planned(tmp_path):
