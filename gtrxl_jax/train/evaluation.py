@@ -11,6 +11,8 @@ same agent, so the jitted functions are cached per agent and compile once.
 
 import functools
 import logging
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import jax
@@ -117,13 +119,22 @@ def evaluate(
         if len(tasks) == 1:
             results[mode] = per_task[tasks[0]]
             continue
-        results[mode] = {
-            key: float(np.mean([r[key] for r in per_task.values()]))
-            for key in ("episode_return", "episode_length", "success")
-        }
+        results[mode] = {key: _pooled(per_task.values(), key)
+                         for key in ("episode_return", "episode_length", "success")}
         results[mode]["episodes"] = sum(r["episodes"] for r in per_task.values())
         results[mode]["tasks"] = per_task
     return results
+
+
+def _pooled(summaries: Iterable[dict], key: str) -> float:
+    """The mean of `key` over the episodes of several summaries (`summarize`'s).
+
+    Each summary counts by its episodes (a task cut short by max_steps has fewer); one whose
+    `key` is NaN (no episode, or a task without success) counts for none.
+    """
+    pairs = [(s[key], s["episodes"]) for s in summaries if math.isfinite(s[key])]
+    episodes = sum(count for _, count in pairs)
+    return sum(value * count for value, count in pairs) / episodes if episodes else math.nan
 
 
 def evaluate_on_device(agent: Agent, params: Any, env: JaxEnv, num_episodes: int, *,

@@ -13,6 +13,7 @@ from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
 from gtrxl_jax.nn import GTrXLConfig
+from gtrxl_jax.train import evaluation
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
 from gtrxl_jax.train.learning import Learning
 from gtrxl_jax.train.loop import train
@@ -129,3 +130,20 @@ def test_a_checkpoint_of_another_task_list_is_refused_naming_the_tasks(multitask
     with pytest.raises(CheckpointError, match="env.task"):
         train(tiny_config(log_dir, "env.task=TMaze-L5,TMaze-L2", "loss.popart=true",
                           "learner.batch_size=8", "env.num_envs=8", "run.resume=true"))
+
+
+def test_a_multi_task_evaluation_averages_over_all_tasks_episodes(monkeypatch):
+    """A task cut short (fewer episodes) weighs by its episodes; one without success
+    leaves the success rate to the tasks that report it, as training's metrics do."""
+    summaries = {
+        "A": {"episodes": 4, "episode_return": 1.0, "episode_length": 10.0, "success": 1.0},
+        "B": {"episodes": 2, "episode_return": 0.0, "episode_length": 4.0,
+              "success": float("nan")},
+    }
+    monkeypatch.setattr(evaluation, "evaluate_task",
+                        lambda agent, params, task, *args, **kwargs: summaries[task])
+    result = evaluation.evaluate(None, None, ("A", "B"), 4, seed=0, modes=("greedy",))
+    greedy = result["greedy"]
+    assert greedy["episode_return"] == pytest.approx(4 / 6)
+    assert greedy["episode_length"] == pytest.approx(48 / 6)
+    assert greedy["success"] == 1.0 and greedy["episodes"] == 6
