@@ -8,8 +8,8 @@ auto-reset, `AutoresetMode.NEXT_STEP`, which is the project's convention: the st
 last step ignores its action and returns the new episode's first observation with reward 0.
 Float observations are given to the agent as float32. A last step's `info["success"]`, when
 the environment sets it, is the episode's success (pass `has_success=True`; a factory that
-wants it returns this wrapper itself). A vector environment made with `copy=False` hands
-out buffers that its next step overwrites: their observations are copied here, as a
+wants it returns this wrapper itself). Observations are copied: a vector environment made
+with `copy=False` (wrapped or not) hands out a buffer that its next step overwrites, and a
 trajectory holds every step's.
 """
 
@@ -62,7 +62,6 @@ class GymnasiumVectorEnv(VectorEnv):
                        batch_size=env.num_envs, has_success=has_success)
         super().__init__(spec)
         self._env, self._seed = env, seed
-        self._copies = not getattr(env, "copy", True)  # its observations are its own buffers
         self._pending: RawStep | None = None  # the result the next `_recv` returns
 
     def close(self) -> None:
@@ -93,8 +92,7 @@ class GymnasiumVectorEnv(VectorEnv):
         if self._spec.has_success:
             success = np.asarray(info.get("success", np.zeros_like(terminated)), bool)
         return RawStep(
-            observation=np.array(observation, self._spec.observation.dtype,
-                                 copy=self._copies or None),
+            observation=np.array(observation, self._spec.observation.dtype),  # a copy
             reward=reward,
             terminated=terminated,
             truncated=truncated,

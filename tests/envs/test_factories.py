@@ -153,10 +153,15 @@ class Count(gymnasium.Env):
 
 
 @pytest.mark.parametrize("copy", [True, False])
-def test_observations_outlive_the_next_step_of_a_vector_env_that_reuses_its_buffers(copy):
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_observations_outlive_the_next_step_of_a_vector_env_that_reuses_its_buffers(
+        copy, wrapped):
     """With copy=False gymnasium returns its own buffer, overwritten by the next step; a
-    trajectory that held it would see the newest observation at every step."""
+    trajectory that held it would see the newest observation at every step. A vector
+    wrapper does not pass the env's `copy` through."""
     envs = gymnasium.vector.SyncVectorEnv([Count] * 2, copy=copy)
+    if wrapped:
+        envs = gymnasium.wrappers.vector.RecordEpisodeStatistics(envs)
     with GymnasiumVectorEnv(envs, task="mine") as env:
         held = [env.reset().observation] + [env.step(np.zeros(2, np.int32)).observation
                                              for _ in range(3)]
