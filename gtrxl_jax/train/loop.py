@@ -147,13 +147,14 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
             failure = None
             try:
                 with stop_on_signals(stop) as signals, actors_running(actors, stop):
-                    while (env_steps < config.learner.total_env_steps
-                           and not should_stop(stop, signals)):
+                    while env_steps < config.learner.total_env_steps:
                         batch, episodes, learner_wait_s = gather_batch(actors, queues, layout,
                                                                        stop)
                         # The previous update, done while gathering; read before the next
                         # update donates the state its explanation would need.
                         log.log_finished(keep=0)
+                        if should_stop(stop, signals):  # after the read: no wait on the device
+                            break
                         replicated, metrics = learner.update(replicated, batch)
                         update += 1
                         env_steps += layout.steps_per_update
