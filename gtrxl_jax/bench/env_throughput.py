@@ -79,7 +79,8 @@ def jax_steps_per_second(env: JaxEnv, num_envs: int, num_steps: int, seed: int =
 
 def main(argv: list[str] | None = None) -> None:
     """Log the throughput of each task named on the command line."""
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m gtrxl_jax.bench.env_throughput",
+                    description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="+", help="task names, e.g. TMaze-L10 Pong-v5")
     parser.add_argument("--jax", action="store_true",
                         help="JAX tasks, stepped in one jitted scan (make_jax_env)")

@@ -120,7 +120,8 @@ def measure_random_jax(task: str, episodes: int, seed: int = 0, max_steps: int =
 
 def main(argv: list[str] | None = None) -> None:
     """Measure each task named on the command line; log and optionally save JSON lines."""
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m gtrxl_jax.suite.random_policy",
+                    description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="+")
     parser.add_argument("--episodes", type=positive_int, default=100)
     parser.add_argument("--num-envs", type=positive_int, default=8)

@@ -132,7 +132,7 @@ def _pooled(summaries: Iterable[dict], key: str) -> float:
     Each summary counts by its episodes (a task cut short by max_steps has fewer); one whose
     `key` is NaN (no episode, or a task without success) counts for none.
     """
-    pairs = [(s[key], s["episodes"]) for s in summaries if math.isfinite(s[key])]
+    pairs = [(s[key], s["episodes"]) for s in summaries if not math.isnan(s[key])]
     episodes = sum(count for _, count in pairs)
     return sum(value * count for value, count in pairs) / episodes if episodes else math.nan
 

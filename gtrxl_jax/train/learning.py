@@ -9,10 +9,11 @@
 With an `axis_name`, gradients, PopArt statistics and metrics are averaged over that axis, so
 every device ends with the same state; where the devices sit is `placement`'s business.
 
-An update whose loss, gradients or resulting parameters are not finite changes nothing but
-the counters: the parameters, optimiser state and PopArt statistics stay as they were, and
-`nonfinite_updates` counts it. The caller decides when too many in a row end the run
-(`NonFiniteError`); `nonfinite_gradients` then says which parameters' gradients were at fault.
+An update whose loss, gradients, resulting parameters or PopArt statistics are not finite
+changes nothing but the counters: the parameters, optimiser state and PopArt statistics stay
+as they were, and `nonfinite_updates` counts it. The caller decides when too many in a row
+end the run (`NonFiniteError`); `nonfinite_gradients` then says which parameters' gradients
+were at fault.
 """
 
 import dataclasses
@@ -32,7 +33,7 @@ from gtrxl_jax.train.types import Trajectory, batch_major, rebuild, time_major
 
 
 class NonFiniteError(FloatingPointError):
-    """Too many consecutive updates had a non-finite loss, gradients or updated parameters."""
+    """Too many consecutive updates had a non-finite loss, gradients or updated state."""
 
 
 @struct.dataclass
@@ -45,7 +46,7 @@ class LearnerState:
       popart: PopArt statistics per task (losses.PopArtState, each [N]) or None.
       update: int32 [], updates taken so far, skipped ones included: the parameter version.
       nonfinite_updates: int32 [], updates skipped because the loss, the gradients or the
-        updated parameters were not finite.
+        updated parameters or PopArt statistics were not finite.
       rng: uint32 [2], the run's PRNG key; advanced every update, it seeds the actors' keys
         and environments when a run (re)starts.
     """

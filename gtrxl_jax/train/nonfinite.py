@@ -1,7 +1,7 @@
 """Non-finite updates: count the skipped ones in a row, and say where the NaN came from.
 
-The learner skips an update whose loss, gradients or resulting parameters are not finite
-(`learning.Learning.update`), so the parameters, and every checkpoint, stay finite.
+The learner skips an update whose loss, gradients, resulting parameters or PopArt statistics
+are not finite (`learning.Learning.update`), so the parameters, and every checkpoint, stay finite.
 `NonFiniteStreak` ends the run after `learner.max_nonfinite_updates` such updates in a row
 with a message that says which part was not finite, which inputs of the last batch held
 non-finite values, and, when the loss was finite, which parameters' gradients were not.
