@@ -3,8 +3,8 @@
 #
 #   bash experiments/suites/gpu_memory.sh OUT_DIR [SUITE_ARGS...]
 #
-# Every "TASK:CORE" word of RUNS (default: the groups the memory suite still lacks,
-# MiniGrid-MemoryS17 for TrXL and TrXL-I) is one process,
+# Every "TASK:CORE" word of RUNS (default: the group the memory suite still lacks,
+# MiniGrid-MemoryS17 for TrXL-I) is one process,
 # `gtrxl-suite memory --tasks TASK --cores CORE --seeds SEEDS --together` (SEEDS default
 # 0,1,2: the suite's), in a suite folder of its own under WORK (default a fresh temporary
 # folder), so each process's log and report stay apart.
@@ -29,7 +29,7 @@ out=${1:?usage: gpu_memory.sh OUT_DIR [SUITE_ARGS...]}
 shift
 python=${PYTHON:-python3}
 work=${WORK:-$(mktemp -d)}
-runs=${RUNS:-"MiniGrid-MemoryS17:trxl MiniGrid-MemoryS17:trxl_i"}
+runs=${RUNS:-"MiniGrid-MemoryS17:trxl_i"}
 mkdir -p "$out" "$work"
 # Processes share the GPU: none may take most of its memory up front.
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
