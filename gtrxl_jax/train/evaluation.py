@@ -11,8 +11,6 @@ same agent, so the jitted functions are cached per agent and compile once.
 
 import functools
 import logging
-import math
-from collections.abc import Iterable
 from typing import Any
 
 import jax
@@ -22,7 +20,7 @@ import numpy as np
 from gtrxl_jax.agent import Agent, AgentInput
 from gtrxl_jax.config import RunConfig
 from gtrxl_jax.envs import make_env, summarize
-from gtrxl_jax.envs.episodes import EpisodeTotals
+from gtrxl_jax.envs.episodes import Episode, EpisodeTotals
 from gtrxl_jax.envs.functional import JaxEnv, play_first_episodes, reset_keys
 from gtrxl_jax.train.acting import act_on_timestep, make_policy_step
 
@@ -34,7 +32,7 @@ MAX_PARALLEL_ENVS = 32
 MODES = ("greedy", "sampled")
 
 
-def evaluate_task(
+def play_task(
     agent: Agent,
     params: Any,
     task: str,
@@ -44,7 +42,7 @@ def evaluate_task(
     seed: int,
     env_options: dict | None = None,
     max_steps: int = 100_000,
-) -> dict[str, float]:
+) -> list[Episode]:
     """Run `num_episodes` complete episodes of one task.
 
     Args:
@@ -58,8 +56,7 @@ def evaluate_task(
       max_steps: give up after this many batched steps (a policy that never ends episodes).
 
     Returns:
-      {"episode_return", "episode_length", "success" (NaN if the task has none),
-      "episodes"} averaged over the completed episodes.
+      The completed episodes (fewer than asked for if max_steps ran out).
     """
     num_envs = min(num_episodes, MAX_PARALLEL_ENVS)
     quota = np.full(num_envs, num_episodes // num_envs)
@@ -89,7 +86,7 @@ def evaluate_task(
                            task, max_steps, len(episodes), num_episodes)
     finally:
         env.close()
-    return summarize(episodes)
+    return episodes
 
 
 def evaluate(
@@ -105,36 +102,23 @@ def evaluate(
     """Greedy and sampled evaluation of every task.
 
     Returns:
-      {"greedy": {...}, "sampled": {...}} (the `modes` asked for), each the averages of
-      `evaluate_task` (over all tasks' episodes) and, with several tasks, a "tasks" entry
-      per task.
+      {"greedy": {...}, "sampled": {...}} (the `modes` asked for), each `summarize` of the
+      episodes `play_task` completed, over all tasks' episodes (a task cut short weighs by
+      the episodes it finished; success over those that report it) and, with several
+      tasks, a "tasks" entry per task.
     """
     results = {}
     for mode in modes:
         per_task = {
-            task: evaluate_task(agent, params, task, num_episodes, greedy=mode == "greedy",
-                                seed=seed + i, env_options=env_options)
+            task: play_task(agent, params, task, num_episodes, greedy=mode == "greedy",
+                            seed=seed + i, env_options=env_options)
             for i, task in enumerate(tasks)
         }
-        if len(tasks) == 1:
-            results[mode] = per_task[tasks[0]]
-            continue
-        results[mode] = {key: _pooled(per_task.values(), key)
-                         for key in ("episode_return", "episode_length", "success")}
-        results[mode]["episodes"] = sum(r["episodes"] for r in per_task.values())
-        results[mode]["tasks"] = per_task
+        results[mode] = summarize([e for episodes in per_task.values() for e in episodes])
+        if len(tasks) > 1:
+            results[mode]["tasks"] = {task: summarize(episodes)
+                                      for task, episodes in per_task.items()}
     return results
-
-
-def _pooled(summaries: Iterable[dict], key: str) -> float:
-    """The mean of `key` over the episodes of several summaries (`summarize`'s).
-
-    Each summary counts by its episodes (a task cut short by max_steps has fewer); one whose
-    `key` is NaN (no episode, or a task without success) counts for none.
-    """
-    pairs = [(s[key], s["episodes"]) for s in summaries if not math.isnan(s[key])]
-    episodes = sum(count for _, count in pairs)
-    return sum(value * count for value, count in pairs) / episodes if episodes else math.nan
 
 
 def evaluate_on_device(agent: Agent, params: Any, env: JaxEnv, num_episodes: int, *,

@@ -12,6 +12,7 @@ import pytest
 from gtrxl_jax.agent import Agent
 from gtrxl_jax.bench.learner import random_trajectory
 from gtrxl_jax.config import LossConfig
+from gtrxl_jax.envs.episodes import Episode
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train import evaluation
 from gtrxl_jax.train.checkpoint import Checkpointer, CheckpointError
@@ -135,13 +136,10 @@ def test_a_checkpoint_of_another_task_list_is_refused_naming_the_tasks(multitask
 def test_a_multi_task_evaluation_averages_over_all_tasks_episodes(monkeypatch):
     """A task cut short (fewer episodes) weighs by its episodes; one without success
     leaves the success rate to the tasks that report it, as training's metrics do."""
-    summaries = {
-        "A": {"episodes": 4, "episode_return": 1.0, "episode_length": 10.0, "success": 1.0},
-        "B": {"episodes": 2, "episode_return": 0.0, "episode_length": 4.0,
-              "success": float("nan")},
-    }
-    monkeypatch.setattr(evaluation, "evaluate_task",
-                        lambda agent, params, task, *args, **kwargs: summaries[task])
+    episodes = {"A": [Episode(env_id=0, episode_return=1.0, length=10, success=True)] * 4,
+                "B": [Episode(env_id=0, episode_return=0.0, length=4, success=None)] * 2}
+    monkeypatch.setattr(evaluation, "play_task",
+                        lambda agent, params, task, *args, **kwargs: episodes[task])
     result = evaluation.evaluate(None, None, ("A", "B"), 4, seed=0, modes=("greedy",))
     greedy = result["greedy"]
     assert greedy["episode_return"] == pytest.approx(4 / 6)
