@@ -207,6 +207,19 @@ class AgentConfig:
             return self.lstm
         return FeedForwardConfig(d_model=self.transformer.d_model)
 
+    def unread_keys(self) -> tuple[str, ...]:
+        """The `agent.` config keys the chosen core does not read (e.g. agent.lstm for GTrXL).
+
+        Changing one changes neither the parameters nor what they mean.
+        """
+        if self.core in VARIANTS:
+            return ("agent.lstm",)
+        if self.core == "lstm":
+            return ("agent.transformer",)
+        return ("agent.lstm",) + tuple(f"agent.transformer.{field.name}"
+                                       for field in dataclasses.fields(GTrXLConfig)
+                                       if field.name != "d_model")
+
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:

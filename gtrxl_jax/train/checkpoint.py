@@ -33,10 +33,11 @@ _FAILED_WRITE_TIMEOUT_S = 60.0
 logger = logging.getLogger(__name__)
 
 # Config keys that decide what the saved state is: the parameters' structure and meaning (the
-# agent, the tasks) and the optimiser state's structure. A run resumes only if they agree.
-# Other keys may change on resume (they are logged); env.options is not compared, as most of
-# envpool's options (threads, episode limits) leave the state as it is, and one that changes
-# the observation changes the parameters' shapes, which `restore` checks.
+# agent, the tasks) and the optimiser state's structure. A run resumes only if they agree
+# (the agent's keys its core does not read excepted: `AgentConfig.unread_keys`). Other keys
+# may change on resume (they are logged); env.options is not compared, as most of envpool's
+# options (threads, episode limits) leave the state as it is, and one that changes the
+# observation changes the parameters' shapes, which `restore` checks.
 STATE_KEYS = ("agent", "env.task", "env.factory", "loss.popart", "optimizer.name",
               "optimizer.schedule")
 
@@ -257,7 +258,7 @@ class Checkpointer:
         meta = self.read_meta(config, update)
         path = self.directory / str(meta["update"])
         changed = config_differences(with_new_keys(meta["config"]), to_dict(config),
-                                     skip=("run",))
+                                     skip=("run.resume",))
         try:
             saved = _array_layout(self._manager.item_metadata(meta["update"])["state"].tree)
         except Exception as error:
@@ -304,7 +305,7 @@ class Checkpointer:
         except Exception as error:
             raise self._unreadable(path, "the checkpoint's metadata", error) from error
         differences = config_differences(with_new_keys(saved_config), to_dict(config),
-                                         STATE_KEYS)
+                                         STATE_KEYS, skip=config.agent.unread_keys())
         if differences:
             raise CheckpointError(
                 f"The checkpoint in {path} comes from a different model config; these keys "

@@ -89,3 +89,36 @@ def test_a_checkpoint_from_before_a_model_key_existed_resumes(tmp_path, monkeypa
         with pytest.raises(CheckpointError, match=difference):
             reader.read_meta(apply_overrides(config, [override]))
     reader.close()
+
+
+@pytest.mark.parametrize("core, unread, read", [
+    ("gtrxl", "agent.lstm.hidden_size=8", "agent.transformer.memory_len=7"),
+    ("lstm", "agent.transformer.memory_len=7", "agent.lstm.hidden_size=8"),
+    ("feedforward", "agent.transformer.memory_len=7", "agent.transformer.d_model=8"),
+])
+def test_a_resume_compares_only_the_agent_keys_its_core_reads(tmp_path, core, unread, read):
+    """A setting of another core's section (agent.lstm for GTrXL) leaves the state as it is, so
+    changing it does not stop a resume; the core's own settings still do."""
+    config = apply_overrides(TrainConfig(), [f"agent.core={core}"])
+    writer = Checkpointer(str(tmp_path), keep=1)
+    writer.save(make_state(3), config, Progress(env_steps=300, wall_clock_s=1.0))
+    writer.close()
+    reader = Checkpointer(str(tmp_path), keep=1)
+    assert reader.read_meta(apply_overrides(config, [unread]))["update"] == 3
+    with pytest.raises(CheckpointError, match=read.split("=")[0]):
+        reader.read_meta(apply_overrides(config, [read]))
+    reader.close()
+
+
+def test_a_resume_logs_its_changed_run_settings(tmp_path, caplog):
+    """A run resumed with another seed (it seeds the environments made anew) says so."""
+    config = TrainConfig()
+    writer = Checkpointer(str(tmp_path), keep=1)
+    writer.save(make_state(3), config, Progress(env_steps=300, wall_clock_s=1.0))
+    writer.close()
+    reader = Checkpointer(str(tmp_path), keep=1)
+    with caplog.at_level("INFO", logger=checkpoint.__name__):
+        reader.restore(make_state(0), apply_overrides(config, ["run.seed=3", "run.resume=true"]))
+    reader.close()
+    assert "run.seed: 0 in the checkpoint, 3 now" in caplog.text
+    assert "run.resume" not in caplog.text
