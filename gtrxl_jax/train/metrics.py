@@ -39,6 +39,7 @@ from gtrxl_jax.config import ConfigError, TrainConfig, to_dict
 from gtrxl_jax.envs.episodes import EpisodeTotals
 from gtrxl_jax.files import write_text_whole
 from gtrxl_jax.strict_json import strict_json
+from gtrxl_jax.train.nonfinite import SKIP_FLAGS, was_skipped
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,9 @@ class MetricsLogger:
         self._tasks = tasks
         self._has_success = has_success
         self._enabled = enabled
+        # Per key, the sum and number of the values it averages in the interval.
         self._sums: dict[str, float] = defaultdict(float)
+        self._counts: dict[str, int] = defaultdict(int)
         self._count = 0
         self._episodes: dict[str, EpisodeTotals] = {}
         self._last_time = time.monotonic()
@@ -258,8 +261,11 @@ class MetricsLogger:
             trajectories (`totals_by_task` of (task, Episode) pairs).
           env_steps: env steps consumed so far (advances the progress bar).
         """
+        skipped = was_skipped(metrics)
         for key, value in metrics.items():
-            self._sums[key] += float(value)
+            counted = not skipped or key in SKIP_FLAGS
+            self._sums[key] += float(value) if counted else 0.0
+            self._counts[key] += int(counted)
         self._count += 1
         for task, totals in episodes.items():
             self._episodes[task] = self._episodes.get(task, EpisodeTotals()) + totals
@@ -268,6 +274,11 @@ class MetricsLogger:
 
     def write(self, update: int, env_steps: int, extra: dict[str, float]) -> dict[str, Any]:
         """Write one record: the interval's averages, episodes, throughput and `extra`.
+
+        Each learner metric is averaged over the interval's updates that were not skipped,
+        so that one skipped update's NaN loss does not hide the others' (NaN when every
+        update was skipped); `nonfinite_loss`, `nonfinite_grads` and `nonfinite_params`
+        average over all of them, to the share skipped.
 
         Returns:
           The record (NaN for undefined values).
@@ -282,9 +293,11 @@ class MetricsLogger:
             "time": time.time(),
         }
         record.update(episode_metrics(self._episodes, self._tasks, self._has_success))
-        record.update({key: total / max(self._count, 1) for key, total in self._sums.items()})
+        record.update({key: self._sums[key] / count if count else math.nan
+                       for key, count in self._counts.items()})
         record.update(extra)
         self._sums.clear()
+        self._counts.clear()
         self._count = 0
         self._episodes = {}
         self._last_time, self._last_env_steps = now, env_steps

@@ -21,6 +21,14 @@ logger = logging.getLogger(__name__)
 
 _LISTED = 5  # gradient paths named in a message
 
+# An update's metrics that are 1.0 where it was skipped (`Learning.update`), 0.0 elsewhere.
+SKIP_FLAGS = ("nonfinite_loss", "nonfinite_grads", "nonfinite_params")
+
+
+def was_skipped(metrics: dict) -> bool:
+    """Whether an update was skipped, from its metrics (host floats)."""
+    return any(metrics.get(flag, 0.0) > 0 for flag in SKIP_FLAGS)
+
 
 def nonfinite_part(metrics: dict) -> str | None:
     """What was not finite in an update (from its metrics), or None if everything was."""

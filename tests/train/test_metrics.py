@@ -1,12 +1,15 @@
-"""The actors' telemetry in the metrics records (ActorMonitor)."""
+"""The metrics records: the learner's interval averages (MetricsLogger) and the actors'
+telemetry (ActorMonitor)."""
 
+import math
 import types
 
 import pytest
 
+from gtrxl_jax.config import TrainConfig
 from gtrxl_jax.train import metrics
 from gtrxl_jax.train.actor import ActorStats
-from gtrxl_jax.train.metrics import ActorMonitor
+from gtrxl_jax.train.metrics import ActorMonitor, MetricsLogger
 
 
 def test_actor_sps_covers_at_least_its_window_when_records_come_faster(monkeypatch):
@@ -43,3 +46,19 @@ def test_actor_sps_repeats_its_last_figure_until_a_report_comes_and_then_shows_a
         actor.stats = ActorStats(env_steps=steps)
         sps.append(monitor.read()["actor_sps"])
     assert sps == pytest.approx([1000 / 1, 1000 / 1, 500 / 0.5, 0])
+
+
+def test_a_skipped_update_leaves_the_interval_mean_of_the_others(tmp_path):
+    """One skipped update of three (NaN loss) leaves the loss's mean over the two kept, and
+    the share skipped shows in nonfinite_loss; an interval of skipped updates has NaN."""
+    logger = MetricsLogger(str(tmp_path), TrainConfig(), tasks=("t",), has_success=False,
+                           start_env_steps=0, enabled=False)
+    for loss, skipped in ((1.0, 0.0), (math.nan, 1.0), (3.0, 0.0)):
+        logger.add_update({"loss": loss, "grad_norm": 1.0 + skipped, "nonfinite_loss": skipped},
+                          {}, env_steps=0)
+    record = logger.write(update=3, env_steps=0, extra={})
+    assert (record["loss"], record["grad_norm"]) == (2.0, 1.0)
+    assert record["nonfinite_loss"] == pytest.approx(1 / 3)
+    logger.add_update({"loss": math.nan, "nonfinite_loss": 1.0}, {}, env_steps=0)
+    record = logger.write(update=4, env_steps=0, extra={})
+    assert math.isnan(record["loss"]) and record["nonfinite_loss"] == 1.0
