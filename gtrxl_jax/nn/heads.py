@@ -93,8 +93,10 @@ class PolicyValueHead(nn.Module):
             ),
             name="logits",
         )(x)
+        # In float32 whatever the dtype: the bias carries the values' offset (in return units
+        # without PopArt), and PopArt's rescaling of this layer must preserve its outputs.
         values = nn.Dense(
-            self.num_tasks, name=VALUE_LAYER, **dense_options(self.dtype))(x)
+            self.num_tasks, name=VALUE_LAYER, **dense_options(jnp.float32))(x)
         return logits.astype(jnp.float32), values.astype(jnp.float32)
 
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gtrxl_jax.losses import popart_init, popart_preserve_outputs
 from gtrxl_jax.nn.heads import PolicyValueHead
 
 T, B, D, A = 5, 3, 16, 6
@@ -100,6 +101,31 @@ def test_bfloat16_compute_is_close_to_float32():
     chex.assert_type([logits_bf16, value_bf16], jnp.float32)
     np.testing.assert_allclose(logits_bf16, logits, atol=0.05 * float(jnp.max(jnp.abs(logits))))
     np.testing.assert_allclose(value_bf16, value, atol=0.05 * float(jnp.max(jnp.abs(value))))
+
+
+def test_the_value_layer_computes_in_float32_under_bfloat16():
+    """A value offset of 300.7 (the bias, in return units) is not rounded to bfloat16's 300,
+    and PopArt's rescaling of the layer keeps the values it outputs."""
+    head = PolicyValueHead(num_actions=A, hidden_sizes=(8,), dtype=jnp.bfloat16)
+    features = _features()
+    params = head.init(jax.random.key(0), features)
+    layer = params["params"]["value"]
+    offset = {"kernel": jnp.zeros_like(layer["kernel"]), "bias": jnp.array([300.7])}
+    _, value = head.apply(_with_value_layer(params, offset), features)
+    np.testing.assert_array_equal(value, np.float32(300.7))
+
+    layer = {**layer, "bias": jnp.array([3.07])}
+    old = popart_init(1)._replace(shift=jnp.array([50.0]), scale=jnp.array([10.0]))
+    new = old._replace(shift=jnp.array([50.3]), scale=jnp.array([10.2]))
+    _, before = head.apply(_with_value_layer(params, layer), features)
+    _, after = head.apply(
+        _with_value_layer(params, popart_preserve_outputs(layer, old, new)), features)
+    np.testing.assert_allclose(new.scale * after + new.shift, old.scale * before + old.shift,
+                               rtol=1e-6)
+
+
+def _with_value_layer(params, layer):
+    return {"params": {**params["params"], "value": layer}}
 
 
 @pytest.mark.parametrize("kwargs, match", [
