@@ -57,7 +57,9 @@ class ResultRow:
       env_steps: mean environment steps per run.
       wall_clock_s: mean training seconds per run.
       steps_to_threshold: [per seed] env steps at which its training score first reached
-        TRAINING_THRESHOLD (`scores.steps_to_score`); NaN where it never did.
+        TRAINING_THRESHOLD (`scores.steps_to_score`); NaN where it never did. None where a
+        run's learning curve lacks the task's metric (they keep return and success, not
+        e.g. the episode length HealthGathering is scored on), so none can say.
     """
 
     task: str
@@ -68,14 +70,19 @@ class ResultRow:
     scores: dict[str, list[float]]
     env_steps: float
     wall_clock_s: float
-    steps_to_threshold: list[float]
+    steps_to_threshold: list[float] | None
 
     def score(self, mode: str) -> tuple[float, float]:
         """Mean and std over seeds of the normalised score in one mode."""
         return mean_std(self.scores[mode])
 
-    def median_steps_to_threshold(self) -> tuple[float, int]:
-        """The median over the seeds that reached TRAINING_THRESHOLD, and how many did."""
+    def median_steps_to_threshold(self) -> tuple[float, int] | None:
+        """The median over the seeds that reached TRAINING_THRESHOLD, and how many did.
+
+        None where the learning curves cannot say (`steps_to_threshold`).
+        """
+        if self.steps_to_threshold is None:
+            return None
         reached = [steps for steps in self.steps_to_threshold if math.isfinite(steps)]
         return (float(np.median(reached)) if reached else math.nan), len(reached)
 
@@ -126,22 +133,19 @@ def result_rows(
                     scores=scores,
                     env_steps=mean_std(r.env_steps for r in group)[0],
                     wall_clock_s=mean_std(r.wall_clock_s for r in group)[0],
-                    steps_to_threshold=[_steps_to_threshold(r, ref) for r in group],
+                    steps_to_threshold=_steps_to_threshold(group, ref),
                 )
             )
     return rows
 
 
-def _steps_to_threshold(result: TaskResult, ref: TaskReference) -> float:
-    """`steps_to_score` of a run's training curve; NaN if the curve lacks the task's metric.
-
-    Learning curves keep return and success, not e.g. the episode length that
-    HealthGathering is scored on.
-    """
-    if ref.metric not in result.curve:
-        return math.nan
-    return steps_to_score(result.curve["env_steps"],
-                          [ref.normalize(v) for v in result.curve[ref.metric]])
+def _steps_to_threshold(group: list[TaskResult], ref: TaskReference) -> list[float] | None:
+    """`steps_to_score` of each run's training curve; None if a curve lacks the task's metric."""
+    if not all(ref.metric in result.curve for result in group):
+        return None
+    return [steps_to_score(result.curve["env_steps"],
+                           [ref.normalize(v) for v in result.curve[ref.metric]])
+            for result in group]
 
 
 def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
@@ -221,7 +225,7 @@ def write_results(
             for mode_ in MODES:
                 line += list(row.score(mode_))
             line += [row.env_steps, row.wall_clock_s, " ".join(map(str, row.seeds)),
-                     *row.median_steps_to_threshold()]
+                     *(row.median_steps_to_threshold() or (math.nan, math.nan))]
             writer.writerow([_csv(v) for v in line])
 
     summary = aggregates(rows, mode)
@@ -289,9 +293,12 @@ def write_results(
 def _steps_reached(row: ResultRow) -> str:
     """A results.md cell: the median steps to the threshold and the seeds that reached it.
 
-    E.g. "1.2M (2/3)", or "— (0/3)" where no seed reached it.
+    E.g. "1.2M (2/3)", "— (0/3)" where no seed reached it, "n/a" where the learning curves
+    cannot say.
     """
-    steps, reached = row.median_steps_to_threshold()
+    if (median := row.median_steps_to_threshold()) is None:
+        return "n/a"
+    steps, reached = median
     figure = f"{steps / 1e6:.2g}M" if reached else "—"
     return f"{figure} ({reached}/{len(row.seeds)})"
 
@@ -347,7 +354,8 @@ def write_ablation(rows: list[ResultRow], references: References, out_dir: Path,
     summary = aggregates(rows, mode)
     crashed = crashed or {}
     table = []
-    for variant, agg in summary.items():
+    for variant in dict.fromkeys([*summary, *crashed]):  # a variant whose every run crashed too
+        agg = summary.get(variant) or aggregate([])
         run_scores = [s for row in rows if row.variant == variant for s in row.scores[mode]]
         run_scores += [math.nan] * crashed.get(variant, 0)
         ref = paper.get(variant, {})

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gtrxl_jax.suite import tables
 from gtrxl_jax.suite.references import load_references
 from gtrxl_jax.suite.results import (
     EvalResult,
@@ -89,9 +90,11 @@ def test_read_curve_single_and_multi_task(tmp_path):
 
 def test_a_task_scored_on_episode_length_gets_a_row_without_steps_to_90():
     """Learning curves keep return and success; HealthGathering is scored on episode length,
-    so its steps to 90 are unknown, not a KeyError that stops the report."""
+    so its steps to 90 are unknown ("n/a"), not a KeyError that stops the report, nor a
+    "— (0/1)" that says no seed reached 90."""
     evals = {mode: EvalResult(0.0, math.nan, 600.0, 10) for mode in ("greedy", "sampled")}
     curve = {key: np.array([1.0, 2.0]) for key in ("env_steps", "episode_return", "success")}
     result = TaskResult("HealthGathering-v1", "lstm", 0, Path("run"), evals, 2.0, 1.0, curve)
     (row,) = result_rows([result], load_references(), ("HealthGathering-v1",), ("lstm",))
-    assert row.metric == "episode_length" and math.isnan(row.steps_to_threshold[0])
+    assert row.metric == "episode_length" and row.median_steps_to_threshold() is None
+    assert tables._steps_reached(row) == "n/a"

@@ -170,6 +170,16 @@ def test_an_ablation_counts_a_crashed_run_as_failed_to_learn(tmp_path):
     assert (rows["gtrxl_gru"]["runs"], float(rows["gtrxl_gru"]["failed_pct"])) == ("2", 0.0)
 
 
+def test_an_ablation_shows_a_variant_whose_every_run_crashed(tmp_path):
+    """The divergence the table exists to show at its worst: 100% failed, not a missing row."""
+    suite = SUITES["fast_ablation"]
+    specs = expand(suite, tmp_path, variants=("gtrxl_gru", "trxl_i"), seeds=(0, 1))
+    run_suite(suite, tmp_path, train_fn=FakeTrain(fail_on="trxl_i/"), specs=specs)
+    rows = {r["variant"]: r for r in read_csv(tmp_path / "ablation.csv")}
+    assert (rows["trxl_i"]["runs"], float(rows["trxl_i"]["failed_pct"])) == ("2", 100.0)
+    assert "| TrXL-I | 2 | — | — | — | 100% |" in (tmp_path / "ablation.md").read_text()
+
+
 def test_report_can_be_written_without_any_finished_run(tmp_path):
     # Plots an earlier report drew, of runs no longer in it, must not outlive it.
     for name in ("aggregates.png", "curves_return.png", "curves_success.png"):
