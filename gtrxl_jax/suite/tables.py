@@ -151,16 +151,18 @@ def _steps_to_threshold(group: list[TaskResult], ref: TaskReference) -> list[flo
 def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
     """Per core: the aggregates of its normalised scores in one evaluation mode.
 
-    Every core is aggregated over the same tasks, those every core has results on
+    Every core is aggregated over the same tasks, those every core has a score on
     (`shared_tasks`), so that the cores compare; a suite still running leaves the others out.
 
     Returns:
       {variant: {"mean", "median", "capped_mean", "tasks", "missing"}} over tasks of the
-      seed-averaged score (`scores.aggregate`), and over all runs "iqm" and
+      seed-averaged score (`scores.aggregate`; "missing": the runs of these tasks without a
+      score, e.g. an evaluation without the task's metric, which every statistic leaves
+      out), and over all runs "iqm" and
       "optimality_gap" with their 95% stratified bootstrap intervals ("iqm_low",
       "iqm_high", ...; `intervals.interval_estimates`); {} if no task is shared.
     """
-    shared = shared_tasks(rows)
+    shared = shared_tasks(rows, mode)
     by_variant: dict[str, list[ResultRow]] = {}
     for row in rows:
         if row.task in shared:
@@ -168,17 +170,20 @@ def aggregates(rows: list[ResultRow], mode: str) -> dict[str, dict[str, float]]:
     summary = {}
     for variant, group in by_variant.items():
         summary[variant] = aggregate(row.score(mode)[0] for row in group)
+        summary[variant]["missing"] = sum(not math.isfinite(score) for row in group
+                                          for score in row.scores[mode])
         estimates = interval_estimates({row.task: row.scores[mode] for row in group})
         for name, (point, low, high) in estimates.items():
             summary[variant].update({name: point, f"{name}_low": low, f"{name}_high": high})
     return summary
 
 
-def shared_tasks(rows: list[ResultRow]) -> tuple[str, ...]:
-    """The tasks (in row order) on which every core of `rows` has a result."""
+def shared_tasks(rows: list[ResultRow], mode: str) -> tuple[str, ...]:
+    """The tasks (in row order) on which every core of `rows` has a score in `mode`."""
     tasks = {}
     for row in rows:
-        tasks.setdefault(row.task, set()).add(row.variant)
+        scored = {row.variant} if math.isfinite(row.score(mode)[0]) else set()
+        tasks.setdefault(row.task, set()).update(scored)
     variants = {row.variant for row in rows}
     return tuple(task for task, have in tasks.items() if have == variants)
 
@@ -273,13 +278,14 @@ def write_results(
         "Capped mean: each task's score capped at 100 first (DMLab-30's convention). IQM "
         "(interquartile mean of all runs) and optimality gap (100 minus the mean of the runs' "
         f"scores capped at 100), with {CONFIDENCE:.0%} stratified bootstrap intervals "
-        f"(rliable's method, Agarwal et al. 2021). {_shared_tasks_note(rows, variants)}",
+        f"(rliable's method, Agarwal et al. 2021). {_shared_tasks_note(rows, variants, mode)}",
         "",
         "| core | tasks | mean | median | capped mean | IQM [95% CI] | optimality gap [95% CI] |",
         "|---|---|---|---|---|---|---|",
     ]
     for variant, agg in summary.items():
-        tasks = f"{agg['tasks']}" + (f" ({agg['missing']} missing)" if agg["missing"] else "")
+        tasks = f"{agg['tasks']}" + (f" ({agg['missing']} runs without a score)"
+                                     if agg["missing"] else "")
         lines.append(
             f"| {variant} | {tasks} | {_fmt(agg['mean'])} | {_fmt(agg['median'])} | "
             f"{_fmt(agg['capped_mean'])} | {_interval(agg, 'iqm')} | "
@@ -326,16 +332,16 @@ def _published_section(rows: list[ResultRow], references: References) -> list[st
     return lines
 
 
-def _shared_tasks_note(rows: list[ResultRow], variants: tuple[str, ...]) -> str:
+def _shared_tasks_note(rows: list[ResultRow], variants: tuple[str, ...], mode: str) -> str:
     """The sentences naming the tasks and cores the aggregates cover, and those left out.
 
     Tasks: `shared_tasks`. Cores: those of `variants` without any result are named.
     """
-    shared = shared_tasks(rows)
+    shared = shared_tasks(rows, mode)
     note = f"Every core over the same tasks: {', '.join(shared) if shared else 'none yet'}"
     left = tuple(dict.fromkeys(row.task for row in rows if row.task not in shared))
     if left:
-        note += f" (left out, as not every core has a result on them yet: {', '.join(left)})"
+        note += f" (left out, as not every core has a score on them yet: {', '.join(left)})"
     absent = [variant for variant in variants if variant not in {row.variant for row in rows}]
     if absent:
         note += f". Not aggregated, as they have no result yet: {', '.join(absent)}"

@@ -363,7 +363,7 @@ def test_aggregates_compare_cores_on_the_tasks_every_core_has(tmp_path, fast_spe
         "gtrxl_gru": "1", "lstm": "1", "feedforward": "1"}
     markdown = (tmp_path / "results.md").read_text()
     assert "Every core over the same tasks: TMaze-L4 (left out, as not every core has a " \
-        "result on them yet: TMaze-L16)." in markdown
+        "score on them yet: TMaze-L16)." in markdown
 
 
 def test_results_name_a_core_without_any_result_as_left_out_of_the_aggregates(
