@@ -92,8 +92,10 @@ class _LSTMStep(nn.Module):
     @nn.compact
     def __call__(self, state: LSTMState, step: tuple[jax.Array, jax.Array]):
         x, first = step  # [B, D], [B]
-        keep = (~first)[:, None, None]
-        hidden, cell = state.hidden * keep, state.cell * keep
+        # A select, not a product: a non-finite state of the episode before (0 x NaN = NaN)
+        # must not outlive its end.
+        reset = first[:, None, None]
+        hidden, cell = jnp.where(reset, 0.0, state.hidden), jnp.where(reset, 0.0, state.cell)
         dtype = resolve_dtype("LSTMConfig", "dtype", self.config.dtype)
         param_dtype = resolve_dtype("LSTMConfig", "param_dtype", self.config.param_dtype)
         new_hidden, new_cell = [], []

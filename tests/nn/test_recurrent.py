@@ -55,3 +55,15 @@ def test_a_bfloat16_lstm_sums_its_gates_in_float32():
     f32 = flax_reference(params, inputs, first, config, jnp.float32)
     flax_bf16 = flax_reference(params, inputs, first, config, jnp.bfloat16)
     assert float(jnp.abs(ours - f32).max()) < float(jnp.abs(flax_bf16 - f32).max())
+
+
+def test_an_episode_start_clears_a_non_finite_state_of_the_episode_before():
+    """A NaN input (a bad observation) spoils its own episode, not the next one."""
+    config = gx.LSTMConfig(hidden_size=8, num_layers=2)
+    core, params, inputs, first, state = init_core(config, T=4, B=2)
+    inputs = inputs.at[1, 0].set(jnp.nan)
+    first = first.at[2].set(True)
+    outputs, _ = jitted_apply(core)(params, inputs, first, state)
+    finite = np.isfinite(np.asarray(outputs)).all(axis=-1)
+    np.testing.assert_array_equal(finite[:, 0], [True, False, True, True])
+    assert finite[:, 1].all()
