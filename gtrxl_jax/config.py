@@ -465,7 +465,7 @@ class RunConfig:
     """Where a run writes, how often, and its seed.
 
     Attributes:
-      seed: seeds parameters, environments and action sampling.
+      seed: seeds parameters, environments and action sampling; 0 <= seed < 2**31.
       log_dir: the run's folder (metrics, checkpoints, config); resumed if it holds a checkpoint
         and `resume` is set.
       resume: continue from the latest checkpoint in log_dir.
@@ -497,6 +497,7 @@ class RunConfig:
 
     def __post_init__(self):
         _check_types(self, "run")
+        _require(0 <= self.seed < 2**31, f"run.seed must be in [0, 2**31), got {self.seed}.")
         _require(self.wandb_project != "" and not set(self.wandb_project) & set("/\\#?%:"),
                  f"run.wandb_project must be a non-empty name without any of / \\ # ? % :, "
                  f"got {self.wandb_project!r}.")

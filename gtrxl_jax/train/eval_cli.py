@@ -38,7 +38,7 @@ from gtrxl_jax.train.attention_map import (
     plot_attention,
 )
 from gtrxl_jax.train.checkpoint import CheckpointError
-from gtrxl_jax.train.evaluation import EVAL_SEED_OFFSET, MODES, evaluate, evaluate_on_device
+from gtrxl_jax.train.evaluation import MODES, evaluate, evaluate_on_device, evaluation_seed
 from gtrxl_jax.train.recording import JaxEnvOnHost, record_episodes
 from gtrxl_jax.train.saved_run import RunFolderError, SavedRun, load_run
 from gtrxl_jax.train.video import PIXEL_KINDS, VIDEO_SUFFIXES, frame_of, write_video
@@ -140,7 +140,7 @@ def evaluate_checkpoint(run: SavedRun, args: argparse.Namespace) -> dict:
     """Evaluate, and film or map attention as asked; returns the eval_<update>.json report."""
     modes = ("greedy",) if args.greedy else ("sampled",) if args.sampled else MODES
     episodes = args.episodes or run.config.run.eval_episodes or 100
-    seed = run.config.run.seed + EVAL_SEED_OFFSET if args.seed is None else args.seed
+    seed = evaluation_seed(run.config.run.seed) if args.seed is None else args.seed
     if run.loop == "on_device":
         results = evaluate_on_device(run.agent, run.params, builder.make_jax_task(run.config),
                                      episodes, seed=seed, modes=modes)

@@ -26,7 +26,12 @@ from gtrxl_jax.train.acting import act_on_timestep, make_policy_step
 
 logger = logging.getLogger(__name__)
 
-EVAL_SEED_OFFSET = 1_000_003  # evaluation environments never replay training's seeds
+_EVAL_SEED_OFFSET = 1_000_003  # evaluation environments never replay training's seeds
+
+
+def evaluation_seed(run_seed: int) -> int:
+    """The seed of a run's evaluation environments, in [0, 2**31) as every env takes."""
+    return (run_seed + _EVAL_SEED_OFFSET) % 2**31
 
 MAX_PARALLEL_ENVS = 32
 MODES = ("greedy", "sampled")
@@ -111,7 +116,7 @@ def evaluate(
     for mode in modes:
         per_task = {
             task: play_task(agent, params, task, num_episodes, greedy=mode == "greedy",
-                            seed=seed + i, env_options=env_options)
+                            seed=(seed + i) % 2**31, env_options=env_options)
             for i, task in enumerate(tasks)
         }
         results[mode] = summarize([e for episodes in per_task.values() for e in episodes])

@@ -35,9 +35,9 @@ from gtrxl_jax.train import builder, nonfinite, on_device, placement, result, ty
 from gtrxl_jax.train.actor import Actor
 from gtrxl_jax.train.checkpoint import Checkpointer
 from gtrxl_jax.train.evaluation import (
-    EVAL_SEED_OFFSET,
     eval_metrics,
     evaluate,
+    evaluation_seed,
     periodic_eval_due,
 )
 from gtrxl_jax.train.handoff import ParamsStore, Stalled, Stopped, TrajectoryQueue
@@ -137,7 +137,7 @@ def train_actor_learner(config: TrainConfig) -> result.TrainResult:
         actor_monitor = ActorMonitor(actors, queues)
         evaluate_params = functools.partial(  # params -> {"greedy": ..., "sampled": ...}
             evaluate, agent, tasks=layout.tasks, num_episodes=config.run.eval_episodes,
-            seed=config.run.seed + EVAL_SEED_OFFSET, env_options=config.env.options)
+            seed=evaluation_seed(config.run.seed), env_options=config.env.options)
         log = UpdateLog(metrics_logger, NonFiniteStreak(config.learner.max_nonfinite_updates,
                                                         start.nonfinite_streak),
                         config.run.log_interval_updates, config.run.checkpoint_interval_updates,

@@ -56,9 +56,9 @@ from gtrxl_jax.train import builder, placement, result
 from gtrxl_jax.train.acting import sample_actions
 from gtrxl_jax.train.checkpoint import Checkpointer
 from gtrxl_jax.train.evaluation import (
-    EVAL_SEED_OFFSET,
     eval_metrics,
     evaluate_on_device,
+    evaluation_seed,
     periodic_eval_due,
 )
 from gtrxl_jax.train.layout import Layout, check_devices
@@ -376,7 +376,7 @@ def train_seeds_on_device(configs: list[TrainConfig]) -> list[result.TrainResult
         to_host = functools.partial(_split_episodes, layout.tasks[0], spec.has_success)
         evaluators = [functools.partial(  # params -> {"greedy": ..., "sampled": ...}
             evaluate_on_device, agent, env=program.env, num_episodes=c.run.eval_episodes,
-            seed=c.run.seed + EVAL_SEED_OFFSET) for c in configs]
+            seed=evaluation_seed(c.run.seed)) for c in configs]
 
         def log_finished(keep: int) -> None:
             for c, log in zip(configs, logs, strict=True):

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from gtrxl_jax.train.evaluation import eval_metrics
+from gtrxl_jax.config import ConfigError
+from gtrxl_jax.train.evaluation import eval_metrics, evaluation_seed
 from gtrxl_jax.train.loop import train
 from tests.reliability.helpers import read_metrics
 from tests.train.helpers import tiny_config
@@ -38,6 +39,21 @@ def test_evaluation_leaves_the_training_as_it_is(tmp_path):
         return [record["loss"] for record in read_metrics(log_dir)]
 
     assert losses(tmp_path / "with", "run.eval_interval_updates=1") == losses(tmp_path / "none")
+
+
+def test_the_largest_seed_evaluates(tmp_path):
+    """The evaluation environments' seed (the run's, offset) wraps within [0, 2**31), the
+    range every environment takes, rather than failing the run after its training (both
+    loops take it from `evaluation_seed`)."""
+    assert all(0 <= evaluation_seed(seed) < 2**31 for seed in (0, 2**31 - 1_000_003, 2**31 - 1))
+    result = train(tiny_config(tmp_path, "learner.loop=on_device", "run.eval_episodes=2",
+                               f"run.seed={2**31 - 1}"))
+    assert result.eval["greedy"]["episodes"] >= 2
+
+
+def test_a_seed_out_of_range_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"run.seed must be in \[0, 2\*\*31\), got -1"):
+        tiny_config("unused", "run.seed=-1")
 
 
 def test_eval_metrics_flattens_modes_and_tasks():
