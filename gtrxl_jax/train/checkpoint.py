@@ -172,6 +172,17 @@ class Checkpointer:
         """The updates of the folder's complete checkpoints now (read afresh), ascending."""
         return sorted(self._manager.all_steps(read=True))
 
+    def discard_after(self, update: int) -> None:
+        """Delete the checkpoints of updates after `update`.
+
+        For a run resumed from an earlier checkpoint than its latest (seeds resumed
+        together): orbax writes no checkpoint older than the folder's latest, so the run
+        would otherwise save nothing until it passed the stale one.
+        """
+        for step in self._manager.all_steps(read=True):
+            if step > update:
+                self._manager.delete(step)
+
     def save(self, state: Any, config: TrainConfig, progress: Progress) -> None:
         """Save a checkpoint (in the background) unless this update already has one.
 

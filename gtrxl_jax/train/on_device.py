@@ -498,15 +498,19 @@ def _latest_common_checkpoint(configs: list[TrainConfig],
     """The latest update of which every run resumed together has a checkpoint.
 
     Each run's save is atomic on its own, so a kill while the runs' checkpoints were being
-    written can leave one run a checkpoint ahead; they resume from the one they all have
-    (the run ahead then passes its newer checkpoint by, keeping it). None: each run's
-    latest (one run, a fresh start, or no checkpoint in common, which `_common_start`
-    then reports).
+    written can leave one run a checkpoint ahead; they resume from the one they all have,
+    and the run ahead's later checkpoints are deleted (it trains them again, the same).
+    None: each run's latest (one run, a fresh start, or no checkpoint in common, which
+    `_common_start` then reports).
     """
     if len(configs) < 2 or not configs[0].run.resume:
         return None
     common = set.intersection(*(set(checkpointer.updates()) for checkpointer in checkpointers))
-    return max(common, default=None)
+    latest = max(common, default=None)
+    if latest is not None:
+        for checkpointer in checkpointers:
+            checkpointer.discard_after(latest)
+    return latest
 
 
 def _common_start(configs: list[TrainConfig], start_env_steps: list[int]) -> int:

@@ -18,6 +18,7 @@ from gtrxl_jax.config import ConfigError, LossConfig, RunsApartError
 from gtrxl_jax.envs import make_jax_env
 from gtrxl_jax.nn import GTrXLConfig
 from gtrxl_jax.train import placement
+from gtrxl_jax.train.checkpoint import Checkpointer
 from gtrxl_jax.train.evaluation import evaluate_jax_task
 from gtrxl_jax.train.learning import Learning
 from gtrxl_jax.train.loop import train, train_seeds
@@ -233,14 +234,25 @@ def test_seeds_trained_together_write_what_each_run_alone_writes(run, tmp_path):
 
 def test_seeds_resume_together_from_the_latest_checkpoint_they_all_have(tmp_path):
     """A kill while the seeds' checkpoints were written (each save is atomic on its own)
-    can leave one seed a checkpoint ahead: they resume from the one they share."""
+    can leave one seed a checkpoint ahead: they resume from the one they share, and a
+    session that stops before the stale checkpoint still leaves each seed its own final
+    one."""
     configs = [tiny_config(tmp_path / f"seed{seed}", *ON_DEVICE, f"run.seed={seed}")
                for seed in (0, 7)]
     train_seeds(configs)
     shutil.rmtree(Path(configs[1].run.log_dir) / "checkpoints" / "4")
-    resumed = train_seeds([tiny_config(c.run.log_dir, *ON_DEVICE, f"run.seed={c.run.seed}",
-                                       "learner.total_env_steps=256", "run.resume=true")
-                           for c in configs])
+
+    def resume(total_env_steps):
+        return train_seeds([tiny_config(c.run.log_dir, *ON_DEVICE, f"run.seed={c.run.seed}",
+                                        f"learner.total_env_steps={total_env_steps}",
+                                        "run.resume=true") for c in configs])
+
+    assert [r.update for r in resume(96)] == [3, 3]
+    for c in configs:
+        checkpointer = Checkpointer(c.run.log_dir, keep=c.run.keep_checkpoints)
+        assert checkpointer.updates()[-1] == 3
+        checkpointer.close()
+    resumed = resume(256)
     assert [r.update for r in resumed] == [8, 8]
     for c in configs:
         assert [r["update"] for r in read_metrics(c.run.log_dir)] == list(range(1, 9))
