@@ -15,6 +15,7 @@ signal (after writing a final checkpoint).
 import argparse
 import logging
 import math
+import os
 import sys
 import textwrap
 
@@ -83,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error), 2)
     except (CheckpointError, NonFiniteError, Stalled, MetricsWriteError) as error:
         return _fail(str(error), 1)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one while starting up or evaluating
+        sys.stderr.write("gtrxl-train: stopped at once by a signal: nothing after the last "
+                         "checkpoint was saved; continue the run with the same command and "
+                         "run.resume=true (if it has a checkpoint yet).\n")
+        # The run's files are closed by now; XLA's threads may still be compiling, and the
+        # interpreter's clean-up under them can crash (exit 139): leave without it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(STOPPED_EXIT_STATUS)
     lines = [f"{result.env_steps} env steps, {result.update} updates in "
              f"{result.wall_clock_s:.0f} s ({result.sps:.0f} steps/s); logs in {result.log_dir}"]
     for mode, values in result.eval.items():

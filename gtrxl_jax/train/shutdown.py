@@ -2,7 +2,9 @@
 
 The actors and the learner poll the event (every wait in `handoff` does, at least every
 0.1 s), wind down, and the loop writes a final checkpoint. A second SIGINT interrupts at
-once (KeyboardInterrupt), for a run that does not stop by itself.
+once (KeyboardInterrupt), for a run that does not stop by itself; one within
+`REPEAT_WINDOW_S` of the first is the same signal twice (`timeout -s INT` sends it to the
+process and then to its group), not a second press.
 
 A multi-process run stops as one: a process that stopped on its own would leave the others
 waiting for it in the next update's collective, and itself waiting for them at its final
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 import jax
@@ -23,6 +26,7 @@ from gtrxl_jax.train import placement
 logger = logging.getLogger(__name__)
 
 STOPPED_EXIT_STATUS = 130  # a command stopped by a signal (128 + SIGINT), as shells report it
+REPEAT_WINDOW_S = 1.0  # a SIGINT this soon after the first is not a second Ctrl-C
 
 
 class SignalStop:
@@ -53,10 +57,14 @@ def stop_on_signals(stop: threading.Event) -> Iterator[SignalStop]:
         yield received  # signal handlers can only be installed from the main thread
         return
     alone = jax.process_count() == 1
+    first_at = []
 
     def handle(signum, frame):
-        if received.received and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if received.signal is not None:
+            if signum == signal.SIGINT and time.monotonic() - first_at[0] > REPEAT_WINDOW_S:
+                raise KeyboardInterrupt
+            return
+        first_at.append(time.monotonic())
         received.signal = signum
         logger.warning("%s received: stopping the actors and the learner, then writing a "
                        "final checkpoint (press Ctrl-C again to abort at once).",

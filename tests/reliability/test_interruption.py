@@ -7,10 +7,13 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
 
+from gtrxl_jax.train import shutdown
 from tests.environment import REPO
 from tests.reliability.helpers import (
     STEPS_PER_UPDATE,
@@ -129,3 +132,36 @@ def test_a_signal_stops_the_run_with_a_final_checkpoint_within_seconds(
             "continue the run with the same command and run.resume=true") in output
     assert checkpoint_updates(log_dir) == [summary["updates"]]
     assert [r["update"] for r in read_metrics(log_dir)][-1] == summary["updates"]
+
+
+def test_an_interrupt_outside_the_training_loop_ends_with_one_line(subprocess_env):
+    """A Ctrl-C while the run starts up (compiling) or evaluates at the end raises
+    KeyboardInterrupt there: one line that says what was kept, exit 130, no traceback."""
+    script = ("import sys; from gtrxl_jax.train import cli\n"
+              "def interrupted(config): raise KeyboardInterrupt\n"
+              "cli.train = interrupted\n"
+              "sys.exit(cli.main(['run.log_dir=unused']))\n")
+    process = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=subprocess_env,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 130
+    assert process.stdout == ""
+    assert process.stderr == (
+        "gtrxl-train: stopped at once by a signal: nothing after the last checkpoint was "
+        "saved; continue the run with the same command and run.resume=true (if it has a "
+        "checkpoint yet).\n")
+
+
+def test_a_sigint_repeated_within_a_second_is_one_signal_and_a_later_one_aborts(monkeypatch):
+    """`timeout -s INT` sends SIGINT to the process and then to its group: the second copy
+    must not abort the run's final checkpoint as a second Ctrl-C would."""
+    clock = [100.0]
+    monkeypatch.setattr(shutdown.time, "monotonic", lambda: clock[0])
+    stop = threading.Event()
+    with shutdown.stop_on_signals(stop) as signals:
+        signal.raise_signal(signal.SIGINT)
+        clock[0] += 0.5
+        signal.raise_signal(signal.SIGINT)  # the same signal, delivered twice
+        assert stop.is_set() and signals.signal == signal.SIGINT
+        clock[0] += shutdown.REPEAT_WINDOW_S
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # a second press
