@@ -742,15 +742,20 @@ def _parse_number(text: str) -> int | float:
 def _parse_scalar(text: str) -> Any:
     """A dict entry's command-line value: an int, float, bool, a tuple if comma-separated, or text.
 
-    "128,128" is (128, 128) and "128," is (128,), as tuple fields are written.
+    "128,128" is (128, 128) and "128," is (128,), as tuple fields are written; an integral
+    number in exponent form ("1e6") is an int, as numbers may be written anywhere else.
     """
     if "," in text:
         return tuple(_parse_scalar(item) for item in text.split(",") if item != "")
     for cast in (int, float):
         try:
-            return cast(text)
+            value = cast(text)
         except ValueError:
-            pass
+            continue
+        written_as_power = "." not in text and "e" in text.lower()  # "1e6", not "1.0"
+        if written_as_power and math.isfinite(value) and value.is_integer():
+            return int(value)
+        return value
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     return text

@@ -51,6 +51,16 @@ def test_an_int_may_be_written_as_an_integral_float():
     assert isinstance(config.learner.total_env_steps, int)
 
 
+def test_a_dict_entry_written_as_a_power_of_ten_is_an_int():
+    """As numbers may be written elsewhere (learner.total_env_steps=1e6): an environment
+    option such as max_episode_steps=1e3 reaches the environment as 1000, not 1000.0."""
+    config = apply_overrides(TrainConfig(), ["env.options.max_episode_steps=1e3",
+                                             "env.options.scale=2.5e-1", "env.options.gain=1.0"])
+    assert config.env.options == {"max_episode_steps": 1000, "scale": 0.25, "gain": 1.0}
+    assert isinstance(config.env.options["max_episode_steps"], int)
+    assert isinstance(config.env.options["gain"], float)
+
+
 def test_a_comma_separated_dict_entry_is_a_tuple():
     config = apply_overrides(TrainConfig(), ["agent.torso_options.hidden_sizes=32,16",
                                              "env.options.sizes=8,", "env.options.name=a"])

@@ -98,8 +98,8 @@ def check_config(config: TrainConfig, *, writable_log_dir: bool = True
     for task in layout.tasks:
         try:
             env = make_env(task, 1, seed=0, training=True, **config.env.options)
-        except (ValueError, ImportError) as error:  # ImportError: an optional extra missing
-            raise ConfigError(f"{task_key(config)}: {error}") from error
+        except (ValueError, TypeError, ImportError) as error:  # an extra missing: ImportError
+            raise ConfigError(_task_error(config, error)) from error
         specs.append(env.spec)
         env.close()
     for spec in specs[1:]:
@@ -141,8 +141,17 @@ def make_jax_task(config: TrainConfig) -> JaxEnv:
     """The environment of an on-device run (its one task, with env.options)."""
     try:
         return make_jax_env(config.env.tasks[0], **config.env.options)
-    except (ValueError, ImportError) as error:
-        raise ConfigError(f"{task_key(config)}: {error}") from error
+    except (ValueError, TypeError, ImportError) as error:
+        raise ConfigError(_task_error(config, error)) from error
+
+
+def _task_error(config: TrainConfig, error: Exception) -> str:
+    """The message of a task that cannot be made, naming env.options if any were given.
+
+    An option of the wrong name or type reaches the environment as a TypeError.
+    """
+    options = f" with env.options {config.env.options}" if config.env.options else ""
+    return f"{task_key(config)}{options}: {error}"
 
 
 def check_log_dir(log_dir: str) -> None:

@@ -21,6 +21,17 @@ def test_config_errors_exit_with_code_2_and_a_message(override, message, capsys)
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("overrides", [
+    ["--config", "experiments/configs/custom_env.py", "env.options.dleay=4"],
+    ["env.factory=experiments.custom_env:make_jax", "env.options.foo=1"],
+], ids=["host factory", "JAX factory"])
+def test_an_environment_option_it_does_not_take_exits_with_code_2(overrides, capsys):
+    assert main(overrides) == 2
+    err = capsys.readouterr().err
+    assert "with env.options {" in err and "unexpected keyword argument" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["env.task=RepeatPreviousEasy", "learner.loop=actor_learner"],
      "env.task: 'RepeatPreviousEasy' is a JAX task: it trains on device (learner.loop=on_device"),
