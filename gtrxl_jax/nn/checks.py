@@ -60,4 +60,6 @@ def check_state_shapes(name: str, made_by: str,
     for path, (leaf, layout, shape) in leaves.items():
         if tuple(leaf.shape) != tuple(shape):
             raise ValueError(f"{name}.{path} has shape {tuple(leaf.shape)}; this config and batch "
-                             f"need {layout} = {tuple(shape)}. Make the {name} with {made_by}.")
+                             f"need {layout} = {tuple(shape)}. Make the {name} with {made_by}; "
+                             f"inputs are time-major [T, B, ...] (here B = {shape[0]}): swap "
+                             "the first two axes of batch-major inputs.")

@@ -89,7 +89,8 @@ class GTrXLConfig(_Validated):
         keeps it a constant offset (section 3.2's equations as written, and every result
         committed before 2026-12-07 was trained so).
       dtype: compute dtype of matmuls ("float32", "bfloat16" or "float16"; a jnp dtype is
-        kept as its name); the residual stream, layer norms, softmax and memory stay float32.
+        kept as its name); the residual stream, layer norms, softmax and memory.states stay
+        float32 (the acting cache's keys and values are in this dtype).
       param_dtype: dtype of the parameters (as dtype).
     """
 

@@ -160,6 +160,7 @@ class FeedForwardCore(nn.Module):
         self, inputs: jax.Array, first: jax.Array, state: NoState
     ) -> tuple[jax.Array, NoState]:
         """Returns inputs [T, B, D] as float32 and the (empty) state unchanged."""
-        check_sequence(inputs, first)
+        d_model = self.config.d_model
+        check_sequence(inputs, first, d_model, f"d_model={d_model}")
         check_state_type("state", state, NoState, "init_memory(config, B)")
         return inputs.astype(jnp.float32), state

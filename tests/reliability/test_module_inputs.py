@@ -81,6 +81,14 @@ CASES = [
     pytest.param(lambda m: gtrxl(m, memory=gx.init_memory(CORE, 3)),
                  r"memory.states has shape \(3, 1, 4, 16\).*\(2, 1, 4, 16\)",
                  id="gtrxl-memory-batch"),
+    pytest.param(lambda m: gtrxl(m, x=jnp.zeros((B, T, D)), first=jnp.zeros((B, T), bool)),
+                 r"time-major \[T, B, \.\.\.\] \(here B = 3\): swap the first two axes",
+                 id="gtrxl-batch-major-inputs"),
+    pytest.param(lambda m: gx.make_core(gx.FeedForwardConfig(d_model=D)).apply(
+                     {}, jnp.zeros((T, B, 8)), m.first, gx.init_memory(
+                         gx.FeedForwardConfig(d_model=D), B)),
+                 r"inputs are \[T, B, D\] = \(3, 2, 8\); D must be d_model=16",
+                 id="feedforward-inputs-width"),
     pytest.param(lambda m: gtrxl(m, first=jnp.zeros((T, 5), bool)),
                  r"first has shape \(3, 5\); expected \[T, B\] = \(3, 2\)", id="gtrxl-first-batch"),
     pytest.param(lambda m: gtrxl(m, memory=m.lstm_state),
