@@ -65,7 +65,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, check the config, train, and report; returns the exit code."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)  # overrides may come before --config too
     # absl (imported by orbax) may already have put a handler on the root logger, which makes
     # basicConfig a no-op: set the level and format on whatever handlers there are, or every
     # INFO line (e.g. "Resuming from update ...") would be dropped.

@@ -57,6 +57,13 @@ def test_help_lists_every_config_key_with_its_default_and_description(capsys):
     assert "  optimizer.learning_rate = 0.0002\n      the initial learning rate." in shown
 
 
+def test_overrides_may_come_before_the_config_file(capsys):
+    """Every override reaches the config wherever it stands beside --config."""
+    assert main(["learner.batch_size=many", "--config", "experiments/configs/tmaze.py",
+                 "env.num_envs=4"]) == 2
+    assert "learner.batch_size must be an int" in capsys.readouterr().err
+
+
 def test_an_unknown_config_file_exits_with_code_2(capsys):
     assert main(["--config", "experiments/configs/nope.py"]) == 2
     assert "does not exist" in capsys.readouterr().err
