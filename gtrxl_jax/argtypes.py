@@ -39,3 +39,12 @@ def int_list(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """Comma-separated ints >= 1: "32,64" -> (32, 64) (anything else is a usage error)."""
+    values = int_list(text)
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be comma-separated integers >= 1, "
+                                         "e.g. 32,64")
+    return values

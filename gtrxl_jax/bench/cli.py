@@ -29,7 +29,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from gtrxl_jax.argtypes import Parser, int_list, name_list, positive_int
+from gtrxl_jax.argtypes import Parser, name_list, positive_int, positive_int_list
 from gtrxl_jax.bench import MEASUREMENTS, WORKLOADS, Session, check_measurements, run_measurements
 from gtrxl_jax.bench.machine import machine_info
 from gtrxl_jax.bench.registry import Record
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unroll", type=positive_int, help="override the workload's unroll T")
     parser.add_argument("--batch", type=positive_int, help="override the workload's batch B")
     parser.add_argument(
-        "--memory-lens", type=int_list, help="override the scaling sweep, e.g. 32,64,128"
+        "--memory-lens", type=positive_int_list, help="override the scaling sweep, e.g. 32,64,128"
     )
     e2e = parser.add_argument_group("end-to-end (e2e) training runs")
     e2e.add_argument("--e2e-tasks", type=name_list, help="comma-separated task names "
@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "on-device (on_device) runs: the main job's T-maze config on both training paths")
     on_device.add_argument("--on-device-steps", type=positive_int, help="env steps of each "
                            "time-to-solve run (default: the config's, 500k)")
-    on_device.add_argument("--on-device-envs", type=int_list, help="comma-separated N of the "
-                           "on-device sweep, env.num_envs = learner.batch_size = N (default: "
+    on_device.add_argument("--on-device-envs", type=positive_int_list,
+                           help="comma-separated N of the on-device sweep, env.num_envs = "
+                           "learner.batch_size = N (default: "
                            f"{','.join(map(str, OnDeviceComparison.num_envs))})")
     on_device.add_argument("--on-device-set", action="append", default=[], metavar="KEY=VALUE",
                            help="a further TrainConfig override of every on_device run "

@@ -273,12 +273,14 @@ def check_train_configs(session: Session) -> None:
     """Checks every task `e2e` would train and builds each run's config.
 
     Raises:
-      ValueError: an unknown task (with close names); ConfigError, a bad --e2e-set.
+      ValueError: an unknown task (with close names), a budget with no update after the
+        warm-up ones; ConfigError, a bad --e2e-set.
     """
     for task in session.e2e.tasks:
         check_task_name(task)
         for core in session.e2e.cores:
-            train_config(session, task, core, log_dir=tempfile.gettempdir())
+            check_budget(train_config(session, task, core, log_dir=tempfile.gettempdir()),
+                         session.warmup)
 
 
 @register("e2e", check=check_train_configs)

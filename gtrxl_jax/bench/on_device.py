@@ -41,6 +41,7 @@ from gtrxl_jax.bench.ceiling import ceiling_gflops
 from gtrxl_jax.bench.core import too_big
 from gtrxl_jax.bench.e2e import (
     LoggedRun,
+    check_budget,
     logged_run_overrides,
     run_fields,
     steady_throughput,
@@ -71,6 +72,15 @@ def path_config(session: Session, path: str, overrides: list[str]) -> TrainConfi
     return config
 
 
+def sweep_config(session: Session, num_envs: int) -> TrainConfig:
+    """The on-device config with N environments, a batch of all of them (the N sweep's)."""
+    return path_config(session, "on_device", [
+        f"env.num_envs={num_envs}",
+        f"learner.batch_size={num_envs}",
+        f"run.log_dir={tempfile.gettempdir()}",  # checked for writing, never written
+    ])
+
+
 def time_to_solve(run: LoggedRun, threshold: float = SUCCESS_THRESHOLD) -> dict:
     """When the run's success first reached `threshold`, from the call of train().
 
@@ -94,11 +104,7 @@ def time_to_solve(run: LoggedRun, threshold: float = SUCCESS_THRESHOLD) -> dict:
 
 def measure_num_envs(session: Session, num_envs: int) -> Record:
     """Compiles and times the on-device update of the on-device config with N environments."""
-    config = path_config(session, "on_device", [
-        f"env.num_envs={num_envs}",
-        f"learner.batch_size={num_envs}",
-        f"run.log_dir={tempfile.gettempdir()}",  # checked for writing, never written
-    ])
+    config = sweep_config(session, num_envs)
     layout, spec = builder.check_config(config)
     agent = builder.make_agent(config, spec, num_tasks=1)
     program = OnDevice.for_config(config, agent, layout,
@@ -134,13 +140,24 @@ def machine_fields(session: Session) -> dict:
     return {"ceiling_gflop_per_s": ceiling_gflops(session, "float32")}
 
 
+def check_sweep_configs(session: Session) -> None:
+    """Builds the config of each N of the sweep (ConfigError for a bad --on-device-set)."""
+    for num_envs in session.on_device.num_envs:
+        sweep_config(session, num_envs)
+
+
 def check_path_configs(session: Session) -> None:
-    """Builds both paths' configs (ConfigError for a bad --on-device-set)."""
+    """Builds both paths' configs and the sweep's.
+
+    Raises ConfigError for a bad --on-device-set, ValueError for a budget with no update
+    after the warm-up ones.
+    """
     for path in PATHS:
-        path_config(session, path, [])
+        check_budget(path_config(session, path, []), session.warmup, "--on-device-steps")
+    check_sweep_configs(session)
 
 
-@register("on_device_envs", requires=("ceiling",), check=check_path_configs)
+@register("on_device_envs", requires=("ceiling",), check=check_sweep_configs)
 def on_device_envs(session: Session) -> Iterator[Record]:
     """The on-device T-maze update's env steps/s against the number of environments."""
     machine = machine_fields(session)

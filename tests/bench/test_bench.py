@@ -136,6 +136,13 @@ def test_cli_rejects_unknown_measurements():
     (["--only", "e2e", "--e2e-tasks", "TMaze-L4,TMaze-Lx"], "unknown task 'TMaze-Lx'"),
     (["--only", "scaling", "--memory-lens", "64,many"],
      "'64,many' is not a comma-separated list of integers"),
+    (["--only", "scaling", "--memory-lens", "0,-1"], "'0,-1' must be comma-separated integers >= 1"),
+    (["--only", "on_device_envs", "--on-device-envs", "0,-4"], "integers >= 1"),
+    (["--only", "on_device_envs", "--on-device-set", "learner.trajectory_len=0"],
+     "learner.trajectory_len"),
+    (["--only", "e2e", "--e2e-steps", "10"], "none after the 2 warm-up update(s)"),
+    (["--only", "e2e", "--warmup", "-3"], "need warmup >= 1"),
+    (["--only", "on_device", "--on-device-steps", "10"], "(--on-device-steps) or lower --warmup"),
 ])
 def test_a_bad_training_override_is_a_usage_error_before_any_measurement(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
