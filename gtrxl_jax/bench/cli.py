@@ -160,7 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # a ConfigError is one
         parser.error(str(error))
     if args.out:
-        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            open(args.out, "a").close()  # noqa: SIM115 (a folder or an unwritable path fails now)
+        except OSError as error:
+            parser.error(f"--out {args.out}: cannot append to it ({error.strerror}); name a "
+                         "writable .jsonl file")
     with open(args.out, "a") if args.out else contextlib.nullcontext() as out:
 
         def emit(record: Record) -> None:

@@ -136,7 +136,8 @@ def test_cli_rejects_unknown_measurements():
     (["--only", "e2e", "--e2e-tasks", "TMaze-L4,TMaze-Lx"], "unknown task 'TMaze-Lx'"),
     (["--only", "scaling", "--memory-lens", "64,many"],
      "'64,many' is not a comma-separated list of integers"),
-    (["--only", "scaling", "--memory-lens", "0,-1"], "'0,-1' must be comma-separated integers >= 1"),
+    (["--only", "scaling", "--memory-lens", "0,-1"],
+     "'0,-1' must be comma-separated integers >= 1"),
     (["--only", "on_device_envs", "--on-device-envs", "0,-4"], "integers >= 1"),
     (["--only", "on_device_envs", "--on-device-set", "learner.trajectory_len=0"],
      "learner.trajectory_len"),
@@ -151,6 +152,16 @@ def test_a_bad_training_override_is_a_usage_error_before_any_measurement(argv, m
     out, err = capsys.readouterr()
     assert message in err and "Traceback" not in err
     assert out == ""  # not even the machine record: nothing was measured
+
+
+def test_an_output_path_that_cannot_be_written_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path, tmp_path / "file" / "x.jsonl"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--only", "ceiling", "--out", str(out)])
+        assert exit_info.value.code == 2
+        out_text, err = capsys.readouterr()
+        assert f"--out {out}: cannot append to it" in err and out_text == ""
 
 
 @pytest.mark.parametrize("content", ["{bad\n", "[1, 2]\n"])
