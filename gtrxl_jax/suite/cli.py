@@ -141,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     if not args.no_compile_cache:
-        _enable_compile_cache(args.compile_cache or out / "jax_cache")
+        cache = args.compile_cache or out / "jax_cache"
+        try:
+            _enable_compile_cache(cache)
+        except OSError as error:
+            parser.error(f"--compile-cache {cache}: cannot make it a folder ({error.strerror}); "
+                         "name another or pass --no-compile-cache")
     report = run_suite(suite, out, specs=specs, keep_going=not args.fail_fast,
                        together=args.together, report_specs=everything)
     stopped = f", stopped by a signal at {report.interrupted}" if report.interrupted else ""

@@ -270,6 +270,17 @@ def test_cli_refuses_a_file_for_its_output_folder(tmp_path, capsys):
     assert "is a file; name a folder" in capsys.readouterr().err
 
 
+def test_cli_refuses_a_file_for_its_compile_cache_before_training(tmp_path, capsys):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fast", "--out", str(tmp_path / "out"), "--compile-cache", str(not_a_folder),
+                  "--tasks", "TMaze-L4", "--cores", "lstm", "--seeds", "0"])
+    assert exit_info.value.code == 2
+    assert f"--compile-cache {not_a_folder}: cannot make it a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
 def test_cli_budget_scale_trains_runs_for_k_times_their_budget(tmp_path, capsys):
     """A run finished at the suite's budget is trained again when asked for 8x it."""
     common = ["fast", "--dry-run", "--out", str(tmp_path), "--seeds", "0", "--cores", "lstm"]
