@@ -42,9 +42,9 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def positive_int_list(text: str) -> tuple[int, ...]:
-    """Comma-separated ints >= 1: "32,64" -> (32, 64) (anything else is a usage error)."""
+    """Comma-separated ints >= 1: "32,64" -> (32, 64), "" -> () (anything else is a usage error)."""
     values = int_list(text)
-    if not values or min(values) < 1:
+    if any(value < 1 for value in values):
         raise argparse.ArgumentTypeError(f"{text!r} must be comma-separated integers >= 1, "
                                          "e.g. 32,64")
     return values

@@ -21,7 +21,7 @@ import numpy as np
 
 from gtrxl_jax.config import load_config
 from gtrxl_jax.train import builder, placement
-from gtrxl_jax.train.evaluation import EVAL_SEED_OFFSET, evaluate_on_device
+from gtrxl_jax.train.evaluation import evaluate_on_device, evaluation_seed
 from gtrxl_jax.train.on_device import OnDevice
 
 
@@ -139,7 +139,7 @@ def seed_record(args, layout, agent, env, params, seed: int, totals: np.ndarray,
     if args.eval_episodes:
         params = jax.device_get(placement.first_replica(params))
         results = evaluate_on_device(agent, params, env, args.eval_episodes,
-                                     seed=seed + EVAL_SEED_OFFSET)
+                                     seed=evaluation_seed(seed))
         final_eval = {f"final_{mode}_success": round(float(values["success"]), 4)
                       for mode, values in results.items()}
     return {"seed": seed, "overrides": args.overrides, "steps": args.steps,

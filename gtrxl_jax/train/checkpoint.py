@@ -269,7 +269,7 @@ class Checkpointer:
         meta = self.read_meta(config, update)
         path = self.directory / str(meta["update"])
         changed = config_differences(with_new_keys(meta["config"]), to_dict(config),
-                                     skip=("run.resume",))
+                                     skip=("run.resume", "run.log_dir"))  # the folder itself
         try:
             saved = _array_layout(self._manager.item_metadata(meta["update"])["state"].tree)
         except Exception as error:
